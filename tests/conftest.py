@@ -13,7 +13,7 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
     """A real (ephemeral, SQLite) Prefect API for the session; tests that run flows use it."""
     from prefect.testing.utilities import prefect_test_harness
