@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from autotalk_prefect import __version__
+
 app = typer.Typer(
     name="autotalk-prefect",
     help="AutoTalk for Prefect: run the sandbox, the webhook receiver and the demo.",
@@ -12,11 +14,7 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    """Attach each feature's command; features own their options and help text."""
-    from autotalk_prefect.sandbox.cli import sandbox_command
-
-    app.command("sandbox")(sandbox_command)
-
-
-_register()
+@app.command("version")
+def version_command() -> None:
+    """Print the installed autotalk-prefect version."""
+    typer.echo(__version__)

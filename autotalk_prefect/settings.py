@@ -22,7 +22,9 @@ class AutoTalkSettings(BaseSettings):
     base_url: str = Field(default=DEFAULT_BASE_URL, description="The AutoTalk API base URL.")
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
     read_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for an answer.")
-    retry_attempts: int = Field(default=5, ge=1, description="Attempts per call, the first included.")
+    retry_attempts: int = Field(
+        default=5, ge=1, description="Attempts per call, the first included."
+    )
     retry_max_seconds: float = Field(
         default=60.0, gt=0, description="Total seconds one call may spend retrying."
     )
