@@ -1,0 +1,270 @@
+"""One exception per AutoTalk failure class, and the single status -> exception mapping.
+
+Every error carries what a user needs to act on it (status, the server's message, the raw body,
+method and path, the request id) and nothing secret: the API key travels in a request header,
+which no error ever reads. Errors are picklable with all their fields, because Prefect moves
+exceptions between processes (task runners, result persistence).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from autotalk_prefect.models import ValidationIssue
+
+MAX_BODY_CHARS = 8192  # enough for any error body; keeps a pathological page out of logs
+
+__all__ = [
+    "AuthenticationError",
+    "AutoTalkConnectionError",
+    "AutoTalkError",
+    "ConflictError",
+    "InvalidRequestError",
+    "NoResponseError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "ValidationIssue",
+    "error_from_response",
+    "parse_retry_after",
+]
+
+
+class AutoTalkError(Exception):
+    """Base of every error this package raises about an AutoTalk call.
+
+    ``status_code`` is ``None`` when no HTTP answer came back. ``body`` is the raw response text
+    (truncated to ``MAX_BODY_CHARS``); ``code`` is the body's machine-readable ``error`` field.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        body: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        issues: Iterable[ValidationIssue] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.code = code
+        self.retry_after = retry_after
+        self.issues: list[ValidationIssue] = list(issues)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles only ``args``; keyword fields would be lost (or break __init__).
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}" if self.method and self.path else None
+        parts = [str(self.status_code)] if self.status_code is not None else []
+        if where:
+            parts.append(where)
+        prefix = " ".join(parts)
+        text = f"{prefix}: {self.message}" if prefix else self.message
+        if self.issues:
+            text += " (" + "; ".join(f"{i.path}: {i.message}" for i in self.issues) + ")"
+        if self.request_id:
+            text += f" [request id {self.request_id}]"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+def _rebuild(cls: type[AutoTalkError], message: str, state: dict[str, Any]) -> AutoTalkError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class AuthenticationError(AutoTalkError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(AutoTalkError):
+    """403: the key is valid but not allowed to do this."""
+
+
+class NotFoundError(AutoTalkError):
+    """404: unknown type, item, contact, conversation or function."""
+
+
+class ConflictError(AutoTalkError):
+    """409: for example, create with an ``_id`` that already exists."""
+
+
+class InvalidRequestError(AutoTalkError):
+    """400/422: the request or body was rejected; ``issues`` names each field and why."""
+
+
+class RateLimitError(AutoTalkError):
+    """429: too many requests; ``retry_after`` is the wait the server asked for (seconds)."""
+
+
+class ServerError(AutoTalkError):
+    """5xx: trouble on AutoTalk's side (``retry_after`` set when a 503 carried Retry-After)."""
+
+
+class OutcomeUnknownError(AutoTalkError):
+    """A non-idempotent call was sent but no usable answer came back: it MAY have been applied.
+
+    It is never re-sent automatically (that could send a message twice). Check the state in
+    AutoTalk (or your ledger) before trying again. ``status_code`` is the 5xx seen, if any.
+    """
+
+
+class AutoTalkConnectionError(AutoTalkError):
+    """The request never reached AutoTalk (connect error, connect or pool timeout)."""
+
+
+class NoResponseError(AutoTalkError):
+    """An idempotent request was sent but no answer came back (read timeout, dropped
+    connection), even after the retries allowed. Safe to try again later."""
+
+
+_BY_STATUS: dict[int, type[AutoTalkError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status_code: int) -> type[AutoTalkError]:
+    """The exception class for an HTTP error status (other 4xx map to the base class)."""
+    if status_code in _BY_STATUS:
+        return _BY_STATUS[status_code]
+    if status_code >= 500:
+        return ServerError
+    return AutoTalkError
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    ``None`` when absent or unreadable; never negative (a date in the past means "now").
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:  # pragma: no cover - older Pythons returned None
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _issues_from(value: Any) -> list[ValidationIssue]:
+    if not isinstance(value, list):
+        return []
+    issues: list[ValidationIssue] = []
+    for entry in value:
+        if isinstance(entry, dict):
+            path = entry.get("path", "")
+            if isinstance(path, list):  # some servers send ["items", 0, "name"]
+                path = ".".join(str(part) for part in path)
+            message = entry.get("message") or entry.get("error") or ""
+            issues.append(ValidationIssue(path=str(path), message=str(message)))
+        elif isinstance(entry, str):
+            issues.append(ValidationIssue(path="", message=entry))
+    return issues
+
+
+def error_from_response(
+    response: httpx.Response,
+    method: str,
+    path: str,
+    *,
+    redact: Iterable[str] = (),
+) -> AutoTalkError:
+    """The exception for an error response: THE one status -> exception mapping.
+
+    Reads ``message`` (or ``error``) from a JSON body, or uses a text body as the message;
+    keeps the raw body; takes the request id from ``x-request-id`` (or the body's
+    ``requestId``); fills ``issues`` and ``retry_after``. Any string in ``redact`` is blanked
+    out of the message and body, should a server ever echo something secret back.
+    """
+    status = response.status_code
+    text = response.text[:MAX_BODY_CHARS]
+    for secret in redact:
+        if secret:
+            text = text.replace(secret, "***")
+    payload: Any = None
+    try:
+        payload = json.loads(text) if text.strip() else None
+    except ValueError:
+        payload = None
+
+    message: str | None = None
+    code: str | None = None
+    issues: list[ValidationIssue] = []
+    request_id = response.headers.get("x-request-id")
+    if isinstance(payload, dict):
+        raw_message, raw_code = payload.get("message"), payload.get("error")
+        if isinstance(raw_code, str):
+            code = raw_code
+        elif isinstance(raw_code, dict) and isinstance(raw_code.get("message"), str):
+            raw_message = raw_message or raw_code["message"]  # {"error": {"message": ...}}
+        if isinstance(raw_message, str) and raw_message:
+            message = raw_message
+        elif code:
+            message = code
+        issues = _issues_from(payload.get("issues") or payload.get("errors"))
+        if not request_id and isinstance(payload.get("requestId"), str):
+            request_id = payload["requestId"]
+    elif isinstance(payload, str) and payload:
+        message = payload
+    elif text.strip() and payload is None:
+        message = text.strip()[:500]
+    if not message:
+        message = response.reason_phrase or f"HTTP {status}"
+
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    cls = error_class_for_status(status)
+    return cls(
+        message,
+        status_code=status,
+        body=text,
+        method=method,
+        path=path,
+        request_id=request_id,
+        code=code,
+        retry_after=retry_after,
+        issues=issues,
+    )
