@@ -1,0 +1,226 @@
+"""What each AutoTalk endpoint sends and returns, without doing any HTTP.
+
+The endpoint table (method, path template, idempotent) is the contract's own
+(:func:`autotalk_prefect.contract.operation_index`): one table that the client sends by and the
+retry policy reads. This module turns Python arguments into a :class:`Call` (checked ids encoded
+as single path segments, bodies validated through the request models of models.py before any
+request exists) and answers back into models. Shared by the sync and async clients.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+
+from autotalk_prefect._paging import RESERVED_FILTERS, extract_page
+from autotalk_prefect.contract import ContractOperation, operation_index
+from autotalk_prefect.errors import AutoTalkError
+from autotalk_prefect.models import (
+    CreateConversationRequest,
+    ExecuteFunctionRequest,
+    InboundMessage,
+    ProcessMessagesRequest,
+    SendMessageRequest,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+#: operationId (= client method name) -> method, path template, idempotent. From the contract.
+ENDPOINTS: Mapping[str, ContractOperation] = operation_index()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, ready to send: ``path`` is relative to the base URL and already encoded."""
+
+    name: str
+    method: str
+    path: str
+    idempotent: bool
+    json: Any = None
+    params: Mapping[str, Any] | None = None
+
+
+def segment(value: object, param: str) -> str:
+    """``value`` percent-encoded as exactly one path segment.
+
+    Everything outside the unreserved set is encoded (``/``, ``?``, ``#``, ``%``, spaces ...),
+    and a segment made only of dots is written as ``%2E`` so that ``.`` and ``..`` cannot
+    move the path. Non-strings and empty strings are refused, naming ``param``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{param} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{param} must not be empty")
+    try:
+        encoded = quote(value, safe="", encoding="utf-8", errors="strict")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{param} is not valid text (it cannot be UTF-8 encoded)") from exc
+    if not encoded.strip("."):
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def build(
+    name: str, *, json: Any = None, params: Mapping[str, Any] | None = None, **ids: str
+) -> Call:
+    """A :class:`Call` for endpoint ``name`` with already-encoded path segments ``ids``."""
+    operation = ENDPOINTS[name]
+    fields = {field for _, field, _, _ in string.Formatter().parse(operation.path) if field}
+    if fields != set(ids):
+        raise AssertionError(
+            f"{name}: path {operation.path} needs {sorted(fields)}, got {sorted(ids)}"
+        )
+    return Call(
+        name=name,
+        method=operation.method,
+        path=operation.path.format(**ids),
+        idempotent=operation.idempotent,
+        json=json,
+        params=params,
+    )
+
+
+# ---- query filters ---------------------------------------------------------------------------
+
+
+def _query_value(key: str, value: Any) -> str | list[str]:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        utc = value.astimezone(timezone.utc)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(_query_value(key, v)) for v in value]
+    raise TypeError(
+        f"filter {key!r} must be text, a number, a bool or a datetime, got {type(value).__name__}"
+    )
+
+
+def filters_query(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword filters as query parameters (``None`` dropped, datetimes as ISO 8601 UTC)."""
+    reserved = RESERVED_FILTERS.intersection(filters)
+    if reserved:
+        raise ValueError(
+            f"{', '.join(sorted(reserved))} cannot be a filter: listings read every page "
+            "themselves (use page_size= to choose the page length)"
+        )
+    return {k: _query_value(k, v) for k, v in filters.items() if v is not None}
+
+
+# ---- request bodies --------------------------------------------------------------------------
+
+
+def _mapping(value: object, param: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{param} must be a mapping (dict), got {type(value).__name__}")
+    return dict(value)
+
+
+def send_message(contact_id: str, message: str, fields: Mapping[str, Any]) -> Call:
+    body = SendMessageRequest(message=message, **fields).to_wire()
+    return build("send_message", json=body, contactId=segment(contact_id, "contact_id"))
+
+
+def create_conversation(fields: Mapping[str, Any]) -> Call:
+    return build("create_conversation", json=CreateConversationRequest(**fields).to_wire())
+
+
+def process_messages(
+    conversation_id: str, messages: Sequence[InboundMessage | Mapping[str, Any]]
+) -> Call:
+    if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
+        raise TypeError(
+            "messages must be a sequence of InboundMessage or mappings, "
+            f"got {type(messages).__name__}"
+        )
+    entries = [
+        m if isinstance(m, InboundMessage) else InboundMessage.model_validate(m) for m in messages
+    ]
+    body = ProcessMessagesRequest(messages=entries).to_wire()
+    return build("process_messages", json=body, id=segment(conversation_id, "conversation_id"))
+
+
+def dynadata_create(type_: str, data: Mapping[str, Any]) -> Call:
+    body = _mapping(data, "data")
+    return build("create_dynadata_item", json=body, type=segment(type_, "type"))
+
+
+def dynadata_update(type_: str, item_id: str, data: Mapping[str, Any]) -> Call:
+    body = _mapping(data, "data")
+    segment(item_id, "item_id")  # same checks as a path id
+    if "_id" in body and body["_id"] != item_id:
+        raise ValueError(f"data['_id'] ({body['_id']!r}) differs from item_id ({item_id!r})")
+    body["_id"] = item_id
+    return build("update_dynadata_item", json=body, type=segment(type_, "type"))
+
+
+def dynadata_validate(type_: str, data: Mapping[str, Any]) -> Call:
+    body = _mapping(data, "data")
+    return build("validate_dynadata_item", json=body, type=segment(type_, "type"))
+
+
+def function_body(args: Mapping[str, Any] | None) -> dict[str, Any]:
+    return ExecuteFunctionRequest(args=_mapping(args, "args") if args is not None else {}).to_wire()
+
+
+# ---- answers ---------------------------------------------------------------------------------
+
+
+def parse(model: type[M], payload: Any, call: Call) -> M:
+    """``payload`` as ``model`` (unknown fields kept), or an AutoTalkError naming the mismatch."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise AutoTalkError(
+            f"unexpected answer: not a {model.__name__} ({exc.error_count()} problems: "
+            f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']})",
+            method=call.method,
+            path=call.path,
+        ) from None
+
+
+def parse_list(model: type[M], payload: Any, call: Call) -> list[M]:
+    """A whole (unpaged) list answer: an envelope or a bare array."""
+    try:
+        items, _ = extract_page(payload)
+    except ValueError as exc:
+        raise AutoTalkError(
+            f"unexpected answer: {exc}", method=call.method, path=call.path
+        ) from None
+    return [parse(model, item, call) for item in items]
+
+
+def parse_object(payload: Any, call: Call) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise AutoTalkError(
+            f"unexpected answer: expected a JSON object, got {type(payload).__name__}",
+            method=call.method,
+            path=call.path,
+        )
+    return payload
+
+
+def parse_zod(payload: Any, call: Call) -> str:
+    """The Zod source: ``{"zod": "..."}`` per the contract, or a text/plain body."""
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("zod"), str):
+        return payload["zod"]
+    raise AutoTalkError(
+        "unexpected answer: no Zod schema text (expected {'zod': '...'} or text/plain)",
+        method=call.method,
+        path=call.path,
+    )
