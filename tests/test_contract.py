@@ -305,3 +305,11 @@ def test_load_contract_returns_a_private_copy() -> None:
     first = load_contract()
     first["paths"].clear()
     assert len(load_contract()["paths"]) == 16  # 18 operations on 16 paths
+
+
+def test_both_clients_have_one_method_per_operation() -> None:
+    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+
+    for client in (AutoTalkClient, AsyncAutoTalkClient):
+        missing = [name for name in DOCUMENTED if not callable(getattr(client, name, None))]
+        assert missing == [], f"{client.__name__} lacks {missing}"
