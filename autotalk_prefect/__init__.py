@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 _LAZY_EXPORTS: dict[str, str] = {
     "AutoTalkClient": "autotalk_prefect.client",
     "AsyncAutoTalkClient": "autotalk_prefect.client",
+    "AutoTalkCredentials": "autotalk_prefect.credentials",
+    "AutoTalkSettings": "autotalk_prefect.settings",
     "RetryPolicy": "autotalk_prefect.retries",
     "AutoTalkError": "autotalk_prefect.errors",
     "AuthenticationError": "autotalk_prefect.errors",
@@ -30,7 +32,9 @@ __all__ = [
     "AuthenticationError",
     "AutoTalkClient",
     "AutoTalkConnectionError",
+    "AutoTalkCredentials",
     "AutoTalkError",
+    "AutoTalkSettings",
     "ConflictError",
     "InvalidRequestError",
     "NoResponseError",
@@ -59,6 +63,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.credentials import AutoTalkCredentials
     from autotalk_prefect.errors import (
         AuthenticationError,
         AutoTalkConnectionError,
@@ -73,3 +78,4 @@ if TYPE_CHECKING:
         ServerError,
     )
     from autotalk_prefect.retries import RetryPolicy
+    from autotalk_prefect.settings import AutoTalkSettings

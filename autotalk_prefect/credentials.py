@@ -1,0 +1,245 @@
+"""AutoTalkCredentials: the Prefect block that stores an AutoTalk API key and client settings.
+
+Tasks take ``credentials: AutoTalkCredentials | None``; ``None`` falls back to
+:class:`~autotalk_prefect.settings.AutoTalkSettings` (``AUTOTALK_*`` environment or ``.env``),
+so a flow runs from a saved block or from the environment alone. The key stays a ``SecretStr``
+from the block into the client's request header: repr, logs and the block document's display
+only ever show ``**********``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from prefect.blocks.abstract import CredentialsBlock
+from pydantic import Field, SecretStr, field_validator
+
+from autotalk_prefect.settings import DEFAULT_BASE_URL, AutoTalkSettings
+
+if TYPE_CHECKING:
+    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.retries import RetryPolicy
+
+__all__ = [
+    "AutoTalkCredentials",
+    "MissingCredentialsError",
+    "SaveOutcome",
+    "resolve_credentials",
+    "save_credentials_block",
+]
+
+
+class MissingCredentialsError(ValueError):
+    """No block was passed and the environment holds no API key."""
+
+
+MISSING_KEY_MESSAGE = (
+    "No AutoTalk API key: set AUTOTALK_API_KEY (in the environment or a .env file) or pass "
+    'credentials=AutoTalkCredentials.load("BLOCK_NAME").'
+)
+
+
+class AutoTalkCredentials(CredentialsBlock):
+    """Credentials and connection settings for the AutoTalk customer-messaging API.
+
+    Example:
+        Load a saved block and send a message:
+        ```python
+        from autotalk_prefect import AutoTalkCredentials
+
+        autotalk_credentials = AutoTalkCredentials.load("BLOCK_NAME")
+        with autotalk_credentials.get_client() as client:
+            client.send_message("CONTACT_ID", "Hello from Prefect!")
+        ```
+    """
+
+    _block_type_name = "AutoTalk Credentials"
+    _block_type_slug = "autotalk-credentials"
+    _logo_url = "https://autotalk.io/favicon.png"  # type: ignore[assignment]
+    _documentation_url = "https://docs.autotalk.io/api-reference"  # type: ignore[assignment]
+    _description = (
+        "Stores an AutoTalk API key and the client's connection, timeout and retry settings."
+    )
+
+    api_key: SecretStr = Field(
+        default=...,
+        title="API Key",
+        description="The AutoTalk API key (sk-...), sent in the x-api-key header.",
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        title="Base URL",
+        description="The AutoTalk API base URL; plain http is accepted only for loopback hosts.",
+    )
+    connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait while opening a connection."
+    )
+    read_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for an answer once a request is sent."
+    )
+    retry_attempts: int = Field(
+        default=5, ge=1, description="Attempts per call, the first included (1 = no retries)."
+    )
+    retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Total seconds one call may spend retrying."
+    )
+    retry_after_cap: float = Field(
+        default=30.0, gt=0, description="Longest Retry-After wait honoured, in seconds."
+    )
+    max_concurrency: int = Field(
+        default=16, ge=1, description="Concurrent requests in bulk work (and the pool size)."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {value!r}"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(f"base_url must not carry a query or fragment, got {value!r}")
+        return value.rstrip("/")
+
+    # ---- building clients ---------------------------------------------------------------------
+
+    def retry_policy(self) -> RetryPolicy:
+        """The client retry policy these fields describe (HTTP retries live in the client)."""
+        from autotalk_prefect.retries import RetryPolicy
+
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            max_seconds=self.retry_max_seconds,
+            retry_after_cap=self.retry_after_cap,
+        )
+
+    def _client_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "retry_policy": self.retry_policy(),
+            "max_connections": self.max_concurrency,
+        }
+        kwargs.update(overrides)
+        return kwargs
+
+    def get_client(self, **overrides: Any) -> AutoTalkClient:
+        """A sync client (use it as a context manager so its connection pool is closed).
+
+        ``overrides`` go to the client constructor (``transport``, ``headers``, ...).
+        """
+        from autotalk_prefect.client import AutoTalkClient
+
+        return AutoTalkClient(self.api_key, self.base_url, **self._client_kwargs(overrides))
+
+    def get_async_client(self, **overrides: Any) -> AsyncAutoTalkClient:
+        """An async client (``async with credentials.get_async_client() as client: ...``)."""
+        from autotalk_prefect.client import AsyncAutoTalkClient
+
+        return AsyncAutoTalkClient(self.api_key, self.base_url, **self._client_kwargs(overrides))
+
+    @classmethod
+    def from_settings(cls, settings: AutoTalkSettings | None = None) -> AutoTalkCredentials:
+        """A block built from ``AutoTalkSettings`` (environment / ``.env`` when not given).
+
+        Raises:
+            MissingCredentialsError: the settings hold no API key.
+        """
+        settings = settings if settings is not None else AutoTalkSettings()
+        if settings.api_key is None or not settings.api_key.get_secret_value():
+            raise MissingCredentialsError(MISSING_KEY_MESSAGE)
+        return cls(
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retry_attempts=settings.retry_attempts,
+            retry_max_seconds=settings.retry_max_seconds,
+            retry_after_cap=settings.retry_after_cap,
+            max_concurrency=settings.max_concurrency,
+        )
+
+    def same_values(self, other: AutoTalkCredentials) -> bool:
+        """Whether both blocks hold the same key and settings (secrets compared by value)."""
+        return _comparable(self) == _comparable(other)
+
+
+def _comparable(block: AutoTalkCredentials) -> dict[str, Any]:
+    values = {name: getattr(block, name) for name in AutoTalkCredentials.model_fields}
+    values["api_key"] = block.api_key.get_secret_value()
+    return values
+
+
+def resolve_credentials(credentials: AutoTalkCredentials | None) -> AutoTalkCredentials:
+    """The block a task should use: the one given, else one built from the environment.
+
+    Raises:
+        MissingCredentialsError: no block was given and ``AUTOTALK_API_KEY`` is not set.
+        TypeError: ``credentials`` is something other than an ``AutoTalkCredentials`` block.
+    """
+    if credentials is None:
+        return AutoTalkCredentials.from_settings()
+    if not isinstance(credentials, AutoTalkCredentials):
+        raise TypeError(
+            "credentials must be an AutoTalkCredentials block or None, got "
+            f"{type(credentials).__name__}"
+        )
+    return credentials
+
+
+# ---- block documents as code -------------------------------------------------------------------
+
+
+class SaveOutcome(str, enum.Enum):
+    """What :func:`save_credentials_block` did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def save_credentials_block(
+    name: str,
+    *,
+    overwrite: bool = False,
+    settings: AutoTalkSettings | None = None,
+) -> SaveOutcome:
+    """Save the environment's settings as the ``AutoTalkCredentials`` document ``name``.
+
+    Idempotent: registers the block type, creates the document if missing, leaves it alone if
+    it already holds the same values, and replaces it only when ``overwrite`` is true.
+
+    Raises:
+        MissingCredentialsError: the settings hold no API key.
+        ValueError: the document exists with other values and ``overwrite`` is false.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    block = AutoTalkCredentials.from_settings(settings)
+    AutoTalkCredentials.register_type_and_schema(_sync=True)  # type: ignore[call-arg]
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_block_document_by_name(
+                name, block_type_slug=AutoTalkCredentials.get_block_type_slug()
+            )
+        except ObjectNotFound:
+            existing = None
+        else:
+            existing = AutoTalkCredentials.load(name, _sync=True)  # type: ignore[call-arg]
+    if existing is None:
+        block.save(name, _sync=True)  # type: ignore[call-arg]
+        return SaveOutcome.CREATED
+    if existing.same_values(block):
+        return SaveOutcome.UNCHANGED
+    if not overwrite:
+        raise ValueError(
+            f"An AutoTalkCredentials block named {name!r} already exists with other values; "
+            "pass overwrite=True (--overwrite) to replace it."
+        )
+    block.save(name, overwrite=True, _sync=True)  # type: ignore[call-arg]
+    return SaveOutcome.UPDATED
