@@ -1,0 +1,34 @@
+"""How a sandbox starts: its API key(s), seed, data size and initial faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autotalk_prefect.sandbox.faults import FaultConfig
+
+DEFAULT_API_KEY = "sk-test"
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Start-up settings of one sandbox (keys are left out of the repr).
+
+    ``extra_api_keys`` are accepted like ``api_key``; ``read_only_api_keys`` may only GET (other
+    methods answer 403). ``max_page_size`` is the server-side cap on ``limit``.
+    """
+
+    api_key: str = field(default=DEFAULT_API_KEY, repr=False)
+    seed: int = 0
+    contacts: int = 25
+    faults: FaultConfig | None = None
+    extra_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_only_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    max_page_size: int = 100
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.api_key, str) or not self.api_key:
+            raise ValueError("api_key must be a non-empty string")
+        if self.contacts < 0:
+            raise ValueError(f"contacts must be >= 0, got {self.contacts}")
+        if self.max_page_size < 1:
+            raise ValueError(f"max_page_size must be >= 1, got {self.max_page_size}")

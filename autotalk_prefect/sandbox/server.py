@@ -1,0 +1,154 @@
+"""Run the sandbox on loopback in a background thread: ``run_sandbox`` and ``SandboxHandle``."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import uvicorn
+
+from autotalk_prefect.sandbox.app import SandboxApp, create_app
+from autotalk_prefect.sandbox.config import DEFAULT_API_KEY, SandboxConfig
+from autotalk_prefect.sandbox.faults import FaultConfig
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT_S = 30.0
+
+
+class SandboxHandle:
+    """A running sandbox: its URLs and key, and direct (in-process) control of its state.
+
+    The control methods act on the server's state without going through HTTP, so they are never
+    faulted and cost microseconds; the same actions exist in the admin API (docs/sandbox.md).
+    """
+
+    def __init__(self, app: SandboxApp, port: int) -> None:
+        self.app = app
+        self.runtime = app.runtime
+        self.port = port
+        self.root_url = f"http://{HOST}:{port}"
+        self.base_url = f"{self.root_url}/v1"
+        self.api_key: str = app.runtime.config.api_key
+
+    def __repr__(self) -> str:
+        return f"SandboxHandle(base_url={self.base_url!r})"
+
+    # faults
+    def set_faults(self, faults: FaultConfig | None = None, **knobs: Any) -> FaultConfig:
+        """Replace the fault config (a ``FaultConfig`` or its fields as keywords)."""
+        config = faults if faults is not None else FaultConfig(**knobs)
+        self.runtime.set_faults(config)
+        return config
+
+    def clear_faults(self) -> None:
+        self.runtime.set_faults(None)
+
+    def faults(self) -> FaultConfig:
+        return self.runtime.faults.config
+
+    # state
+    def reset(self, *, seed: int | None = None, contacts: int | None = None) -> None:
+        """Fresh seeded data, empty logs/stats/deliveries, no webhook receiver; faults kept."""
+        self.runtime.reset(seed=seed, contacts=contacts)
+
+    def sent_messages(self) -> list[dict[str, Any]]:
+        """Every message accepted by send_message, in order."""
+        return self.runtime.state.sent_messages()
+
+    def seed_items(self, type_name: str, n: int = 1, **fields: Any) -> list[str]:
+        """Add ``n`` generated items of a type (``fields`` override), return their ids."""
+        return self.runtime.state.seed_items(type_name, n, **fields)
+
+    def contact_ids(self) -> list[str]:
+        """Ids of every contact (``clients`` item), in creation order."""
+        return self.runtime.state.contact_ids()
+
+    def simulate_reply(
+        self, contact_id: str, text: str, channel_id: str | None = None
+    ) -> dict[str, Any]:
+        """An inbound customer message to the contact's conversation; fires ``message.received``."""
+        return self.runtime.state.simulate_reply(contact_id, text, channel_id)
+
+    # webhooks
+    def configure_webhook(
+        self, url: str, secret: str, events: Iterable[str] | None = None, hmac: bool = False
+    ) -> None:
+        """POST events to ``<url>/autotalk/<event>`` with the secret header (and HMAC if asked)."""
+        self.runtime.webhooks.configure(url, secret, events, hmac)
+
+    def clear_webhook(self) -> None:
+        self.runtime.webhooks.clear()
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Each delivery: event, url, statusCode, attempts, delivered, error, body."""
+        return self.runtime.webhooks.deliveries()
+
+    def flush_webhooks(self, timeout: float = 10.0) -> bool:
+        """Wait for queued webhook deliveries to finish; False on timeout."""
+        return self.runtime.webhooks.flush(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts (total, by status, per key and per second) and faults injected."""
+        return self.runtime.stats_snapshot()
+
+
+def _http_implementation() -> str:
+    return "httptools" if importlib.util.find_spec("httptools") else "h11"
+
+
+@contextlib.contextmanager
+def run_sandbox(
+    api_key: str = DEFAULT_API_KEY,
+    seed: int = 0,
+    contacts: int = 25,
+    faults: FaultConfig | None = None,
+    port: int = 0,
+    *,
+    config: SandboxConfig | None = None,
+) -> Iterator[SandboxHandle]:
+    """Serve a fresh sandbox on 127.0.0.1 (``port=0``: a free port) until the block exits."""
+    if config is None:
+        config = SandboxConfig(api_key=api_key, seed=seed, contacts=contacts, faults=faults)
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http=_http_implementation(),
+            timeout_graceful_shutdown=2,
+            backlog=2048,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="autotalk-sandbox", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError("the AutoTalk sandbox did not start (see the log above)")
+        time.sleep(0.01)
+    handle = SandboxHandle(app, sock.getsockname()[1])
+    try:
+        yield handle
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        app.runtime.close()
+        sock.close()

@@ -1,0 +1,188 @@
+"""Outgoing webhooks: AutoTalk-workflow-style event POSTs to a configured receiver.
+
+Events are queued by the state (cheap, non-blocking) and delivered by one background thread to
+``<url>/autotalk/<event>`` with ``x-autotalk-secret`` (and, with ``hmac``, a timestamp and an
+HMAC-SHA256 signature), retried a few times on connection errors, 429 and 5xx. Every delivery
+is recorded with its status code and number of attempts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac as hmac_lib
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from autotalk_prefect.sandbox.ids import IdFactory, now_iso
+
+WEBHOOK_EVENTS = ("message.received", "client.created", "conversation.opened")
+RETRY_DELAYS = (0.1, 0.3)  # so at most 3 attempts
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Where events go, the shared secret (hidden from repr), which events, and whether to sign."""
+
+    url: str
+    secret: str = field(repr=False)
+    events: tuple[str, ...] = WEBHOOK_EVENTS
+    hmac: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook url must be http(s), got {self.url!r}")
+        if not self.secret:
+            raise ValueError("webhook secret must not be empty")
+        unknown = sorted(set(self.events) - set(WEBHOOK_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown webhook event(s) {unknown}; known: {list(WEBHOOK_EVENTS)}")
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready, without the secret."""
+        return {"url": self.url, "events": list(self.events), "hmac": self.hmac}
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`` as the contract defines."""
+    digest = hmac_lib.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+class WebhookDispatcher:
+    """Queue + delivery thread + delivery log."""
+
+    def __init__(self, ids: IdFactory | None = None) -> None:
+        self._ids = ids or IdFactory(0)
+        self._lock = threading.Condition()
+        self._queue: queue.Queue[tuple[int, WebhookConfig, str, str, bytes] | None] = queue.Queue()
+        self._config: WebhookConfig | None = None
+        self._deliveries: list[dict[str, Any]] = []
+        self._pending = 0
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def config(self) -> WebhookConfig | None:
+        return self._config
+
+    def configure(
+        self, url: str, secret: str, events: Iterable[str] | None = None, hmac: bool = False
+    ) -> WebhookConfig:
+        config = WebhookConfig(
+            url=url, secret=secret, events=tuple(events or WEBHOOK_EVENTS), hmac=bool(hmac)
+        )
+        with self._lock:
+            self._config = config
+        return config
+
+    def clear(self) -> None:
+        """Stop sending (the log is kept)."""
+        with self._lock:
+            self._config = None
+
+    def reset(self) -> None:
+        """Forget the config and the log; deliveries still in flight are not recorded."""
+        with self._lock:
+            self._config = None
+            self._deliveries = []
+            self._generation += 1
+
+    def emit(self, event: str, payload: dict[str, Any]) -> None:
+        """Queue ``event`` if a receiver wants it (called by the state, never blocks)."""
+        config = self._config
+        if config is None or event not in config.events or self._closed:
+            return
+        body = {"id": "evt_" + self._ids.new(), "event": event, "occurredAt": now_iso(), **payload}
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        with self._lock:
+            self._pending += 1
+            generation = self._generation
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="autotalk-sandbox-webhooks", daemon=True
+                )
+                self._thread.start()
+        self._queue.put((generation, config, event, body["id"], raw))
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(d) for d in self._deliveries]
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event was delivered or given up; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Stop the delivery thread (queued events are dropped)."""
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    return
+                generation, config, event, event_id, raw = job
+                try:
+                    record = self._deliver(client, config, event, event_id, raw)
+                finally:
+                    with self._lock:
+                        if generation == self._generation:
+                            self._deliveries.append(record)
+                        self._pending -= 1
+                        self._lock.notify_all()
+
+    def _deliver(
+        self, client: httpx.Client, config: WebhookConfig, event: str, event_id: str, raw: bytes
+    ) -> dict[str, Any]:
+        url = config.url.rstrip("/") + f"/autotalk/{event}"
+        record: dict[str, Any] = {
+            "eventId": event_id,
+            "event": event,
+            "url": url,
+            "statusCode": None,
+            "attempts": 0,
+            "delivered": False,
+            "error": None,
+            "body": json.loads(raw),
+        }
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            if attempt:
+                time.sleep(RETRY_DELAYS[attempt - 1])
+            headers = {"content-type": "application/json", "x-autotalk-secret": config.secret}
+            if config.hmac:
+                timestamp = str(int(time.time()))
+                headers["x-autotalk-timestamp"] = timestamp
+                headers["x-autotalk-signature"] = sign(config.secret, timestamp, raw)
+            record["attempts"] = attempt + 1
+            try:
+                response = client.post(url, content=raw, headers=headers)
+            except httpx.HTTPError as exc:
+                record["error"] = f"{type(exc).__name__}: {exc}"
+                continue
+            record["statusCode"] = response.status_code
+            if response.is_success:
+                record["delivered"], record["error"] = True, None
+                break
+            record["error"] = f"receiver answered {response.status_code}"
+            if response.status_code != 429 and response.status_code < 500:
+                break
+        return record
