@@ -23,6 +23,16 @@ def _invalid(message: str, path: str) -> ApiProblem:
     return validation_failed([{"path": path, "message": message}])
 
 
+def _rejected(what: str, exc: ValueError, known: set[str]) -> ApiProblem:
+    """422 whose message quotes why, with the issue on the setting the message starts with."""
+    text = str(exc)
+    first = text.split(" ", 1)[0]
+    path = first if first in known else what
+    return ApiProblem(
+        422, "validation_failed", f"invalid {what}: {text}", [{"path": path, "message": text}]
+    )
+
+
 def _field(
     body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool
 ) -> Any:
@@ -62,7 +72,7 @@ def admin_routes(runtime: SandboxRuntime) -> list[Route]:
         try:
             config = FaultConfig.from_dict(body)
         except ValueError as exc:
-            raise _invalid(str(exc), "faults") from None
+            raise _rejected("faults", exc, set(FaultConfig.__dataclass_fields__)) from None
         runtime.set_faults(config)
         return json_response(config.to_dict())
 
@@ -111,7 +121,7 @@ def admin_routes(runtime: SandboxRuntime) -> list[Route]:
         try:
             config = runtime.webhooks.configure(url, secret, events, bool(signed))
         except ValueError as exc:
-            raise _invalid(str(exc), "webhook") from None
+            raise _rejected("webhook", exc, {"url", "secret", "events", "hmac"}) from None
         return json_response(config.describe())
 
     @endpoint

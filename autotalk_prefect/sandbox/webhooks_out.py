@@ -37,12 +37,14 @@ class WebhookConfig:
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must be http(s), got {self.url!r}")
+            raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
         if not self.secret:
-            raise ValueError("webhook secret must not be empty")
+            raise ValueError("secret must not be empty")
         unknown = sorted(set(self.events) - set(WEBHOOK_EVENTS))
         if unknown:
-            raise ValueError(f"unknown webhook event(s) {unknown}; known: {list(WEBHOOK_EVENTS)}")
+            raise ValueError(
+                f"events holds unknown event(s) {unknown}; known: {list(WEBHOOK_EVENTS)}"
+            )
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready, without the secret."""
