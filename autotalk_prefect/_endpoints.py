@@ -96,7 +96,7 @@ def _query_value(key: str, value: Any) -> str | list[str]:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        utc = value.astimezone(timezone.utc)
+        utc: datetime = value.astimezone(timezone.utc)
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if isinstance(value, date):
         return value.isoformat()
@@ -217,8 +217,9 @@ def parse_zod(payload: Any, call: Call) -> str:
     """The Zod source: ``{"zod": "..."}`` per the contract, or a text/plain body."""
     if isinstance(payload, str):
         return payload
-    if isinstance(payload, dict) and isinstance(payload.get("zod"), str):
-        return payload["zod"]
+    zod = payload.get("zod") if isinstance(payload, dict) else None
+    if isinstance(zod, str):
+        return zod
     raise AutoTalkError(
         "unexpected answer: no Zod schema text (expected {'zod': '...'} or text/plain)",
         method=call.method,

@@ -197,12 +197,12 @@ class RetryPolicy:
 
     def wait_for(self, exc: BaseException | None, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        retry_after = exc.retry_after if isinstance(exc, AutoTalkError) else None
+        retry_after: float | None = exc.retry_after if isinstance(exc, AutoTalkError) else None
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.retry_after_cap)
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(attempt - 1, 62))
         if self.jitter is not None:
-            return max(0.0, min(ceiling, self.jitter(ceiling)))
+            return max(0.0, min(ceiling, float(self.jitter(ceiling))))
         return random.uniform(0.0, ceiling)
 
     def _wait(self, state: RetryCallState) -> float:
