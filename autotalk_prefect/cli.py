@@ -18,3 +18,8 @@ app = typer.Typer(
 def version_command() -> None:
     """Print the installed autotalk-prefect version."""
     typer.echo(__version__)
+
+
+from autotalk_prefect.sandbox.cli import sandbox_command  # noqa: E402
+
+app.command("sandbox")(sandbox_command)
