@@ -23,3 +23,23 @@ def version_command() -> None:
 from autotalk_prefect.sandbox.cli import sandbox_command  # noqa: E402
 
 app.command("sandbox")(sandbox_command)
+
+
+blocks_app = typer.Typer(help="Save AutoTalk blocks from the environment.", no_args_is_help=True)
+app.add_typer(blocks_app, name="blocks")
+
+
+@blocks_app.command("save")
+def blocks_save_command(
+    name: str = typer.Option(..., "--name", help="Block document name, e.g. 'autotalk'."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace differing values."),
+) -> None:
+    """Save AUTOTALK_* settings as an AutoTalkCredentials block (idempotent)."""
+    from autotalk_prefect.credentials import MissingCredentialsError, save_credentials_block
+
+    try:
+        outcome = save_credentials_block(name, overwrite=overwrite)
+    except (MissingCredentialsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"AutoTalkCredentials block {name!r}: {outcome.value}")
