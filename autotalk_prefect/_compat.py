@@ -15,7 +15,7 @@ import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,16 +63,17 @@ def fallback_async_dispatch(
     return decorator
 
 
-try:
-    from prefect._internal.compatibility.async_dispatch import (
-        async_dispatch as _prefect_async_dispatch,
-    )
-except ImportError:  # pragma: no cover - depends on the installed Prefect
-    async_dispatch: Callable[..., Any] = fallback_async_dispatch
-    USING_PREFECT_ASYNC_DISPATCH = False
+if TYPE_CHECKING:  # one precise signature for type checkers, whichever runs
+    async_dispatch = fallback_async_dispatch
+    USING_PREFECT_ASYNC_DISPATCH: bool
 else:
-    async_dispatch = _prefect_async_dispatch
-    USING_PREFECT_ASYNC_DISPATCH = True
+    try:
+        from prefect._internal.compatibility.async_dispatch import async_dispatch
+    except ImportError:  # pragma: no cover - depends on the installed Prefect
+        async_dispatch = fallback_async_dispatch
+        USING_PREFECT_ASYNC_DISPATCH = False
+    else:
+        USING_PREFECT_ASYNC_DISPATCH = True
 
 __all__ = [
     "USING_PREFECT_ASYNC_DISPATCH",

@@ -10,7 +10,7 @@ only ever show ``**********``.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from prefect.blocks.abstract import CredentialsBlock
@@ -228,9 +228,10 @@ def save_credentials_block(
                 name, block_type_slug=AutoTalkCredentials.get_block_type_slug()
             )
         except ObjectNotFound:
-            existing = None
+            existing: AutoTalkCredentials | None = None
         else:
-            existing = AutoTalkCredentials.load(name, _sync=True)  # type: ignore[call-arg]
+            loaded = AutoTalkCredentials.load(name, _sync=True)  # type: ignore[call-arg]
+            existing = cast(AutoTalkCredentials, loaded)
     if existing is None:
         block.save(name, _sync=True)  # type: ignore[call-arg]
         return SaveOutcome.CREATED

@@ -10,12 +10,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
+from prefect.tasks import Task
 
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 
@@ -23,12 +24,15 @@ if TYPE_CHECKING:
     from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _fallback_logger = logging.getLogger("autotalk_prefect.tasks")
 
 
-def autotalk_task(name: str, task_run_name: str) -> Callable[[F], F]:
+def autotalk_task(
+    name: str, task_run_name: str | Callable[[], str]
+) -> Callable[[Callable[P, R]], Task[P, R]]:
     """``@task`` with the options every AutoTalk task shares.
 
     ``retries=0``: HTTP retries live in the client (retries.py), which knows which calls are
@@ -36,7 +40,7 @@ def autotalk_task(name: str, task_run_name: str) -> Callable[[F], F]:
     ``NO_CACHE``: reads must return live data and writes must never be skipped; the inputs also
     hold the credentials block, which has no place in a cache key.
     """
-    return task(  # type: ignore[return-value]
+    return task(
         name=f"autotalk-{name}",
         task_run_name=task_run_name,
         retries=0,

@@ -74,7 +74,7 @@ def _log_created(conversation: Conversation) -> None:
     )
 
 
-@autotalk_task("create-conversation", _create_conversation_run_name)  # type: ignore[arg-type]
+@autotalk_task("create-conversation", _create_conversation_run_name)
 async def acreate_conversation(
     credentials: AutoTalkCredentials | None = None, **fields: Any
 ) -> Conversation:
@@ -90,7 +90,7 @@ async def acreate_conversation(
 
 
 @async_dispatch(acreate_conversation)
-@autotalk_task("create-conversation", _create_conversation_run_name)  # type: ignore[arg-type]
+@autotalk_task("create-conversation", _create_conversation_run_name)
 def create_conversation(
     credentials: AutoTalkCredentials | None = None, **fields: Any
 ) -> Conversation:
