@@ -9,9 +9,15 @@ checks that the sandbox never errors and that every answer conforms.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
@@ -29,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from autotalk_prefect.contract import json_schema, load_contract, operation_index
-from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
+from autotalk_prefect.sandbox import FaultConfig, SandboxConfig, SandboxHandle, run_sandbox, sign
 
 API_KEY = "sk-test"
 UNKNOWN_ID = "0" * 24
@@ -37,9 +43,13 @@ DOC = load_contract()
 OPERATIONS = operation_index()
 
 
+READ_ONLY_KEY = "sk-readonly"
+
+
 @pytest.fixture(scope="module")
 def sb() -> Iterator[SandboxHandle]:
-    with run_sandbox(api_key=API_KEY, seed=0) as handle:
+    config = SandboxConfig(api_key=API_KEY, seed=0, read_only_api_keys=(READ_ONLY_KEY,))
+    with run_sandbox(config=config) as handle:
         yield handle
 
 
@@ -124,12 +134,12 @@ def _function(api: httpx.Client, type_name: str, scope: str) -> str:
 
 
 def _request(
-    api: httpx.Client, operation_id: str, params: dict[str, str], **kwargs: Any
+    api: httpx.Client, operation_id: str, ids: dict[str, str], **kwargs: Any
 ) -> httpx.Response:
     op = OPERATIONS[operation_id]
     if "requestBody" not in DOC["paths"][op.path][op.method.lower()]:
         kwargs.pop("json", None)
-    return api.request(op.method, _path(operation_id, **params), **kwargs)
+    return api.request(op.method, _path(operation_id, **ids), **kwargs)
 
 
 # ---- layer 1: representative requests --------------------------------------------------------
@@ -157,6 +167,42 @@ def test_every_operation_refuses_a_missing_or_wrong_key(
         body = conforms(operation_id, response)
         assert body["error"] == "unauthorized"
         assert API_KEY not in response.text
+
+
+@pytest.mark.parametrize("operation_id", sorted(OPERATIONS))
+def test_a_read_only_key_reads_but_never_writes(
+    sb: SandboxHandle, api: httpx.Client, operation_id: str
+) -> None:
+    api.headers["x-api-key"] = READ_ONLY_KEY
+    response = _request(api, operation_id, _any_params(sb), json={"message": "hi"})
+    conforms(operation_id, response)
+    if OPERATIONS[operation_id].method == "GET":
+        assert response.status_code != 403, response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert response.json()["error"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"limit": "0"}, 400),
+        ({"limit": "-1"}, 400),
+        ({"limit": "ten"}, 400),
+        ({"skip": "-1"}, 400),
+        ({"limit": "1000"}, 200),
+        ({"updatedSince": "not a date"}, 400),
+    ],
+)
+def test_paging_parameters_at_and_past_the_edges(
+    api: httpx.Client, query: dict[str, str], status: int
+) -> None:
+    for operation_id in ("list_conversations", "list_dynadata_items"):
+        response = _request(api, operation_id, {"type": "clients"}, params=query)
+        assert response.status_code == status, (operation_id, query, response.text)
+        body = conforms(operation_id, response)
+        if status == 200:
+            assert body["limit"] <= 100, "the server caps the page at 100"
 
 
 def test_company_channels_assistants_types(api: httpx.Client) -> None:
@@ -444,6 +490,74 @@ def test_generated_requests_get_contract_answers(
 
     run()
     assert statuses, f"{operation_id}: no request was generated"
+
+
+# ---- webhooks: what the sandbox POSTs follows the x-autotalk-webhooks recipe ---------------------
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, raw))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", _Receiver.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_deliveries_follow_the_recipe(
+    sb: SandboxHandle,
+    api: httpx.Client,
+    receiver: tuple[str, list[tuple[str, dict[str, str], bytes]]],
+) -> None:
+    url, received = receiver
+    hooks = DOC["x-autotalk-webhooks"]
+    secret = "whsec-contract"
+    sb.configure_webhook(url, secret, hmac=True)
+    try:
+        fields = _seed_fields(api, "clients")
+        created = api.post(_path("create_dynadata_item", type="clients"), json=fields).json()
+        api.post(_path("send_message", contactId=created["_id"]), json={"message": "Welcome"})
+        sb.simulate_reply(created["_id"], "Thanks!")
+        assert sb.flush_webhooks(timeout=10)
+    finally:
+        sb.clear_webhook()
+
+    event_schema = jsonschema.Draft202012Validator(json_schema("WebhookEvent"))
+    seen = set()
+    for path, headers, raw in received:
+        event = json.loads(raw)
+        assert list(event_schema.iter_errors(event)) == [], event
+        assert path == urlsplit(hooks["url"].format(event=event["event"])).path
+        for parameter in hooks[event["event"]]["post"]["parameters"]:
+            assert parameter["name"] in headers, f"{event['event']}: no {parameter['name']}"
+            value = headers[parameter["name"]]
+            assert jsonschema.Draft202012Validator(parameter["schema"]).is_valid(value)
+        assert headers["x-autotalk-secret"] == secret
+        timestamp = headers[hooks["signature"]["timestampHeader"]]
+        expected = (
+            "sha256="
+            + hmac.new(secret.encode(), timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+        )
+        assert headers[hooks["signature"]["header"]] == expected == sign(secret, timestamp, raw)
+        seen.add(event["event"])
+    assert seen == set(hooks["events"])
 
 
 # ---- the checkers themselves bite ------------------------------------------------------------
