@@ -166,10 +166,10 @@ def test_top_level_exports() -> None:
 
 def test_endpoint_table_is_the_contract() -> None:
     assert dict(ENDPOINTS) == operation_index()
-    for name in ENDPOINTS:  # every operation is a method of both clients
-        assert callable(getattr(AutoTalkClient, name))
-        assert callable(getattr(AsyncAutoTalkClient, name))
-        assert ENDPOINTS[name].path.split("{")[0] in (getattr(AutoTalkClient, name).__doc__ or "")
+    for name, operation in ENDPOINTS.items():  # a method per operation, its docstring names it
+        for cls in (AutoTalkClient, AsyncAutoTalkClient):
+            method = getattr(cls, name)
+            assert f"{operation.method} {operation.path}" in (method.__doc__ or ""), (cls, name)
 
 
 # ---- ids as path segments ------------------------------------------------------------------
