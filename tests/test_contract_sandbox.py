@@ -410,6 +410,19 @@ def test_injected_faults_answer_like_the_contract(
         sb.clear_faults()
 
 
+def test_the_rate_limit_answers_like_the_contract(sb: SandboxHandle, api: httpx.Client) -> None:
+    sb.set_faults(FaultConfig(rate_limit_rps=0.5))
+    try:
+        responses = [api.get(_path("get_self")) for _ in range(4)]
+    finally:
+        sb.clear_faults()
+    limited = [r for r in responses if r.status_code == 429]
+    assert limited, [r.status_code for r in responses]
+    for response in responses:
+        conforms("get_self", response)
+    assert all(float(r.headers["retry-after"]) > 0 for r in limited)
+
+
 # ---- layer 2: schemathesis, requests generated from the document ------------------------------
 
 SCHEMA = schemathesis.openapi.from_dict(load_contract())
