@@ -58,7 +58,7 @@ class AutoTalkCredentials(CredentialsBlock):
     _block_type_name = "AutoTalk Credentials"
     _block_type_slug = "autotalk-credentials"
     _logo_url = "https://autotalk.io/favicon.png"  # type: ignore[assignment]
-    _documentation_url = "https://docs.autotalk.io/api-reference"  # type: ignore[assignment]
+    _documentation_url = "https://docs.autotalk.io/channels/api-reference"  # type: ignore[assignment]
     _description = (
         "Stores an AutoTalk API key and the client's connection, timeout and retry settings."
     )

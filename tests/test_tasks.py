@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,15 @@ from typing import Any
 import pytest
 from prefect import flow, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.events.filters import EventFilter, EventRelatedFilter
+from prefect.logging.handlers import APILogHandler
 from prefect.tasks import Task
 
 import autotalk_prefect.tasks as tasks
@@ -443,3 +453,68 @@ async def test_max_items_zero_reads_nothing(creds: AutoTalkCredentials) -> None:
 def test_credentials_of_the_wrong_type_are_refused() -> None:
     with pytest.raises(TypeError, match="AutoTalkCredentials"):
         tasks.get_self.__wrapped__.fn(credentials={"api_key": KEY})
+
+
+# ---- what reaches the Prefect API ---------------------------------------------------------------
+
+
+def _wait_for(predicate: Any, what: str, limit: float = 60.0) -> Any:
+    """Poll the API until records it writes in the background arrive (not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Prefect API never showed {what}")
+        time.sleep(0.25)
+
+
+def test_nothing_secret_reaches_the_prefect_api(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials
+) -> None:
+    """Flow parameters, task runs, logs and events of a run that used the block and sent text."""
+
+    @flow
+    def with_block(credentials: AutoTalkCredentials) -> Message:
+        tasks.get_self(credentials=credentials)
+        return tasks.send_message(sandbox.contact_ids()[0], PRIVATE_TEXT, credentials=credentials)
+
+    state = with_block(creds, return_state=True)
+    assert state.is_completed()
+    flow_run_id = state.state_details.flow_run_id
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        runs_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        task_runs = _wait_for(
+            lambda: (r := client.read_task_runs(flow_run_filter=runs_filter)) and len(r) >= 2 and r,
+            "both task runs",
+        )
+        logs = _wait_for(
+            lambda: (
+                [
+                    log
+                    for log in client.read_logs(
+                        LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+                    )
+                    if log.message.startswith("Sent message")
+                ]
+                and client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            ),
+            "the send_message log line",
+        )
+        related = EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"])
+        events = _wait_for(
+            lambda: [
+                event
+                for event in client.read_events(EventFilter(related=related), limit=50).events
+                if event.event == "prefect.task-run.Completed"
+            ],
+            "the task-run Completed events",
+        )
+    assert flow_run.parameters["credentials"]["api_key"] == "**********"
+    everything = [flow_run.model_dump_json()]
+    everything += [record.model_dump_json() for record in [*task_runs, *logs, *events]]
+    for text in everything:
+        assert KEY not in text and PRIVATE_TEXT not in text
