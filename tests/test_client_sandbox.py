@@ -17,6 +17,7 @@ from autotalk_prefect.errors import (
     AutoTalkConnectionError,
     ConflictError,
     InvalidRequestError,
+    NoResponseError,
     NotFoundError,
     OutcomeUnknownError,
     PermissionDeniedError,
@@ -389,3 +390,25 @@ def test_nothing_listening_is_a_connection_error() -> None:
         ):
             c.send_message("abc", "hi")
     assert len(waits) == 1  # a refused connection is retried even for a send
+
+
+def test_a_read_timeout_on_send_is_outcome_unknown_and_not_resent(sb: SandboxHandle) -> None:
+    sb.set_faults(FaultConfig(latency_ms=600, methods=("POST",)))
+    waits: list[float] = []
+    policy = RetryPolicy(sleep=waits.append)
+    slow = AutoTalkClient(KEY, sb.base_url, read_timeout=0.1, retry_policy=policy)
+    with slow, pytest.raises(OutcomeUnknownError, match="ReadTimeout"):
+        slow.send_message(sb.contact_ids()[0], "slow one")
+    assert waits == []
+    assert sb.stats()["requests"] == 1  # sent once; whether it was applied is unknown
+    assert len(sb.sent_messages()) <= 1
+
+
+def test_read_timeouts_on_a_get_are_retried_then_no_response(sb: SandboxHandle) -> None:
+    sb.set_faults(FaultConfig(latency_ms=600, methods=("GET",)))
+    waits: list[float] = []
+    policy = RetryPolicy(attempts=2, sleep=waits.append)
+    slow = AutoTalkClient(KEY, sb.base_url, read_timeout=0.1, retry_policy=policy)
+    with slow, pytest.raises(NoResponseError):
+        slow.get_self()
+    assert len(waits) == 1
