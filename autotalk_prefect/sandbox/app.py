@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 
 from autotalk_prefect.sandbox.admin import admin_routes
 from autotalk_prefect.sandbox.api import api_routes
 from autotalk_prefect.sandbox.config import SandboxConfig
 from autotalk_prefect.sandbox.faults import FaultConfig
-from autotalk_prefect.sandbox.gate import Receive, SandboxGate, Scope, Send
-from autotalk_prefect.sandbox.http import problem_response
+from autotalk_prefect.sandbox.gate import (
+    REQUEST_ID_SCOPE_KEY,
+    Message,
+    Receive,
+    SandboxGate,
+    Scope,
+    Send,
+    send_problem,
+)
 from autotalk_prefect.sandbox.problems import ERROR_CODES, ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
+
+logger = logging.getLogger("autotalk_prefect.sandbox")
 
 
 class SandboxApp(FastAPI):
@@ -27,7 +35,41 @@ class SandboxApp(FastAPI):
     gate: SandboxGate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        await self.gate(scope, receive, send, super().__call__)
+        await self.gate(scope, receive, send, self._dispatch)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route straight to the router: FastAPI's middleware stack (error pages, telemetry,
+        exit stacks) costs more per request than most sandbox endpoints, and the routes here
+        answer their own errors; 404/405 and crashes get the contract's error body below."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        request_id = scope.get(REQUEST_ID_SCOPE_KEY, "")
+        try:
+            await self.router(scope, receive, tracking_send)
+        except StarletteHTTPException as exc:
+            status = exc.status_code
+            path = scope["path"]
+            message = (
+                f"no such endpoint: {scope['method']} {path}"
+                if status == 404
+                else f"{scope['method']} is not allowed on {path}"
+            )
+            problem = ApiProblem(status, ERROR_CODES.get(status, "error"), message)
+            await send_problem(send, problem, request_id)
+        except Exception as exc:
+            logger.exception("sandbox bug while answering %s %s", scope["method"], scope["path"])
+            if not started:
+                problem = ApiProblem(500, "server_error", f"sandbox bug: {type(exc).__name__}")
+                await send_problem(send, problem, request_id)
 
 
 def create_app(config: SandboxConfig | None = None, **overrides: Any) -> SandboxApp:
@@ -52,20 +94,4 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox
     app.runtime = runtime
     app.gate = SandboxGate(runtime)
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        message = {404: f"no such endpoint: {request.method} {request.url.path}"}.get(
-            status, f"{request.method} is not allowed on {request.url.path}"
-        )
-        return problem_response(
-            request, ApiProblem(status, ERROR_CODES.get(status, "error"), message)
-        )
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        return problem_response(
-            request, ApiProblem(500, "server_error", f"sandbox bug: {type(exc).__name__}")
-        )
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, server_error)
     return app
