@@ -43,3 +43,13 @@ def blocks_save_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(f"AutoTalkCredentials block {name!r}: {outcome.value}")
+
+
+from autotalk_prefect.webhooks.cli import webhooks_command  # noqa: E402
+
+app.command("webhooks")(webhooks_command)
+
+
+from autotalk_prefect.demo import demo_command  # noqa: E402
+
+app.command("demo")(demo_command)

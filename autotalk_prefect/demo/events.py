@@ -1,0 +1,133 @@
+"""The demo's event step: a customer's reply travels the whole path a production setup uses.
+
+sandbox webhook -> our receiver -> Prefect event ``autotalk.message.received`` -> the server's
+automation (a deployment trigger) -> a flow run of the replies deployment, executed by a runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from pydantic import SecretStr
+
+from autotalk_prefect.serving import serve_in_thread
+
+if TYPE_CHECKING:
+    from autotalk_prefect.demo.steps import DemoContext
+
+DEPLOYMENT_NAME = "autotalk-demo-replies"
+EVENT_NAME = "autotalk.message.received"
+
+
+@dataclass
+class RoundTrip:
+    """What the event step observed."""
+
+    flow_run_name: str | None
+    flow_run_state: str | None
+    contact_status: str | None
+    answers: int
+
+
+@contextlib.contextmanager
+def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
+    """Serve ``flow`` as a deployment triggered by inbound-message events, in a thread."""
+    from prefect.events import DeploymentEventTrigger
+    from prefect.runner import Runner
+
+    loop = asyncio.new_event_loop()
+    runner = Runner(name="autotalk-demo", query_seconds=1, limit=2)
+    ready: dict[str, Any] = {}
+    started = threading.Event()
+
+    async def serve() -> None:
+        try:
+            ready["deployment_id"] = await runner.aadd_flow(
+                flow,
+                name=DEPLOYMENT_NAME,
+                parameters={"credentials": block},
+                triggers=[
+                    DeploymentEventTrigger(
+                        expect={EVENT_NAME},
+                        match={"prefect.resource.id": "autotalk.contact.*"},
+                        parameters={"event": "{{ event.payload }}"},
+                    )
+                ],
+            )
+        except BaseException as exc:
+            ready["error"] = exc
+            raise
+        finally:
+            started.set()
+        await runner.start(webserver=False)
+
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(serve()), name="autotalk-demo-runner", daemon=True
+    )
+    thread.start()
+    started.wait(timeout=60)
+    if "deployment_id" not in ready:
+        raise RuntimeError(f"the replies deployment could not be served: {ready.get('error')!r}")
+    try:
+        yield ready["deployment_id"]
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=15)
+        thread.join(timeout=15)
+
+
+def _wait_for_run(deployment_id: UUID, timeout: float) -> tuple[str | None, str | None]:
+    """Wait for the deployment's first flow run to finish; (name, state type) or Nones."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    deadline = time.monotonic() + timeout
+    name: str | None = None
+    state: str | None = None
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+            if runs:
+                run = runs[0]
+                name = run.name
+                state = run.state.type.value if run.state else None
+                if run.state and run.state.is_final():
+                    return name, state
+            time.sleep(0.5)
+    return name, state
+
+
+def reply_round_trip(
+    ctx: DemoContext, sandbox: Any, block: Any, contact_id: str, *, text: str
+) -> RoundTrip:
+    """Fire one customer reply through the webhook path and report what came of it."""
+    from autotalk_prefect.webhooks import WebhookSettings, create_webhook_app
+
+    secret = secrets.token_urlsafe(24)
+    receiver = create_webhook_app(WebhookSettings(secret=SecretStr(secret)))
+    handle_reply = ctx.flow("flows/replies.py:handle_reply")
+    with (
+        serve_in_thread(receiver, name="autotalk-webhooks") as port,
+        _serving_runner(handle_reply, block) as deployment_id,
+    ):
+        receiver_url = f"http://127.0.0.1:{port}"
+        ctx.report.note(f"receiver: {receiver_url}/autotalk/<event>; deployment served by a runner")
+        sandbox.configure_webhook(receiver_url, secret, events=["message.received"])
+        before = len(sandbox.sent_messages())
+        sandbox.simulate_reply(contact_id, text)
+        name, state = _wait_for_run(deployment_id, timeout=150)
+        sandbox.clear_webhook()
+    answers = sum(1 for m in sandbox.sent_messages()[before:] if m.get("contactId") == contact_id)
+    with block.get_client() as client:
+        status = client.get_dynadata_item("clients", contact_id).data.get("status")
+    return RoundTrip(name, state, status, answers)
