@@ -1,0 +1,310 @@
+"""The pieces of the reply flow (``flows/replies.py:handle_reply``) that are not I/O: the inbound
+event, the rule table and how a rule is picked, and the outcome.
+
+A rule matches on words of the customer's text (case-insensitive, whole words; a keyword of
+several words matches that phrase), with ``match="any"`` (one keyword is enough) or ``"all"``.
+A rule without keywords matches everything: the default, put it last. The first matching rule
+wins and its actions run in order: ``update_field`` (set one field of the contact's record),
+``run_function`` (an item function of the contact, e.g. ``addTag``), ``send_answer`` (a Jinja2
+template over the contact's record, sent into the conversation the reply came from).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_RULES",
+    "ActionOutcome",
+    "InboundReplyEvent",
+    "ReplyOutcome",
+    "ReplyRule",
+    "RunFunction",
+    "SendAnswer",
+    "UnknownContactError",
+    "UpdateField",
+    "match_rule",
+    "parse_event",
+    "summary_markdown",
+]
+
+
+class UnknownContactError(LookupError):
+    """The event names a contact the Dynadata type does not hold."""
+
+
+# ---- the event ----------------------------------------------------------------------------
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class EventClient(_Part):
+    id: str = Field(alias="_id", min_length=1, description="The contact's _id.")
+    name: str | None = None
+    phone: str | None = None
+
+
+class EventMessage(_Part):
+    id: str | None = Field(default=None, alias="_id")
+    conversationId: str | None = None
+    text: str = ""
+
+
+class EventConversation(_Part):
+    id: str | None = Field(default=None, alias="_id")
+
+
+class EventTrigger(_Part):
+    channel: str | None = None
+
+
+class InboundReplyEvent(_Part):
+    """The ``message.received`` webhook body (docs/contract.md), as the Prefect event's payload."""
+
+    id: str | None = Field(default=None, description="The event id (redeliveries repeat it).")
+    event: str = "message.received"
+    occurredAt: str | None = None
+    client: EventClient
+    message: EventMessage
+    conversation: EventConversation | None = None
+    trigger: EventTrigger | None = None
+
+    @property
+    def event_key(self) -> str:
+        """What makes the event unique: its id, else the inbound message's id."""
+        key = self.id or self.message.id
+        if not key:
+            raise ValueError("The event has neither an 'id' nor a 'message._id' to dedupe it by.")
+        return key
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.message.conversationId or (self.conversation.id if self.conversation else None)
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.trigger.channel if self.trigger else None
+
+
+def parse_event(event: InboundReplyEvent | Mapping[str, Any] | str) -> InboundReplyEvent:
+    """The event from a model, a payload dict, or its JSON text; a clear error naming bad fields."""
+    if isinstance(event, InboundReplyEvent):
+        return event
+    if isinstance(event, str):
+        try:
+            event = json.loads(event)
+        except ValueError as exc:
+            raise ValueError(f"event is a string but not JSON: {exc}") from None
+    if not isinstance(event, Mapping):
+        raise ValueError(f"event must be the webhook payload (an object), got {type(event)}")
+    try:
+        parsed = InboundReplyEvent.model_validate(dict(event))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(f"event is not a message.received payload ({problems})") from None
+    parsed.event_key  # noqa: B018 - raises if the event cannot be deduplicated
+    return parsed
+
+
+# ---- the rules ----------------------------------------------------------------------------
+
+
+class UpdateField(BaseModel):
+    """Set one top-level field of the contact's record (validated by the type's schema)."""
+
+    kind: Literal["update_field"] = "update_field"
+    field: str = Field(min_length=1, description="The field to set.")
+    value: Any = Field(description="Its new value.")
+
+
+class RunFunction(BaseModel):
+    """Run an item-scope Dynadata function on the contact (e.g. ``addTag``)."""
+
+    kind: Literal["run_function"] = "run_function"
+    function: str = Field(min_length=1, description="The item function's name.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Its arguments.")
+
+
+class SendAnswer(BaseModel):
+    """Answer in the reply's conversation with a template over the contact's record."""
+
+    kind: Literal["send_answer"] = "send_answer"
+    template: str = Field(min_length=1, description="Jinja2 text; record fields are names.")
+
+
+Action = Annotated[UpdateField | RunFunction | SendAnswer, Field(discriminator="kind")]
+
+
+class ReplyRule(BaseModel):
+    """Keywords -> actions. No keywords: matches every reply (a default rule, put it last)."""
+
+    name: str = Field(min_length=1, description="Shown in logs, artifacts and the outcome.")
+    keywords: list[str] = Field(default_factory=list, description="Words or phrases to look for.")
+    match: Literal["any", "all"] = Field(
+        default="any", description="One keyword is enough, or all."
+    )
+    actions: list[Action] = Field(default_factory=list, description="Run in order.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_action(cls, data: Any) -> Any:
+        """Accept ``action: {...}`` as shorthand for ``actions: [{...}]``."""
+        if isinstance(data, Mapping) and "action" in data:
+            data = dict(data)
+            if "actions" in data:
+                raise ValueError("give either 'action' or 'actions', not both")
+            data["actions"] = [data.pop("action")]
+        return data
+
+    @field_validator("keywords")
+    @classmethod
+    def _clean_keywords(cls, keywords: list[str]) -> list[str]:
+        cleaned = [" ".join(k.split()) for k in keywords]
+        empty = [k for k, c in zip(keywords, cleaned, strict=True) if not c]
+        if empty:
+            raise ValueError(f"keywords must not be blank: {empty!r}")
+        return cleaned
+
+    def matches(self, text: str) -> list[str]:
+        """The keywords found in ``text`` if the rule matches, else ``[]`` (a default rule
+        matches with ``[]`` too: check :meth:`is_default`)."""
+        found = [k for k in self.keywords if _keyword_pattern(k).search(text)]
+        if self.match == "all" and len(found) != len(self.keywords):
+            return []
+        return found
+
+    @property
+    def is_default(self) -> bool:
+        return not self.keywords
+
+
+@lru_cache(maxsize=256)
+def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+    words = [re.escape(w) for w in keyword.split()]
+    return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
+
+
+def match_rule(rules: Sequence[ReplyRule], text: str) -> tuple[ReplyRule | None, list[str]]:
+    """The first rule that matches ``text`` and the keywords it found (``None``: no rule)."""
+    for rule in rules:
+        if rule.is_default:
+            return rule, []
+        found = rule.matches(text)
+        if found:
+            return rule, found
+    return None, []
+
+
+#: The built-in table. ``status`` values follow the clients schema (lead/active/inactive/blocked):
+#: there is no "unsubscribed" status, so an opt-out sets ``inactive``. Only fields and messages:
+#: item functions differ between accounts, so the defaults call none.
+DEFAULT_RULES: list[ReplyRule] = [
+    ReplyRule(
+        name="unsubscribe",
+        keywords=["stop", "unsubscribe", "opt out"],
+        actions=[
+            UpdateField(field="status", value="inactive"),
+            SendAnswer(template="You're unsubscribed, {{ name }}. Reply START to opt back in."),
+        ],
+    ),
+    ReplyRule(
+        name="confirm",
+        keywords=["yes", "confirm", "confirmed", "start"],
+        actions=[
+            UpdateField(field="status", value="active"),
+            SendAnswer(template="Thanks {{ name }}, you're confirmed!"),
+        ],
+    ),
+    ReplyRule(
+        name="help",
+        keywords=["help", "info"],
+        actions=[
+            SendAnswer(
+                template="Hi {{ name }}, reply YES to confirm, STOP to unsubscribe, or just "
+                "write your question and our team will answer."
+            )
+        ],
+    ),
+    ReplyRule(name="default", actions=[]),
+]
+
+
+# ---- the outcome --------------------------------------------------------------------------
+
+ActionStatus = Literal["done", "already_done", "unknown", "failed"]
+
+
+class ActionOutcome(BaseModel):
+    """One action of the matched rule and what became of it."""
+
+    kind: str
+    target: str = Field(description="The field, function or 'answer'.")
+    status: ActionStatus = Field(
+        description="'done' (this run), 'already_done' (an earlier delivery), 'unknown' (an "
+        "earlier attempt may have applied it; not repeated) or 'failed'."
+    )
+    message_id: str | None = Field(default=None, description="The answer's message id.")
+    detail: str | None = None
+
+
+class ReplyOutcome(BaseModel):
+    """What ``handle_reply`` decided and did for one inbound message."""
+
+    event_id: str
+    contact_id: str
+    dynadata_type: str
+    rule: str | None = Field(description="The matched rule's name (None: no rule matched).")
+    matched_keywords: list[str] = Field(default_factory=list)
+    duplicate: bool = Field(description="The event was handled before: nothing was done again.")
+    actions: list[ActionOutcome] = Field(default_factory=list)
+    ledger: str = Field(description="Where handled events are recorded.")
+
+    @property
+    def answer_message_ids(self) -> list[str]:
+        return [a.message_id for a in self.actions if a.message_id]
+
+
+def describe_action(action: UpdateField | RunFunction | SendAnswer) -> str:
+    if isinstance(action, UpdateField):
+        return action.field
+    if isinstance(action, RunFunction):
+        return action.function
+    return "answer"
+
+
+def summary_markdown(outcome: ReplyOutcome) -> str:
+    """The run's artifact: the decision and ids (never the customer's text or record)."""
+    lines = [
+        "# Reply handled" if not outcome.duplicate else "# Reply already handled (redelivery)",
+        "",
+        f"- Event: `{outcome.event_id}`",
+        f"- Contact: `{outcome.contact_id}` ({outcome.dynadata_type})",
+        f"- Rule: {f'**{outcome.rule}**' if outcome.rule else 'none matched'}"
+        + (
+            f" (keywords: {', '.join(outcome.matched_keywords)})"
+            if outcome.matched_keywords
+            else ""
+        ),
+        f"- Ledger: {outcome.ledger}",
+    ]
+    if outcome.duplicate:
+        lines.append("- Nothing was done again: this event id was handled before.")
+    if outcome.actions:
+        lines += ["", "| action | target | status | message |", "|---|---|---|---|"]
+        lines += [
+            f"| {a.kind} | `{a.target}` | {a.status} | {f'`{a.message_id}`' if a.message_id else '-'} |"
+            for a in outcome.actions
+        ]
+    elif not outcome.duplicate:
+        lines.append("- No action.")
+    return "\n".join(lines) + "\n"
