@@ -59,7 +59,7 @@ async def _drop_connection(raw_send: Send) -> bool:
     if transport is None:
         return False
     transport.close()
-    if hasattr(cycle, "disconnected"):
+    if cycle is not None and hasattr(cycle, "disconnected"):
         cycle.disconnected = True  # uvicorn: do not try to send a 500 on a closed connection
     await asyncio.sleep(0)
     return True

@@ -33,7 +33,7 @@ SUBJECTS = ["Where is my order?", "Wrong size delivered", "Refund request",
 def seed_org(ids: IdFactory) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """The company, its channels (WhatsApp with an assistant, web chat without) and assistants."""
     now = now_iso()
-    company = {
+    company: dict[str, Any] = {
         "_id": ids.new(),
         "name": "Acme Outfitters (sandbox)",
         "email": "ops@acme.example",
@@ -41,13 +41,13 @@ def seed_org(ids: IdFactory) -> tuple[dict[str, Any], list[dict[str, Any]], list
         "timezone": "America/Sao_Paulo",
         "createdAt": now,
     }
-    assistants = [
+    assistants: list[dict[str, Any]] = [
         {"_id": ids.new(), "name": "Ava", "description": "Sales and order status assistant.",
          "model": "sandbox-canned-1", "active": True},
         {"_id": ids.new(), "name": "Sol", "description": "Support triage assistant (paused).",
          "model": "sandbox-canned-1", "active": False},
     ]  # fmt: skip
-    channels = [
+    channels: list[dict[str, Any]] = [
         {"_id": ids.new(), "type": "whatsapp", "name": "WhatsApp Sales", "status": "connected",
          "phone": "+15550100000", "assistantId": assistants[0]["_id"]},
         {"_id": ids.new(), "type": "webchat", "name": "Website chat", "status": "connected"},

@@ -105,7 +105,10 @@ class SandboxState:
     def __init__(self, *, seed: int = 0, contacts: int = 25, emit: EventSink | None = None) -> None:
         self.lock = threading.RLock()
         self.emit: EventSink = emit or (lambda event, payload: None)
-        self.reset(seed=seed, contacts=contacts)
+        self.seed: int = seed
+        self.contacts_seeded: int = contacts
+        self.ids = IdFactory(seed)
+        self.reset()
 
     # ---- lifecycle ----------------------------------------------------------------------------
 

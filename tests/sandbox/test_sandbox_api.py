@@ -440,3 +440,41 @@ def test_function_errors(sb: SandboxHandle, api: httpx.Client) -> None:
         422,
         "validation_failed",
     )
+
+
+# ---- determinism and concurrency -------------------------------------------------------------
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    from autotalk_prefect.sandbox import create_app
+
+    def snapshot(seed: int) -> list[dict[str, Any]]:
+        state = create_app(seed=seed, contacts=5).runtime.state
+        return [
+            {k: v for k, v in state.get_item("clients", i).items() if not k.endswith("At")}
+            for i in state.contact_ids()
+        ]
+
+    assert snapshot(1) == snapshot(1)
+    assert snapshot(1) != snapshot(2)
+
+
+def test_concurrent_sends_are_all_recorded_once(sb: SandboxHandle, api: httpx.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    contacts = sb.contact_ids()[:4]
+
+    def send(n: int) -> str:
+        with httpx.Client(base_url=sb.base_url, headers={"x-api-key": sb.api_key}) as client:
+            response = client.post(
+                f"/contacts/{contacts[n % 4]}/send_message", json={"message": f"m{n}"}
+            )
+            assert response.status_code == 201, response.text
+            return str(response.json()["_id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(send, range(80)))
+    assert len(set(ids)) == 80
+    assert sorted(m["_id"] for m in sb.sent_messages()) == sorted(ids)
+    conversations = api.get("/conversations", params={"limit": 100}).json()
+    assert conversations["total"] == 4, "one open conversation per contact, even under races"
