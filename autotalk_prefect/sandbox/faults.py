@@ -46,7 +46,7 @@ class FaultConfig:
     methods: tuple[str, ...] | None = None
     path_pattern: str | None = None
     seed: int = 0
-    _compiled: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _compiled: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.latency_ms, (int, float)) or self.latency_ms < 0:
