@@ -284,5 +284,6 @@ def create_webhook_app(
         ],
         exception_handlers={HTTPException: _http_error},
     )
+    app.router.redirect_slashes = False  # a redirected POST would lose its body
     app.state.receiver = receiver
     return app

@@ -1,0 +1,295 @@
+"""The receiver in-process (httpx ASGITransport): fuzzing, and how much of a body it ever reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as tally
+from hypothesis import strategies as st
+from prefect.events import Event
+from pydantic import SecretStr
+
+from autotalk_prefect.webhooks import WebhookSettings, create_webhook_app, sign
+
+SECRET = "whsec-fuzz-0a1b2c3d"
+ALLOWED = {202, 400, 401, 404, 405, 409, 413, 415}
+
+
+class Recorder:
+    """An in-process emitter: records what it is given (Prefect stays out of the fuzz loop)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def make_settings(**overrides: Any) -> WebhookSettings:
+    return WebhookSettings(secret=SecretStr(SECRET), _env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def log_lines() -> Iterator[list[str]]:
+    handler = Collect()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler.messages
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+# ---- strategies ----------------------------------------------------------------------------
+
+latin1_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+    max_size=80,
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+ids = st.one_of(st.none(), st.integers(), st.text(max_size=30), st.sampled_from(["evt_1", "a"]))
+recipes = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": ids,
+        "event": st.one_of(st.sampled_from(["message.received", "client.created"]), st.text()),
+        "occurredAt": st.one_of(st.text(max_size=30), st.just("2026-11-25T10:00:00.000Z")),
+        "client": st.one_of(
+            json_values, st.fixed_dictionaries({"_id": ids, "name": st.one_of(ids, json_values)})
+        ),
+        "message": st.one_of(
+            json_values,
+            st.fixed_dictionaries({"_id": ids, "conversationId": ids, "text": st.text()}),
+        ),
+        "conversation": st.one_of(json_values, st.fixed_dictionaries({"_id": ids})),
+        "item": st.one_of(json_values, st.fixed_dictionaries({"_id": ids, "type": ids})),
+        "trigger": st.one_of(json_values, st.fixed_dictionaries({"channel": ids})),
+    },
+)
+
+
+def mostly(good: st.SearchStrategy[Any], *bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly ``good``, sometimes one of ``bad``: so the accepted path is fuzzed as well."""
+    either = st.one_of(*bad)
+    return st.integers(0, 7).flatmap(lambda i: either if i == 7 else good)
+
+
+bodies = mostly(
+    recipes.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=600),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    recipes.map(lambda v: json.dumps({**v, "pad": "x" * 3000}).encode()),
+    st.sampled_from([b'{"a": NaN}', b'{"a": "\\ud800"}', b"[" * 5000, b'{"a": 1e999}']),
+)
+secrets = mostly(
+    st.just(SECRET), st.none(), st.just(SECRET + " "), st.just(SECRET[:-1]), latin1_text
+)
+content_types = mostly(
+    st.sampled_from(["application/json", "application/json; charset=utf-8", "APPLICATION/JSON"]),
+    st.none(),
+    st.sampled_from(["application/cloudevents+json", "multipart/form-data", "text/plain", ""]),
+    latin1_text,
+)
+events = mostly(
+    st.sampled_from(["message.received", "client.created"]),
+    st.none(),
+    st.sampled_from(["", "Upper", "a" * 65, "../x", "a.b-c_d"]),
+    st.text(max_size=70),
+)
+timestamps = mostly(st.just("now"), st.none(), st.just("stale"), latin1_text)
+signatures = mostly(st.just("good"), st.none(), st.just("sha256=" + "0" * 64), latin1_text)
+methods = mostly(st.just("POST"), st.sampled_from(["GET", "PUT", "DELETE"]))
+
+
+_RECEIVERS: dict[bool, tuple[Any, Recorder]] = {}
+
+
+def receivers(hmac_on: bool) -> tuple[Any, Recorder]:
+    if hmac_on not in _RECEIVERS:
+        recorder = Recorder()
+        config = make_settings(hmac=hmac_on, max_body_bytes=2048, event_field="event")
+        _RECEIVERS[hmac_on] = (create_webhook_app(config, recorder), recorder)
+    return _RECEIVERS[hmac_on]
+
+
+def build_request(
+    secret: str | None,
+    content_type: str | None,
+    event: str | None,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+) -> tuple[str, list[tuple[bytes, bytes]]]:
+    path = "/autotalk" if event is None else "/autotalk/" + quote(event, safe="")
+    headers: list[tuple[bytes, bytes]] = []
+    if secret is not None:
+        headers.append((b"x-autotalk-secret", secret.encode("latin-1")))
+    if content_type is not None:
+        headers.append((b"content-type", content_type.encode("latin-1")))
+    now = str(int(time.time()))
+    ts = {"now": now, "stale": str(int(time.time()) - 10_000)}.get(timestamp or "", timestamp)
+    if ts is not None:
+        headers.append((b"x-autotalk-timestamp", ts.encode("latin-1")))
+    if signature == "good":
+        signed_ts = ts if ts is not None and ts.isascii() else now
+        signature = sign(SECRET.encode(), signed_ts, body)
+    if signature is not None:
+        headers.append((b"x-autotalk-signature", signature.encode("latin-1")))
+    return path, headers
+
+
+@pytest.mark.parametrize("hmac_on", [False, True], ids=["secret", "secret+hmac"])
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=methods,
+    secret=secrets,
+    content_type=content_types,
+    event=events,
+    body=bodies,
+    timestamp=timestamps,
+    signature=signatures,
+)
+def test_fuzzed_requests_never_500_and_strangers_never_emit(
+    loop: asyncio.AbstractEventLoop,
+    log_lines: list[str],
+    hmac_on: bool,
+    method: str,
+    secret: str | None,
+    content_type: str | None,
+    event: str | None,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+) -> None:
+    app, recorder = receivers(hmac_on)  # shared across examples, so replays (409) occur too
+    before = len(recorder.events)
+    path, headers = build_request(secret, content_type, event, body, timestamp, signature)
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            request = client.build_request(method, path, content=body)
+            for name, value in headers:
+                request.headers[name.decode()] = value.decode("latin-1")
+            return await client.send(request)
+
+    response = loop.run_until_complete(call())
+    tally(f"status {response.status_code}")
+
+    assert response.status_code in ALLOWED, (response.status_code, response.text)
+    payload = response.json()
+    assert SECRET not in response.text
+    if response.status_code == 202:
+        assert payload["accepted"] is True
+        assert secret == SECRET, "accepted without the shared secret"
+        assert len(recorder.events) == before + 1
+        assert str(recorder.events[-1].id) == payload["eventId"]
+        if hmac_on:
+            assert (signature, timestamp) == ("good", "now"), "accepted without a valid signature"
+    else:
+        assert set(payload) == {"error", "message"} and payload["message"]
+        assert len(recorder.events) == before
+    if secret != SECRET and response.status_code != 405:
+        assert response.status_code in (401, 404), "a stranger learned more than 401/404"
+    assert not any(SECRET in line for line in log_lines)
+
+
+# ---- reading bodies ------------------------------------------------------------------------
+
+
+def run_asgi(
+    loop: asyncio.AbstractEventLoop,
+    app: Any,
+    headers: list[tuple[bytes, bytes]],
+    chunk: bytes = b"x" * 100,
+) -> tuple[int, int]:
+    """POST an endless body; returns (status, number of chunks the app pulled)."""
+    pulled = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/autotalk/message.received",
+        "raw_path": b"/autotalk/message.received",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5555),
+        "server": ("127.0.0.1", 80),
+    }
+    loop.run_until_complete(app(scope, receive, send))
+    return sent[0]["status"], pulled
+
+
+def test_an_endless_body_is_cut_at_the_limit(loop: asyncio.AbstractEventLoop) -> None:
+    recorder = Recorder()
+    app = create_webhook_app(make_settings(max_body_bytes=1024), recorder)
+    authed = [(b"x-autotalk-secret", SECRET.encode()), (b"content-type", b"application/json")]
+    status, pulled = run_asgi(loop, app, authed)
+    assert status == 413
+    assert pulled == 11, "1024 bytes in 100-byte chunks: the 11th chunk crosses the limit"
+    assert recorder.events == []
+
+
+def test_a_stranger_s_body_is_never_read(loop: asyncio.AbstractEventLoop) -> None:
+    app = create_webhook_app(make_settings(max_body_bytes=1024), Recorder())
+    stranger = [(b"x-autotalk-secret", b"guess"), (b"content-type", b"application/json")]
+    assert run_asgi(loop, app, stranger) == (401, 0)
+    declared = [
+        (b"x-autotalk-secret", SECRET.encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"999999999"),
+    ]
+    assert run_asgi(loop, app, declared) == (413, 0)
