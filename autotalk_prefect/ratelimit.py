@@ -1,0 +1,141 @@
+"""Rate limits for bulk sends: a client-side token bucket, and Prefect's global limit.
+
+* :class:`TokenBucket`: ``requests_per_second`` within one process/chunk (asyncio; no server).
+* :class:`GlobalRateLimit`: a Prefect *global concurrency limit* used as a rate limit, so every
+  worker on every machine shares one budget (slots are counted by the Prefect server). Create it
+  with ``prefect gcl create NAME --limit N --slot-decay-per-second R``: ``R`` is the sustained
+  rate per second, ``N`` the burst.
+
+How ``prefect.concurrency.asyncio.rate_limit`` behaves (Prefect 3.9.1, read from its source):
+
+* ``occupy=k`` takes ``k`` slots at once and never gives them back; they decay at
+  ``slot_decay_per_second``. We take ``batch`` slots per call and hand them out one per send, so
+  a send never goes out without its slot (``batch`` <= the limit, or the server never grants it).
+* ``strict=False`` (Prefect's default) only logs a warning when the limit does not exist and then
+  does not throttle at all; an inactive limit behaves the same. We always pass ``strict=True``
+  (a missing limit raises ``ConcurrencySlotAcquisitionError``) and check up front with
+  :func:`check_global_rate_limit`, so a user who asked for a limit gets it or a clear failure.
+* A limit without slot decay is refused by the server in rate-limit mode (HTTP 422).
+* Every acquisition is one request to the Prefect API and emits an event: for very high rates
+  use ``batch`` > 1 to cut that traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "GlobalRateLimit",
+    "GlobalRateLimitError",
+    "TokenBucket",
+    "check_global_rate_limit",
+]
+
+
+class TokenBucket:
+    """Async token bucket: at most ``rate`` acquisitions per second, bursts up to ``burst``.
+
+    Fair enough for our use (waiters queue on a lock), monotonic clock, no background task.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0 requests per second, got {rate!r}")
+        self.rate = float(rate)
+        self.burst = float(burst) if burst is not None else max(1.0, self.rate)
+        if self.burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst!r}")
+        self._clock, self._sleep = clock, sleep
+        self._tokens = self.burst
+        self._updated = clock()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def acquire(self) -> None:
+        """Wait until one token is available, then take it."""
+        async with self._lock:
+            self._refill()
+            while self._tokens < 1:
+                await self._sleep((1 - self._tokens) / self.rate)
+                self._refill()
+            self._tokens -= 1
+
+
+class GlobalRateLimitError(RuntimeError):
+    """The global concurrency limit named for the campaign cannot be used as a rate limit."""
+
+
+async def check_global_rate_limit(name: str) -> dict[str, Any]:
+    """Fail clearly unless global concurrency limit ``name`` exists, is active and decays.
+
+    Returns ``{"limit": N, "slot_decay_per_second": R}``.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    if not name or not name.strip():
+        raise GlobalRateLimitError("global_rate_limit_name must not be empty")
+    async with get_client() as client:
+        try:
+            limit = await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            raise GlobalRateLimitError(
+                f"Global concurrency limit {name!r} does not exist. Create it first, e.g. "
+                f"`prefect gcl create {name} --limit 10 --slot-decay-per-second 10`, or leave "
+                "global_rate_limit_name empty."
+            ) from None
+    if not limit.active:
+        raise GlobalRateLimitError(
+            f"Global concurrency limit {name!r} is inactive, so it would not throttle anything: "
+            f"activate it (`prefect gcl enable {name}`)."
+        )
+    if not limit.slot_decay_per_second or limit.slot_decay_per_second <= 0:
+        raise GlobalRateLimitError(
+            f"Global concurrency limit {name!r} has no slot decay, so it cannot act as a rate "
+            f"limit: set one (`prefect gcl update {name} --slot-decay-per-second 10`)."
+        )
+    return {"limit": limit.limit, "slot_decay_per_second": limit.slot_decay_per_second}
+
+
+class GlobalRateLimit:
+    """One slot of Prefect global limit ``name`` per :meth:`acquire` (taken ``batch`` at a time).
+
+    ``strict=True`` always: a limit deleted mid-run fails the sends instead of silently
+    unthrottling them.
+    """
+
+    def __init__(self, name: str, *, batch: int = 1, timeout_seconds: float | None = None) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch!r}")
+        self.name = name
+        self.batch = batch
+        self.timeout_seconds = timeout_seconds
+        self._available = 0
+        self._lock = asyncio.Lock()
+        self.acquisitions = 0
+
+    async def acquire(self) -> None:
+        from prefect.concurrency.asyncio import rate_limit
+
+        async with self._lock:
+            if self._available == 0:
+                await rate_limit(
+                    self.name, occupy=self.batch, timeout_seconds=self.timeout_seconds, strict=True
+                )
+                self.acquisitions += 1
+                self._available = self.batch
+            self._available -= 1
