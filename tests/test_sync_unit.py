@@ -140,3 +140,30 @@ def test_destination_credentials_from_a_prefect_secret_block(
     assert summary.rows("channels") == 2
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.sql("select count(*) from autotalk.channels").fetchall() == [(2,)]
+
+
+def test_deployment_runs_on_an_interval_and_references_the_credentials_block() -> None:
+    from prefect.client.orchestration import get_client
+
+    from deployments.sync import ENTRYPOINT, build_deployment
+
+    AutoTalkCredentials(api_key="sk-deploy-secret", base_url="http://127.0.0.1:9/v1").save(
+        "autotalk-sync-deploy-test", overwrite=True
+    )
+    deployment = build_deployment(
+        every_minutes=30,
+        types=["orders"],
+        destination_secret="warehouse-dsn",
+        credentials_block="autotalk-sync-deploy-test",
+    )
+    assert deployment.entrypoint.endswith(ENTRYPOINT.split("/")[-1])
+    assert deployment.schedules[0].schedule.interval.total_seconds() == 30 * 60
+    deployment_id = deployment.apply()
+    with get_client(sync_client=True) as client:
+        stored = client.read_deployment(deployment_id)
+    assert stored.parameters["types"] == ["orders"]
+    assert stored.parameters["destination_secret"] == "warehouse-dsn"
+    assert "block_document_id" in str(stored.parameters["credentials"])
+    assert "sk-deploy-secret" not in str(stored.parameters)
+    with pytest.raises(ValueError, match="every_minutes must be positive, got 0"):
+        build_deployment(every_minutes=0)
