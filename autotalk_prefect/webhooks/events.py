@@ -170,11 +170,13 @@ def build_event(
     if isinstance(trigger, Mapping):
         add("channel", trigger.get("channel"), "channel")
 
-    return Event(
-        event=name,
-        resource=resource,
-        related=related,
-        payload=dict(body),
-        id=prefect_event_id(name, key),
-        occurred=_occurred(body.get("occurredAt"), now, tolerance_seconds),
+    return Event.model_validate(
+        {
+            "event": name,
+            "resource": resource,
+            "related": related,
+            "payload": dict(body),
+            "id": prefect_event_id(name, key),
+            "occurred": _occurred(body.get("occurredAt"), now, tolerance_seconds),
+        }
     )
