@@ -6,7 +6,8 @@ with the same inputs creates no second item and sends no second message (see
 ``autotalk_prefect.onboarding`` for how).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: a deployment's flow-run process must see
+# the parameter types as objects (string annotations broke its parameter validation).
 
 from collections.abc import Callable
 from dataclasses import dataclass

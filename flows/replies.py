@@ -7,7 +7,8 @@ logs what it did. A redelivered event (same id) changes nothing: each action and
 are recorded in the ledger, and an action already done is never repeated.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: a deployment's flow-run process must see
+# the parameter types as objects (string annotations broke its parameter validation).
 
 from collections.abc import Callable
 from functools import partial

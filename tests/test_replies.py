@@ -336,3 +336,21 @@ def test_answer_template_that_does_not_fit_fails_before_any_action(
     with pytest.raises(ValueError, match="nickname"):
         run(creds, ledger_dir, body, rules=rules)
     assert record(sb, body["client"]["_id"]) == before and sb.sent_messages() == []
+
+
+@pytest.mark.parametrize(
+    "entrypoint", ["flows/replies.py:handle_reply", "flows/onboarding.py:onboard_contact"]
+)
+def test_entrypoints_load_with_real_parameter_types(entrypoint: str) -> None:
+    """A deployment's flow-run process validated ``event`` against the *string* annotation
+    'InboundReplyEvent' and failed ("not fully defined") while postponed annotations were on;
+    the entrypoint files keep their annotations as objects."""
+    import inspect
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    loaded = load_flow_from_entrypoint(entrypoint)
+    annotations = [p.annotation for p in inspect.signature(loaded.fn).parameters.values()]
+    assert annotations and not any(isinstance(a, str) for a in annotations)
+    schema = loaded.parameters.model_dump()
+    assert schema["required"]  # the UI form can be built
