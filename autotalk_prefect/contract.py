@@ -19,7 +19,7 @@ CONTRACT_RESOURCE = "openapi.yaml"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 try:  # the C loader is several times faster when PyYAML was built with libyaml
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Loader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -27,7 +27,7 @@ def serve_in_thread(
     host: str = LOOPBACK,
     name: str = "autotalk-server",
     startup_timeout: float = 30.0,
-    lifespan: str = "off",
+    lifespan: Literal["auto", "on", "off"] = "off",
 ) -> Iterator[int]:
     """Serve ``app`` until the block exits; yield the bound port (``port=0``: a free one).
 

@@ -47,7 +47,7 @@ def is_ambiguous(exc: BaseException) -> bool:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return run_coro_as_sync(coro)  # type: ignore[return-value]
+    return run_coro_as_sync(coro)
 
 
 class StepLedger:

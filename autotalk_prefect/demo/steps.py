@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import SecretStr
 
@@ -67,7 +67,7 @@ def _save_block_through_blocks_script(ctx: DemoContext, api_key: str, base_url: 
     )
     if not ok:
         raise SystemExit(1)
-    block = AutoTalkCredentials.load(BLOCK_NAME)
+    block = cast(AutoTalkCredentials, AutoTalkCredentials.load(BLOCK_NAME))
     ctx.report.check(
         "block",
         "the saved block loads back and keeps the key secret",
@@ -126,7 +126,7 @@ def _onboarding(ctx: DemoContext, sandbox: Any, block: Any) -> str:
         and welcomes == 1,
         f"welcome messages to the client: {welcomes}",
     )
-    return first.contact_id
+    return str(first.contact_id)
 
 
 def _outreach(ctx: DemoContext, sandbox: Any, block: Any) -> None:

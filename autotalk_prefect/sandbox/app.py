@@ -34,7 +34,7 @@ class SandboxApp(FastAPI):
     runtime: SandboxRuntime
     gate: SandboxGate
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.gate(scope, receive, send, self._dispatch)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:

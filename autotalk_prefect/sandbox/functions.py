@@ -77,10 +77,10 @@ def _add_tag(item: Item, args: dict[str, Any]) -> tuple[Any, dict[str, Any] | No
 
 def order_total(item: Item) -> float:
     """Sum of quantity x unit price over the order's lines, to the cent."""
-    return round(
-        sum(line.get("quantity", 0) * line.get("unitPrice", 0) for line in item.get("items", [])),
-        2,
+    total = sum(
+        line.get("quantity", 0) * line.get("unitPrice", 0) for line in item.get("items", [])
     )
+    return float(round(total, 2))
 
 
 def _total(item: Item, args: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:

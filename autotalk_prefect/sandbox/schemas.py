@@ -132,10 +132,12 @@ def _issues_of(error: ValidationError, prefix: str) -> list[dict[str, str]]:
         return ".".join(parts)
 
     if error.validator == "required" and isinstance(instance, dict):
-        missing = [name for name in error.validator_value if name not in instance]
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = [name for name in required if name not in instance]
         return [{"path": join(name), "message": "is required"} for name in missing]
     if error.validator == "additionalProperties" and isinstance(instance, dict):
-        known = set(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        known = set(schema.get("properties", {}))
         extra = sorted(name for name in instance if name not in known)
         return [{"path": join(name), "message": "is not a field of this type"} for name in extra]
     where = join("") or prefix or "<body>"
