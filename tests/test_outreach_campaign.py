@@ -1,0 +1,245 @@
+"""outreach_campaign against the real sandbox and Prefect API: once per contact, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactCollectionFilter,
+    ArtifactCollectionFilterKey,
+)
+from prefect.settings import PREFECT_API_URL
+from pydantic import SecretStr
+
+from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.outreach import Audience, QuietHours
+from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
+from autotalk_prefect.templating import TemplateInvalidError
+from flows import outreach as outreach_module
+from flows.outreach import outreach_campaign
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-outreach-test-5f1c"
+TEMPLATE = "Hi {{ name }}, our offer is live."
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxHandle]:
+    with run_sandbox(api_key=KEY, seed=3, contacts=600) as handle:
+        yield handle
+
+
+@pytest.fixture
+def creds(sandbox: SandboxHandle) -> AutoTalkCredentials:
+    sandbox.reset()
+    sandbox.clear_faults()
+    return AutoTalkCredentials(api_key=SecretStr(KEY), base_url=sandbox.base_url)
+
+
+def _counts(sandbox: SandboxHandle) -> collections.Counter[str]:
+    return collections.Counter(str(m["contactId"]) for m in sandbox.sent_messages())
+
+
+def _run(creds: AutoTalkCredentials, ledger: Path, **params: Any) -> Any:
+    params.setdefault("campaign_id", "spring")
+    params.setdefault("message_template", TEMPLATE)
+    return outreach_campaign(ledger_storage=str(ledger), credentials=creds, **params)
+
+
+def test_everyone_once_under_429s_and_503s_and_a_rerun_sends_nothing(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    sandbox.set_faults(
+        FaultConfig(
+            rate_429=0.08,
+            error_rate=0.05,
+            error_statuses=(503,),
+            retry_after_on_503=True,
+            retry_after_seconds=0.01,
+            seed=5,
+        )
+    )
+    audience = set(sandbox.contact_ids())
+    first = _run(creds, tmp_path, chunk_size=150)
+    counts = _counts(sandbox)
+    assert set(counts) == audience and set(counts.values()) == {1}
+    assert (first.total, first.sent, first.failed, first.unknown) == (600, 600, 0, 0)
+    assert "429" in str(sandbox.stats()) and "503" in str(sandbox.stats())  # faults happened
+
+    second = _run(creds, tmp_path, chunk_size=150)
+    assert (second.sent, second.skipped_already_sent) == (0, 600)
+    assert _counts(sandbox) == counts
+
+
+def test_artifacts_agree_with_the_summary(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    summary = _run(creds, tmp_path, campaign_id="Artifacts_1", chunk_size=200)
+
+    async def read(key: str) -> Any:
+        async with get_client() as client:
+            found = await client.read_latest_artifacts(
+                artifact_filter=ArtifactCollectionFilter(
+                    key=ArtifactCollectionFilterKey(any_=[key])
+                )
+            )
+            return found[0]
+
+    table = asyncio.run(read("outreach-artifacts-1-outcomes"))
+    markdown = asyncio.run(read("outreach-artifacts-1-summary"))
+    progress = asyncio.run(read("outreach-artifacts-1-progress"))
+    assert f"| {summary.total} | {summary.sent} |" in markdown.data
+    assert '"sent"' in str(table.data) and str(summary.sent) in str(table.data)
+    assert float(progress.data) == 100.0
+    assert KEY not in str(table.data) + str(markdown.data)
+
+
+def test_dropped_answers_are_unknown_not_resent_unless_asked(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    sandbox.set_faults(FaultConfig(drop_after_processing=0.1, seed=9))
+    first = _run(creds, tmp_path, campaign_id="drops")
+    assert first.unknown > 0 and first.sent + first.unknown == 600
+    counts = _counts(sandbox)
+    assert set(counts.values()) == {1}  # the dropped ones were applied once, never twice
+    unknown_ids = {p.contact_id for p in first.unknowns}
+
+    sandbox.clear_faults()
+    second = _run(creds, tmp_path, campaign_id="drops")
+    assert second.sent == 0 and second.unknown == first.unknown
+    assert {p.contact_id for p in second.unknowns} == unknown_ids
+    assert _counts(sandbox) == counts
+
+    third = _run(creds, tmp_path, campaign_id="drops", resend_unknown=True)
+    assert third.sent == first.unknown
+    assert all(_counts(sandbox)[c] == 2 for c in unknown_ids)
+
+
+def test_a_field_missing_fails_those_contacts_and_a_rerun_retries_them(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    ids = sandbox.contact_ids()[:5]
+    bad = _run(
+        creds,
+        tmp_path,
+        campaign_id="typo",
+        message_template="Hi {{ nickname }}",
+        audience=Audience(contact_ids=ids),
+    )
+    assert bad.failed == 5 and bad.sent == 0
+    assert "nickname" in bad.failures[0].reason
+    assert sandbox.sent_messages() == []
+    fixed = _run(creds, tmp_path, campaign_id="typo", audience=Audience(contact_ids=ids))
+    assert fixed.sent == 5  # failed means definitely not sent: safe to retry
+
+
+def test_a_broken_template_fails_before_anything_is_sent(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    with pytest.raises(TemplateInvalidError, match="syntax error"):
+        _run(creds, tmp_path, message_template="Hi {{ name ")
+    assert sandbox.sent_messages() == []
+
+
+def test_bad_parameters_are_refused_with_their_names(
+    creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    with pytest.raises(Exception, match="chunk_size"):
+        _run(creds, tmp_path, chunk_size=0)
+    with pytest.raises(ValueError, match="campaign_id"):
+        _run(creds, tmp_path, campaign_id="../etc")
+    with pytest.raises(Exception, match="contact_ids"):
+        Audience(contact_ids=["ok", ""])
+    with pytest.raises(Exception, match="time zone"):
+        QuietHours(start=dt.time(21), end=dt.time(8), timezone="Mars/Olympus")
+
+
+def test_quiet_hours_skip_sends_nothing(
+    sandbox: SandboxHandle,
+    creds: AutoTalkCredentials,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    night = dt.datetime(2026, 11, 25, 23, 30, tzinfo=dt.timezone.utc)
+    monkeypatch.setattr(outreach_module, "now", lambda: night)
+    window = QuietHours(start=dt.time(21), end=dt.time(8), timezone="UTC")
+    assert window.seconds_left(night) == 8.5 * 3600
+    assert window.seconds_left(night.replace(hour=12)) == 0
+    summary = _run(creds, tmp_path, quiet_hours=window, on_quiet_hours="skip")
+    assert summary.quiet_hours_skipped and summary.sent == 0
+    assert sandbox.sent_messages() == []
+
+
+def test_orders_audience_messages_each_contact_once(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    contact = sandbox.contact_ids()[0]
+    sandbox.seed_items("orders", 3, clientId=contact, status="paid")
+    summary = _run(
+        creds,
+        tmp_path,
+        campaign_id="orders",
+        message_template="Your order ({{ status }}) has shipped.",
+        audience=Audience(
+            dynadata_type="orders", filters={"clientId": contact}, contact_field="clientId"
+        ),
+    )
+    assert (summary.total, summary.sent) == (1, 1)
+    assert _counts(sandbox) == {contact: 1}
+
+
+def test_killed_midway_then_rerun_reaches_everyone_exactly_once(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    sandbox.set_faults(FaultConfig(latency_ms=15, seed=1))
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "AUTOTALK_API_KEY": KEY,
+        "AUTOTALK_BASE_URL": sandbox.base_url,
+    }
+    code = (
+        "from flows.outreach import outreach_campaign\n"
+        f"outreach_campaign(campaign_id='crash', message_template={TEMPLATE!r}, "
+        f"ledger_storage={str(tmp_path)!r}, chunk_size=100)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(sandbox.sent_messages()) < 150:
+            assert process.poll() is None, "the campaign ended before it could be killed"
+            assert time.monotonic() < deadline, "the campaign never got going"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    before = _counts(sandbox)
+    assert 0 < sum(before.values()) < 600
+
+    sandbox.clear_faults()
+    rerun = _run(creds, tmp_path, campaign_id="crash")
+    counts = _counts(sandbox)
+    unknown = {p.contact_id for p in rerun.unknowns}
+    assert all(n == 1 for n in counts.values()), "somebody got the campaign twice"
+    missing = set(sandbox.contact_ids()) - set(counts)
+    assert missing <= unknown  # only a send cut off mid-flight may be missing, and it is reported
+    assert rerun.skipped_already_sent + rerun.sent + rerun.unknown == 600
