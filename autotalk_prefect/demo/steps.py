@@ -92,7 +92,7 @@ def _onboarding(ctx: DemoContext, sandbox: Any, block: Any) -> str:
         reason = "the flow accepted it"
     except Exception as exc:  # the flow fails; what matters is the message and that nothing moved
         refused = True
-        reason = str(exc).splitlines()[0][:90]
+        reason = str(exc).split(". ")[0][:120]
     report.check(
         "onboarding",
         "an invalid record is refused before anything is created or sent",
