@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from prefect.filesystems import WritableFileSystem
@@ -365,7 +365,7 @@ def _load_block(slug: str) -> WritableFileSystem:
         ) from exc
     if inspect.isawaitable(block):  # pragma: no cover - async context
         raise TypeError("resolve_ledger_store must be called from sync code for a block slug")
-    return block  # type: ignore[return-value]
+    return cast("WritableFileSystem", block)
 
 
 # ---- the ledger -----------------------------------------------------------------------------

@@ -200,9 +200,9 @@ def iter_audience(
     ):
         for item in page:
             record = item.to_wire()
-            contact_id = audience.contact_of(record)
-            if contact_id is not None:
-                yield contact_id, record if template.needs_record else {}
+            member = audience.contact_of(record)
+            if member is not None:
+                yield member, record if template.needs_record else {}
 
 
 LIMITS = {"chunk_size": (1, 10_000), "max_concurrency": (1, 256)}
