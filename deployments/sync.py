@@ -61,6 +61,7 @@ def build_deployment(every_minutes: float = 60, **parameters: Any) -> Any:
         interval=timedelta(minutes=every_minutes),
         parameters=sync_parameters(**parameters),
         tags=["autotalk", "warehouse-sync"],
+        concurrency_limit=1,  # one writer per pipeline state (and per DuckDB file)
         description="Incremental sync of AutoTalk data into the warehouse (dlt).",
     )
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         interval=timedelta(minutes=args.every_minutes),
         parameters=sync_parameters(**parameters),
         tags=["autotalk", "warehouse-sync"],
+        concurrency_limit=1,
     )
 
 

@@ -158,6 +158,7 @@ def test_deployment_runs_on_an_interval_and_references_the_credentials_block() -
     )
     assert deployment.entrypoint.endswith(ENTRYPOINT.split("/")[-1])
     assert deployment.schedules[0].schedule.interval.total_seconds() == 30 * 60
+    assert deployment.concurrency_limit == 1
     deployment_id = deployment.apply()
     with get_client(sync_client=True) as client:
         stored = client.read_deployment(deployment_id)
