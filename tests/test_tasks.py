@@ -87,17 +87,19 @@ class Capture(logging.Handler):
         self.records[id(record)] = record
 
     def texts(self) -> Iterator[str]:
-        for record in self.records.values():
+        for record in list(self.records.values()):  # other threads may still be logging
             yield record.getMessage()
             yield repr(record.__dict__)
             if record.exc_info and record.exc_info[1] is not None:
                 yield "".join(traceback.format_exception(*record.exc_info))
 
     def task_run_names(self) -> set[str]:
-        return {r.task_run_name for r in self.records.values() if getattr(r, "task_run_name", None)}
+        records = list(self.records.values())
+        return {r.task_run_name for r in records if getattr(r, "task_run_name", None)}
 
     def task_names(self) -> set[str]:
-        return {r.task_name for r in self.records.values() if getattr(r, "task_name", None)}
+        records = list(self.records.values())
+        return {r.task_name for r in records if getattr(r, "task_name", None)}
 
 
 @pytest.fixture
