@@ -10,7 +10,8 @@ should not travel as a flow parameter, which Prefect stores in plain text: keep 
 ``Secret`` block and pass the block's name as ``destination_secret``. See docs/sync.md.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: a deployment's flow-run process must see
+# the parameter types as objects (string annotations break its parameter validation).
 
 import json
 import re

@@ -168,3 +168,15 @@ def test_deployment_runs_on_an_interval_and_references_the_credentials_block() -
     assert "sk-deploy-secret" not in str(stored.parameters)
     with pytest.raises(ValueError, match="every_minutes must be positive, got 0"):
         build_deployment(every_minutes=0)
+
+
+def test_entrypoint_loads_with_real_parameter_types() -> None:
+    import inspect
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    loaded = load_flow_from_entrypoint("flows/sync.py:sync_to_warehouse")
+    annotations = [p.annotation for p in inspect.signature(loaded.fn).parameters.values()]
+    assert annotations and not any(isinstance(a, str) for a in annotations)
+    properties = loaded.parameters.model_dump()["properties"]
+    assert {"destination", "types", "full_refresh", "credentials"} <= set(properties)
