@@ -205,14 +205,23 @@ def iter_audience(
                 yield member, record if template.needs_record else {}
 
 
-LIMITS = {"chunk_size": (1, 10_000), "max_concurrency": (1, 256)}
+LIMITS = {"chunk_size": (1, 10_000), "max_concurrency": (1, 256), "parallel_chunks": (1, 64)}
 
 
 def check_numbers(
-    *, chunk_size: int, max_concurrency: int, requests_per_second: float | None
+    *,
+    chunk_size: int,
+    max_concurrency: int,
+    requests_per_second: float | None,
+    parallel_chunks: int = 1,
 ) -> None:
     """Refuse sizes that would stall or flood the campaign, naming the parameter."""
-    for name, value in (("chunk_size", chunk_size), ("max_concurrency", max_concurrency)):
+    numbers = {
+        "chunk_size": chunk_size,
+        "max_concurrency": max_concurrency,
+        "parallel_chunks": parallel_chunks,
+    }
+    for name, value in numbers.items():
         low, high = LIMITS[name]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")

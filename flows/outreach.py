@@ -45,8 +45,6 @@ from autotalk_prefect.outreach import (
 from autotalk_prefect.ratelimit import check_global_rate_limit
 from autotalk_prefect.templating import compile_template
 
-#: chunk tasks in flight at once (each sends with its share of ``max_concurrency``)
-PARALLEL_CHUNKS = 2
 #: the clock quiet hours are checked against (tests replace it)
 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
 
@@ -115,8 +113,9 @@ def outreach_campaign(
     channel_id: str | None = None,
     quiet_hours: QuietHours | None = None,
     on_quiet_hours: Literal["wait", "skip"] = "wait",
-    chunk_size: int = 500,
+    chunk_size: int = 1000,
     max_concurrency: int = 16,
+    parallel_chunks: int = 1,
     requests_per_second: float | None = None,
     global_rate_limit_name: str | None = None,
     resend_unknown: bool = False,
@@ -135,8 +134,12 @@ def outreach_campaign(
         channel_id: Send through this channel (default: AutoTalk's choice).
         quiet_hours: A daily window in which nothing is sent.
         on_quiet_hours: Inside the window: ``wait`` for it to end, or ``skip`` the run.
-        chunk_size: Contacts per chunk task.
+        chunk_size: Contacts per chunk task (one task run each).
         max_concurrency: Sends in flight at once, across the whole run.
+        parallel_chunks: Chunk tasks in flight at once; each gets its share of
+            ``max_concurrency`` and ``requests_per_second``. More than 1 pays off when the task
+            runner spreads chunks over processes or machines (Dask); in one process, one chunk
+            with all the concurrency is fastest.
         requests_per_second: Client-side cap on sends per second for this run.
         global_rate_limit_name: A Prefect global concurrency limit with slot decay that every
             send takes a slot from, so all runs and workers share one rate limit.
@@ -153,6 +156,7 @@ def outreach_campaign(
         chunk_size=chunk_size,
         max_concurrency=max_concurrency,
         requests_per_second=requests_per_second,
+        parallel_chunks=parallel_chunks,
     )
     template = compile_template(message_template)  # a bad template fails before anything else
     ledger = Ledger(campaign_id, ledger_storage)
@@ -169,8 +173,8 @@ def outreach_campaign(
         create_markdown_artifact(summary_markdown(summary), key=f"{key}-summary")
         return summary
 
-    per_chunk = max(1, max_concurrency // PARALLEL_CHUNKS)
-    per_chunk_rate = requests_per_second / PARALLEL_CHUNKS if requests_per_second else None
+    per_chunk = max(1, max_concurrency // parallel_chunks)
+    per_chunk_rate = requests_per_second / parallel_chunks if requests_per_second else None
     fetch_type = audience.dynadata_type if audience.contact_ids is not None else None
     progress = create_progress_artifact(0.0, key=f"{key}-progress", description="Chunks done")
     results: list[ChunkResult] = []
@@ -186,7 +190,11 @@ def outreach_campaign(
 
     with block.get_client() as client:
         work = (item for item in iter_audience(client, audience, template) if plan.wants(item[0]))
+        # The next chunk is read from the API while the chunks in flight send (prefetch), and
+        # is submitted as soon as one of them finishes.
         for number, items in enumerate(chunked(work, chunk_size), start=1):
+            while len(in_flight) >= parallel_chunks:
+                collect_one()
             in_flight.add(
                 send_chunk.submit(
                     items,
@@ -203,8 +211,6 @@ def outreach_campaign(
                 )
             )
             submitted += 1
-            if len(in_flight) >= PARALLEL_CHUNKS:
-                collect_one()
     while in_flight:
         collect_one()
     update_progress_artifact(progress, 100.0)
