@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from autotalk_prefect.sandbox.admin import admin_routes
 from autotalk_prefect.sandbox.api import api_routes
@@ -65,6 +66,8 @@ class SandboxApp(FastAPI):
             )
             problem = ApiProblem(status, ERROR_CODES.get(status, "error"), message)
             await send_problem(send, problem, request_id)
+        except ClientDisconnect:
+            return  # the client went away before its request was read: nothing to answer
         except Exception as exc:
             logger.exception("sandbox bug while answering %s %s", scope["method"], scope["path"])
             if not started:
