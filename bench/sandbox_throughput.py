@@ -27,7 +27,7 @@ import httpx
 API_KEY = "sk-bench"
 HELLO_SERVER = r"""
 import socket, sys, uvicorn
-from autotalk_prefect.sandbox.server import _http_implementation
+from autotalk_prefect.serving import _http_implementation
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
     parser.add_argument("--in-process", action="store_true", help="also measure run_sandbox()")
     args = parser.parse_args()
-    from autotalk_prefect.sandbox.server import _http_implementation
+    from autotalk_prefect.serving import _http_implementation
 
     print(f"uvicorn http implementation: {_http_implementation()}; {args.requests} requests each")
     with (

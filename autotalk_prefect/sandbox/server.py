@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import socket
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
-
-import uvicorn
 
 from autotalk_prefect.sandbox.app import SandboxApp, create_app
 from autotalk_prefect.sandbox.config import DEFAULT_API_KEY, SandboxConfig
 from autotalk_prefect.sandbox.faults import FaultConfig
+from autotalk_prefect.serving import LOOPBACK, serve_in_thread
 
-HOST = "127.0.0.1"
+HOST = LOOPBACK
 STARTUP_TIMEOUT_S = 30.0
 
 
@@ -97,10 +92,6 @@ class SandboxHandle:
         return self.runtime.stats_snapshot()
 
 
-def _http_implementation() -> str:
-    return "httptools" if importlib.util.find_spec("httptools") else "h11"
-
-
 @contextlib.contextmanager
 def run_sandbox(
     api_key: str = DEFAULT_API_KEY,
@@ -115,42 +106,10 @@ def run_sandbox(
     if config is None:
         config = SandboxConfig(api_key=api_key, seed=seed, contacts=contacts, faults=faults)
     app = create_app(config)
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
-    # and without it every answer waits ~40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((HOST, port))
-    except OSError:
-        sock.close()
-        raise
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http=_http_implementation(),
-            timeout_graceful_shutdown=2,
-            backlog=2048,
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="autotalk-sandbox", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("the AutoTalk sandbox did not start (see the log above)")
-        time.sleep(0.01)
-    handle = SandboxHandle(app, sock.getsockname()[1])
-    try:
-        yield handle
+        with serve_in_thread(
+            app, port=port, host=HOST, name="autotalk-sandbox", startup_timeout=STARTUP_TIMEOUT_S
+        ) as bound_port:
+            yield SandboxHandle(app, bound_port)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         app.runtime.close()
-        sock.close()
