@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 
+_EPSILON = 1e-9
+
+
 class TokenBucket:
     """Async token bucket: at most ``rate`` acquisitions per second, bursts up to ``burst``.
 
@@ -69,10 +72,12 @@ class TokenBucket:
         """Wait until one token is available, then take it."""
         async with self._lock:
             self._refill()
-            while self._tokens < 1:
+            # The epsilon matters: after sleeping exactly the missing time, float rounding can
+            # leave 0.9999999...; waiting again for 1e-17 s would not move the clock (a loop).
+            while self._tokens < 1 - _EPSILON:
                 await self._sleep((1 - self._tokens) / self.rate)
                 self._refill()
-            self._tokens -= 1
+            self._tokens = max(0.0, self._tokens - 1)
 
 
 class GlobalRateLimitError(RuntimeError):
