@@ -53,3 +53,8 @@ app.command("webhooks")(webhooks_command)
 from autotalk_prefect.demo import demo_command  # noqa: E402
 
 app.command("demo")(demo_command)
+
+
+from autotalk_prefect.rate_limit_cli import rate_limit_app  # noqa: E402
+
+app.add_typer(rate_limit_app, name="rate-limit")
