@@ -1,0 +1,76 @@
+"""deployments/prefect.yaml: every deployment loads, its parameters fit the flow, and its
+schedules and triggers are what Prefect accepts (the same models `prefect deploy` builds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from prefect.client.schemas.schedules import construct_schedule
+from prefect.events import DeploymentEventTrigger
+from prefect.flows import load_flow_from_entrypoint
+from prefect.utilities.callables import parameter_schema
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOYMENTS = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())["deployments"]
+
+
+def test_every_prebuilt_flow_is_deployed() -> None:
+    entrypoints = {d["entrypoint"] for d in DEPLOYMENTS}
+    assert entrypoints == {
+        "flows/outreach.py:outreach_campaign",
+        "flows/onboarding.py:onboard_contact",
+        "flows/replies.py:handle_reply",
+        "flows/sync.py:sync_to_warehouse",
+    }
+    for deployment in DEPLOYMENTS:
+        assert deployment["work_pool"]["name"] == "autotalk-process"
+        assert "credentials" not in deployment.get("parameters", {})  # no key in parameters
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_parameters_fit_the_flow(deployment: dict[str, Any]) -> None:
+    flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+    schema = parameter_schema(flow).model_dump_for_openapi()
+    parameters = deployment.get("parameters", {})
+    for trigger in deployment.get("triggers", []):
+        parameters = {**parameters, **trigger.get("parameters", {})}
+    templated = {k for k, v in parameters.items() if "{{" in str(v)}
+    concrete = {k: v for k, v in parameters.items() if k not in templated}
+    required = set(schema.get("required", [])) - templated
+    jsonschema.validate(concrete, {**schema, "required": sorted(required)})
+    flow.validate_parameters({**concrete, **{k: _example(k) for k in templated}})
+
+
+def _example(name: str) -> Any:
+    """What a trigger's template renders to, for the parameter models to validate."""
+    if name == "event":
+        return {
+            "id": "evt-1",
+            "event": "message.received",
+            "client": {"_id": "a" * 24, "name": "Ana"},
+            "message": {"_id": "b" * 24, "conversationId": "c" * 24, "text": "STOP"},
+        }
+    if name == "record":
+        return {"clientId": "a" * 24, "subject": "Onboarding Ana", "priority": "normal"}
+    return "evt-1"
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_schedules_and_triggers_are_well_formed(deployment: dict[str, Any]) -> None:
+    for schedule in deployment.get("schedules", []):
+        built = construct_schedule(
+            cron=schedule.get("cron"),
+            interval=schedule.get("interval"),
+            timezone=schedule.get("timezone"),
+        )
+        assert built is not None
+    for trigger in deployment.get("triggers", []):
+        spec = {k: v for k, v in trigger.items() if k != "type"}
+        built_trigger = DeploymentEventTrigger(**spec)
+        assert built_trigger.expect and all(e.startswith("autotalk.") for e in built_trigger.expect)
+        assert built_trigger.match.root["prefect.resource.id"] == "autotalk.contact.*"
+    assert deployment.get("schedules") or deployment.get("triggers")
