@@ -74,3 +74,27 @@ def test_schedules_and_triggers_are_well_formed(deployment: dict[str, Any]) -> N
         assert built_trigger.expect and all(e.startswith("autotalk.") for e in built_trigger.expect)
         assert built_trigger.match.root["prefect.resource.id"] == "autotalk.contact.*"
     assert deployment.get("schedules") or deployment.get("triggers")
+
+
+def test_serve_builds_the_same_deployments_with_the_block_as_a_reference() -> None:
+    import importlib.util
+
+    from pydantic import SecretStr
+
+    from autotalk_prefect.credentials import AutoTalkCredentials
+
+    AutoTalkCredentials(
+        api_key=SecretStr("sk-serve-test-91"), base_url="http://127.0.0.1:9/v1"
+    ).save("serve-test", overwrite=True)
+    spec = importlib.util.spec_from_file_location("serve_script", REPO / "deployments" / "serve.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.runner_deployments("serve-test")
+    assert [d.name for d in built] == [d["name"] for d in DEPLOYMENTS]
+    replies = next(d for d in built if d.name == "autotalk-replies")
+    assert replies.triggers and replies.triggers[0].expect == {"autotalk.message.received"}
+    weekly = next(d for d in built if d.name == "autotalk-outreach-weekly")
+    assert weekly.schedules and weekly.parameters["campaign_id"] == "weekly-offer"
+    stored = weekly.model_dump_json(context={"serialize_blocks_as_references": True})
+    assert "sk-serve-test-91" not in stored and "block_document_id" in stored
