@@ -43,6 +43,7 @@ from autotalk_prefect.outreach import (
     summary_table,
 )
 from autotalk_prefect.ratelimit import check_global_rate_limit
+from autotalk_prefect.task_runners import TaskRunnerChoice, chunk_submitter
 from autotalk_prefect.templating import compile_template
 
 #: the clock quiet hours are checked against (tests replace it)
@@ -121,6 +122,8 @@ def outreach_campaign(
     resend_unknown: bool = False,
     ledger_storage: WritableFileSystem | str | None = None,
     credentials: AutoTalkCredentials | None = None,
+    task_runner: TaskRunnerChoice = "threads",
+    dask_address: str | None = None,
 ) -> OutreachSummary:
     """Send ``message_template`` once to every contact of ``audience``.
 
@@ -148,6 +151,10 @@ def outreach_campaign(
             ``.autotalk/ledger``), a ``WritableFileSystem`` block, or a block slug
             ``"<type>/<name>"`` to share it across machines.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` environment).
+        task_runner: Where chunk tasks run: ``threads`` in this process, or ``dask`` (extra
+            ``autotalk-prefect[dask]``): a LocalCluster of ``parallel_chunks`` processes, or
+            the cluster at ``dask_address``. Workers need ``PREFECT_API_URL`` of a server.
+        dask_address: Scheduler address of an existing Dask cluster (``task_runner="dask"``).
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -188,7 +195,10 @@ def outreach_campaign(
         # the audience is streamed, so its size is known only at the end: show chunks done
         update_progress_artifact(progress, 100.0 * len(results) / max(submitted, 1))
 
-    with block.get_client() as client:
+    with (
+        chunk_submitter(task_runner, dask_address, n_workers=parallel_chunks) as submit,
+        block.get_client() as client,
+    ):
         work = (item for item in iter_audience(client, audience, template) if plan.wants(item[0]))
         # The next chunk is read from the API while the chunks in flight send (prefetch), and
         # is submitted as soon as one of them finishes.
@@ -196,13 +206,14 @@ def outreach_campaign(
             while len(in_flight) >= parallel_chunks:
                 collect_one()
             in_flight.add(
-                send_chunk.submit(
+                submit(
+                    send_chunk,
                     items,
                     number,
                     campaign_id,
                     message_template,
                     ledger_storage,
-                    credentials,
+                    credentials if task_runner == "threads" else block,  # remote: by value
                     channel_id,
                     per_chunk,
                     per_chunk_rate,
@@ -211,8 +222,8 @@ def outreach_campaign(
                 )
             )
             submitted += 1
-    while in_flight:
-        collect_one()
+        while in_flight:  # inside the block: a Dask cluster lives until its chunks are done
+            collect_one()
     update_progress_artifact(progress, 100.0)
 
     summary = summarise(campaign_id, plan, results, started=started, ledger=ledger.describe())
