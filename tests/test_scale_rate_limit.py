@@ -1,0 +1,210 @@
+"""One rate limit across processes: two outreach runs in parallel processes share a Prefect GCL.
+
+A real ``prefect server start`` process (SQLite under a temporary PREFECT_HOME, free port) holds
+the global concurrency limit; two campaign processes take their send slots from it. The
+sandbox's own per-second request counts (one API key) show the combined rate. A run without the
+limit, same sandbox and key, shows the counts are not low on their own.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pydantic import SecretStr
+
+from autotalk_prefect.concurrency_limits import describe_rate_limit, ensure_rate_limit
+from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.outreach import Audience
+from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
+from flows.outreach import outreach_campaign
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-scale-rl-0b7e"
+TEXT = "Spring offer: 20% off this week."  # no fields: every request is a send
+RATE = 10  # requests per second for everyone together
+BURST = 5
+SLACK = 5  # scheduling jitter between taking a slot and the request arriving (busy machine)
+PER_RUN = 40
+LIMIT_NAME = "autotalk-api-test"
+
+CHILD = """
+import json, sys
+from autotalk_prefect.outreach import Audience
+from flows.outreach import outreach_campaign
+args = json.loads(sys.argv[1])
+summary = outreach_campaign(
+    campaign_id=args["campaign_id"],
+    message_template=args["text"],
+    audience=Audience(contact_ids=args["contacts"]),
+    global_rate_limit_name=args["limit"],
+    ledger_storage=args["ledger"],
+    max_concurrency=8,
+)
+print("SUMMARY " + summary.model_dump_json())
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """``prefect server start`` on a free loopback port with its own SQLite database."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    }
+    env.pop("PREFECT_API_URL", None)
+    command = [sys.executable, "-m", "prefect", "server", "start", "--no-services"]
+    process = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "prefect server start exited"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "prefect server did not come up in 120 s"
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _per_second(sandbox: SandboxHandle) -> list[int]:
+    keys = sandbox.stats()["keys"]
+    assert len(keys) == 1  # the counts below are this key's, and only this test's traffic
+    (counts,) = keys.values()
+    return list(counts["per_second"].values())
+
+
+def _campaigns_in_parallel(
+    server: str, sandbox: SandboxHandle, ledger: Path, halves: list[list[str]]
+) -> list[dict[str, Any]]:
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": server,
+        "PREFECT_HOME": str(ledger / "prefect-home"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "AUTOTALK_API_KEY": KEY,
+        "AUTOTALK_BASE_URL": sandbox.base_url,
+    }
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                json.dumps(
+                    {
+                        "campaign_id": f"shared-limit-{i}",
+                        "text": TEXT,
+                        "contacts": half,
+                        "limit": LIMIT_NAME,
+                        "ledger": str(ledger),
+                    }
+                ),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for i, half in enumerate(halves)
+    ]
+    summaries = []
+    for process in processes:
+        try:
+            out, err = process.communicate(timeout=240)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, err[-3000:]
+        line = next(x for x in out.splitlines() if x.startswith("SUMMARY "))
+        summaries.append(json.loads(line.removeprefix("SUMMARY ")))
+    return summaries
+
+
+def test_two_processes_share_one_global_rate_limit(tmp_path: Path) -> None:
+    with (
+        run_sandbox(api_key=KEY, seed=4, contacts=2 * PER_RUN) as sandbox,
+        prefect_server(tmp_path / "server-home") as server,
+    ):
+        contacts = sandbox.contact_ids()
+        halves = [contacts[:PER_RUN], contacts[PER_RUN:]]
+        with temporary_settings({PREFECT_API_URL: server}):
+            ensure_rate_limit(LIMIT_NAME, requests_per_second=RATE, burst=BURST)
+        # The API's own limit, as the real one has: anything over it is answered 429.
+        sandbox.set_faults(FaultConfig(rate_limit_rps=RATE + BURST + SLACK))
+
+        summaries = _campaigns_in_parallel(server, sandbox, tmp_path / "ledger", halves)
+
+        limited = _per_second(sandbox)
+        sent = [m["contactId"] for m in sandbox.sent_messages()]
+        with temporary_settings({PREFECT_API_URL: server}):
+            info = describe_rate_limit(LIMIT_NAME)
+
+        # The control: the same sends, same key, without the global limit.
+        sandbox.reset()
+        sandbox.clear_faults()
+        control = outreach_campaign(
+            campaign_id="no-limit",
+            message_template=TEXT,
+            audience=Audience(contact_ids=contacts),
+            ledger_storage=str(tmp_path / "ledger"),
+            credentials=AutoTalkCredentials(api_key=SecretStr(KEY), base_url=sandbox.base_url),
+        )
+        unlimited = _per_second(sandbox)
+
+    # everyone exactly once, and no 429 (if any came) surfaced as a failure
+    assert collections.Counter(sent) == collections.Counter(contacts)
+    for summary in summaries:
+        assert (summary["sent"], summary["failed"], summary["unknown"]) == (PER_RUN, 0, 0)
+    # both campaigns really sent at the same time: their sends interleave
+    half_of = {c: i for i, half in enumerate(halves) for c in half}
+    switches = sum(half_of[a] != half_of[b] for a, b in itertools.pairwise(sent))
+    assert switches >= 5, f"the two runs did not overlap ({switches} switches)"
+    assert info is not None and (info.requests_per_second, info.burst) == (RATE, BURST)
+    # the combined per-second rate stayed at the limit (plus its burst), across two processes
+    assert max(limited) <= RATE + BURST + SLACK, limited
+    assert sum(limited) >= 2 * PER_RUN  # every send counted (a 429'd one more than once)
+    # ... while the same sends without the limit go well over it
+    assert control.sent == 2 * PER_RUN
+    assert max(unlimited) > RATE + BURST + SLACK, unlimited
