@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import sys
+import uuid
 from pathlib import Path
 from uuid import UUID
 
@@ -14,6 +15,11 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
 from pydantic import SecretStr
 
+from autotalk_prefect.concurrency_limits import (
+    describe_rate_limit,
+    ensure_rate_limit,
+    remove_rate_limit,
+)
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.sandbox import run_sandbox
 from autotalk_prefect.task_runners import DaskNotInstalledError, chunk_submitter, task_runner_for
@@ -49,6 +55,39 @@ def test_3000_contacts_on_two_dask_processes_each_exactly_once(tmp_path: Path) -
     runs = asyncio.run(_task_runs(state.state_details.flow_run_id))
     assert sorted(r.name for r in runs) == [f"send-chunk-{n}" for n in range(1, 7)]
     assert all(r.state is not None and r.state.is_completed() for r in runs)
+
+
+def test_an_existing_cluster_by_address_takes_global_rate_limit_slots(tmp_path: Path) -> None:
+    """Sends in Dask workers of an existing cluster take their slots from the Prefect GCL."""
+    from distributed import LocalCluster
+
+    name = f"autotalk-dask-{uuid.uuid4().hex[:8]}"
+    # barely decays: every slot the workers take is still counted when we look
+    ensure_rate_limit(name, requests_per_second=0.01, burst=1000)
+    try:
+        with (
+            run_sandbox(api_key=KEY, seed=22, contacts=40) as sandbox,
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+        ):
+            summary = outreach_campaign(
+                campaign_id="dask-gcl",
+                message_template="Hi {{ name }}.",
+                chunk_size=20,
+                parallel_chunks=2,
+                ledger_storage=str(tmp_path),
+                credentials=AutoTalkCredentials(api_key=SecretStr(KEY), base_url=sandbox.base_url),
+                task_runner="dask",
+                dask_address=cluster.scheduler_address,
+                global_rate_limit_name=name,
+            )
+            sent = len(sandbox.sent_messages())
+        info = describe_rate_limit(name)
+    finally:
+        remove_rate_limit(name)
+    assert (summary.sent, sent) == (40, 40)
+    assert info is not None and info.active_slots >= 38, info
 
 
 async def _task_runs(flow_run_id: UUID | None) -> list[TaskRun]:
