@@ -45,6 +45,8 @@ import json, sys
 from autotalk_prefect.outreach import Audience
 from flows.outreach import outreach_campaign
 args = json.loads(sys.argv[1])
+print("READY", flush=True)
+sys.stdin.readline()  # the parent starts both campaigns at once
 summary = outreach_campaign(
     campaign_id=args["campaign_id"],
     message_template=args["text"],
@@ -142,6 +144,7 @@ def _campaigns_in_parallel(
             ],
             cwd=REPO,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -149,6 +152,17 @@ def _campaigns_in_parallel(
         )
         for i, half in enumerate(halves)
     ]
+    # A barrier: both children have imported everything before either starts sending.
+    for process in processes:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "READY":
+            for each in processes:
+                each.kill()
+            raise AssertionError(f"a campaign process died at start: {process.communicate()[1]}")
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
     summaries = []
     for process in processes:
         try:
