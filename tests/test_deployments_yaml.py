@@ -45,6 +45,16 @@ def test_parameters_fit_the_flow(deployment: dict[str, Any]) -> None:
     flow.validate_parameters({**concrete, **{k: _example(k) for k in templated}})
 
 
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_parameters_survive_prefect_deploy_templating(deployment: dict[str, Any]) -> None:
+    # `prefect deploy` fills `{{ placeholders }}` in a deployment's fields from its steps'
+    # outputs and drops the ones it does not know: a Jinja `{{ name }}` would vanish.
+    from prefect.utilities.templating import apply_values
+
+    parameters = deployment.get("parameters", {})
+    assert apply_values(parameters, {}, skip_prefixes=["ctx."]) == parameters
+
+
 def _example(name: str) -> Any:
     """What a trigger's template renders to, for the parameter models to validate."""
     if name == "event":
