@@ -12,16 +12,11 @@ import collections
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 
@@ -30,6 +25,7 @@ from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.outreach import Audience
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
 from flows.outreach import outreach_campaign
+from tests.prefect_processes import prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-scale-rl-0b7e"
@@ -57,55 +53,6 @@ summary = outreach_campaign(
 )
 print("SUMMARY " + summary.model_dump_json())
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def prefect_server(home: Path) -> Iterator[str]:
-    """``prefect server start`` on a free loopback port with its own SQLite database."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
-    }
-    env.pop("PREFECT_API_URL", None)
-    command = [sys.executable, "-m", "prefect", "server", "start", "--no-services"]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "prefect server start exited"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "prefect server did not come up in 120 s"
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _per_second(sandbox: SandboxHandle) -> list[int]:
