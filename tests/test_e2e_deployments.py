@@ -19,6 +19,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class Stack:
     def prefect(self, *args: str) -> str:
         """Run a ``prefect`` CLI command against the server; its output, or a failure with logs."""
         log = self.logs["cli"]
+        start = time.monotonic()
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "prefect", *args],
@@ -91,7 +93,8 @@ class Stack:
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"prefect {args}: no end in {CLI_TIMEOUT_S} s") from exc
         with log.open("a") as out:
-            out.write(f"$ prefect {' '.join(args)}\n{done.stdout}{done.stderr}\n")
+            took = time.monotonic() - start
+            out.write(f"$ prefect {' '.join(args)}  ({took:.1f} s)\n{done.stdout}{done.stderr}\n")
         assert done.returncode == 0, (
             f"prefect {' '.join(args)} exited {done.returncode}\n{done.stdout[-3000:]}"
             f"\n{done.stderr[-3000:]}\n{self.diagnostics()}"
@@ -229,10 +232,7 @@ def test_reply_webhook_and_deployment_run_complete_through_the_worker(stack: Sta
     # Both runs at once: the outreach through `prefect deployment run` (quiet hours off, so the
     # clock does not matter), the reply through the sandbox's webhook and the automation.
     outreach_id = stack.deployment_id(*OUTREACH)
-    stack.prefect(
-        "deployment", "run", "/".join(OUTREACH), "--param", "quiet_hours=null", "--param",
-        "max_concurrency=4",
-    )  # fmt: skip
+    stack.prefect("deployment", "run", "/".join(OUTREACH), "--param", "quiet_hours=null")
     inbound = stack.sandbox.simulate_reply(replier, "Hi, I need help with my order")
 
     def delivered() -> list[dict[str, Any]] | None:
@@ -272,3 +272,10 @@ def test_reply_webhook_and_deployment_run_complete_through_the_worker(stack: Sta
     assert (stack.project / ".autotalk" / "ledger" / "weekly-offer").is_dir()
     # Nothing else ran: no schedule fired, no other trigger matched.
     assert len(stack.api_call("POST", "/flow_runs/filter", {})) == 2
+    # Neither the API key nor the webhook secret is in any process's output or in the server's
+    # database (the worker had the key in its environment, the receiver the secret).
+    database = sorted(stack.logs["server"].parent.glob("prefect.db*"))
+    assert database
+    for path in [*stack.logs.values(), *database]:
+        data = path.read_bytes()
+        assert KEY.encode() not in data and SECRET.encode() not in data, f"a secret in {path}"
