@@ -61,5 +61,21 @@ def ephemeral_prefect_api(timeout_seconds: int = 90) -> Iterator[str]:
             os.environ["PREFECT_API_URL"] = server.api_url  # for subprocesses (the runner's flows)
             yield server.api_url
     finally:
+        _drain_to(server.api_url)
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def _drain_to(api_url: str) -> None:
+    """Deliver buffered logs and events while the server is still up.
+
+    Prefect's log and event workers otherwise drain at interpreter exit, after the server has
+    stopped, and spend a minute retrying a closed port before the process can end.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        APILogWorker.drain_all(timeout=10, at_exit=False)
+        EventsWorker.drain_all(timeout=10, at_exit=False)
