@@ -9,6 +9,8 @@ request exists) and answers back into models. Shared by the sync and async clien
 
 from __future__ import annotations
 
+import json
+import math
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from autotalk_prefect._paging import RESERVED_FILTERS, extract_page
 from autotalk_prefect.contract import ContractOperation, operation_index
@@ -27,6 +30,7 @@ from autotalk_prefect.models import (
     InboundMessage,
     ProcessMessagesRequest,
     SendMessageRequest,
+    WireModel,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -90,9 +94,20 @@ def build(
 # ---- query filters ---------------------------------------------------------------------------
 
 
+def _text(value: str, what: str) -> str:
+    """``value`` if it can travel as UTF-8 (no unpaired surrogates), else a ValueError."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid text (it cannot be UTF-8 encoded)") from None
+    return value
+
+
 def _query_value(key: str, value: Any) -> str | list[str]:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"filter {key!r} must be a finite number, got {value!r}")
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
@@ -100,7 +115,9 @@ def _query_value(key: str, value: Any) -> str | list[str]:
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, (str, int, float)):
+    if isinstance(value, str):
+        return _text(value, f"filter {key!r}")
+    if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, (list, tuple, set, frozenset)):
         return [str(_query_value(key, v)) for v in value]
@@ -117,25 +134,71 @@ def filters_query(filters: Mapping[str, Any]) -> dict[str, Any]:
             f"{', '.join(sorted(reserved))} cannot be a filter: listings read every page "
             "themselves (use page_size= to choose the page length)"
         )
-    return {k: _query_value(k, v) for k, v in filters.items() if v is not None}
+    return {
+        _text(k, f"filter name {k!r}"): _query_value(k, v)
+        for k, v in filters.items()
+        if v is not None
+    }
 
 
 # ---- request bodies --------------------------------------------------------------------------
 
 
+def _label(where: str, key: object) -> str:
+    return f"{where}[{key!r}]" if where else str(key)
+
+
+def _check_json(body: Mapping[Any, Any], where: str) -> None:
+    """Refuse what cannot travel as strict JSON, naming the field (httpx would raise an
+    anonymous error mid-request): objects JSON has no form for, NaN/inf, unpaired surrogates."""
+    for key, value in body.items():
+        label = _label(where, key)
+        try:
+            json.dumps({key: value}, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{label} is not valid text (it cannot be UTF-8 encoded)") from None
+        except ValueError as exc:
+            raise ValueError(f"{label} cannot be sent as JSON: {exc}") from None
+        except TypeError as exc:
+            raise TypeError(f"{label} cannot be sent as JSON: {exc}") from None
+
+
+def _wire(model: WireModel, where: str) -> dict[str, Any]:
+    """``model.to_wire()``, checked as JSON; a field JSON cannot carry is named."""
+    try:
+        body = model.to_wire()
+    except PydanticSerializationError as exc:
+        for key, value in model:
+            try:
+                to_jsonable_python(value)
+            except PydanticSerializationError as field_exc:
+                raise TypeError(
+                    f"{_label(where, key)} cannot be sent as JSON: {field_exc}"
+                ) from None
+        raise TypeError(f"{where or 'the request body'} cannot be sent as JSON: {exc}") from None
+    _check_json(body, where)
+    return body
+
+
 def _mapping(value: object, param: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise TypeError(f"{param} must be a mapping (dict), got {type(value).__name__}")
-    return dict(value)
+    body = dict(value)
+    _check_json(body, param)
+    return body
 
 
 def send_message(contact_id: str, message: str, fields: Mapping[str, Any]) -> Call:
-    body = SendMessageRequest(message=message, **fields).to_wire()
+    request = SendMessageRequest(message=message, **fields)
+    if not request.message.strip():
+        raise ValueError("message must not be blank (it holds only whitespace)")
+    body = _wire(request, "")
     return build("send_message", json=body, contactId=segment(contact_id, "contact_id"))
 
 
 def create_conversation(fields: Mapping[str, Any]) -> Call:
-    return build("create_conversation", json=CreateConversationRequest(**fields).to_wire())
+    body = _wire(CreateConversationRequest(**fields), "")
+    return build("create_conversation", json=body)
 
 
 def process_messages(
@@ -149,7 +212,8 @@ def process_messages(
     entries = [
         m if isinstance(m, InboundMessage) else InboundMessage.model_validate(m) for m in messages
     ]
-    body = ProcessMessagesRequest(messages=entries).to_wire()
+    ProcessMessagesRequest(messages=entries)  # at least one message
+    body = {"messages": [_wire(m, f"messages[{i}]") for i, m in enumerate(entries)]}
     return build("process_messages", json=body, id=segment(conversation_id, "conversation_id"))
 
 

@@ -14,6 +14,7 @@ loopback.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,6 +51,7 @@ M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = f"autotalk-prefect/{__version__}"
 LOOPBACK_NAMES = frozenset({"localhost"})
+_HOST = re.compile(r"[A-Za-z0-9._:-]+")  # a DNS name, an IPv4 or an (unbracketed) IPv6 address
 
 __all__ = ["USER_AGENT", "AsyncAutoTalkClient", "AutoTalkClient"]
 
@@ -103,6 +105,9 @@ def check_base_url(base_url: object) -> str:
             f"base_url {text!r} is not a URL: expected https://host/path "
             "(for example https://api.autotalk.io/v1)"
         )
+    host = url.raw_host.decode("ascii", errors="replace")  # IDNA hosts arrive as xn--...
+    if not _HOST.fullmatch(host):
+        raise ValueError(f"base_url {text!r} is not a URL: {url.host!r} is not a host name")
     if url.userinfo:
         raise ValueError("base_url must not carry credentials (user:password@); use api_key")
     if url.query or url.fragment:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr, field_validator
@@ -92,18 +91,20 @@ class AutoTalkCredentials(CredentialsBlock):
         default=16, ge=1, description="Concurrent requests in bulk work (and the pool size)."
     )
 
-    @field_validator("base_url")
+    @field_validator("base_url", mode="before")
     @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        value = value.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {value!r}"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(f"base_url must not carry a query or fragment, got {value!r}")
-        return value.rstrip("/")
+    def _check_base_url(cls, value: object) -> str:
+        """The client's own check, at save time: a block that cannot make a client is refused."""
+        from autotalk_prefect.client import check_base_url
+
+        return check_base_url(value)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("api_key must not be empty")
+        return value
 
     # ---- building clients ---------------------------------------------------------------------
 

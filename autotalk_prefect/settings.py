@@ -5,7 +5,7 @@ The fallback when no credentials block is given, so that a flow runs from env al
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://api.autotalk.io/v1"
@@ -34,3 +34,17 @@ class AutoTalkSettings(BaseSettings):
     max_concurrency: int = Field(
         default=16, ge=1, description="Concurrent requests in bulk work (and pool size)."
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty ``AUTOTALK_API_KEY`` counts as unset (``from_settings`` then says so)."""
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _check_base_url(cls, value: object) -> str:
+        """Refused here, naming ``base_url``, rather than at the first request."""
+        from autotalk_prefect.client import check_base_url
+
+        return check_base_url(value)

@@ -1,0 +1,753 @@
+"""Bad input, everywhere a user can hand us some: a clear error naming what was wrong, and
+nothing lost or done (issue 8, item 3).
+
+One table per public surface: the clients (sync and async), the tasks, the credentials block and
+settings, the flows' parameter models and the flows themselves. Every case asserts the exception
+type (our errors, pydantic's ValidationError or a ValueError/TypeError we raise) and that the
+message names the bad field or value; and that the sandbox holds exactly what it held before
+(nothing sent, created or changed), with no request at all when the client could tell.
+
+Then a property test over the client's inputs (ids, type and function names, filter values,
+message text): every request stays under ``/v1/`` with each id as exactly one path segment, and
+nothing but our errors or a documented ValueError/TypeError naming the parameter comes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+from autotalk_prefect.errors import AutoTalkError, InvalidRequestError, NotFoundError
+from autotalk_prefect.retries import RetryPolicy
+from autotalk_prefect.sandbox import SandboxHandle
+
+CONTACT = object()  # placeholder: replaced by a real contact id of the sandbox
+CONVERSATION = object()  # placeholder: replaced by that contact's conversation id
+
+
+# ---- the sandbox's whole state, to prove a refused call changed nothing ---------------------
+
+
+def snapshot(sb: SandboxHandle) -> dict[str, Any]:
+    """Everything the sandbox holds (items, conversations, messages, sends)."""
+    state = sb.runtime.state
+    with state.lock:
+        return copy.deepcopy(
+            {
+                "items": state.items,
+                "conversations": state.conversations,
+                "messages": state.messages,
+                "sent": state.sent,
+            }
+        )
+
+
+@dataclass
+class Guard:
+    """Before/after view of the sandbox around one bad call."""
+
+    sb: SandboxHandle
+    before: dict[str, Any] = field(init=False)
+    requests: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.before = snapshot(self.sb)
+        self.requests = self.sb.stats()["requests"]
+
+    def assert_nothing_changed(self, *, reached_server: bool) -> None:
+        assert snapshot(self.sb) == self.before, "a refused call changed the sandbox"
+        made = self.sb.stats()["requests"] - self.requests
+        if not reached_server:
+            assert made == 0, f"refused input still made {made} request(s)"
+
+
+def assert_names(exc: BaseException, fragments: tuple[str, ...], key: str | None = None) -> None:
+    text = str(exc)
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not named in: {text}"
+    if key is not None:
+        assert key not in text and key not in repr(exc)
+
+
+# ---- the clients ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientCase:
+    id: str
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    exc: type[BaseException]
+    names: tuple[str, ...]
+    reaches_server: bool = False
+
+
+def case(
+    id: str,
+    method: str,
+    *args: Any,
+    exc: type[BaseException],
+    names: tuple[str, ...],
+    server: bool = False,
+    **kwargs: Any,
+) -> Any:
+    return pytest.param(
+        ClientCase(id, method, args, kwargs, exc, names, server), id=f"{method}-{id}"
+    )
+
+
+NOT_JSON = object()
+
+CLIENT_CASES = [
+    # messages
+    case("empty-text", "send_message", CONTACT, "", exc=ValidationError, names=("message",)),
+    case("blank-text", "send_message", CONTACT, " \n\t", exc=ValueError, names=("message",)),
+    case("int-text", "send_message", CONTACT, 123, exc=ValidationError, names=("message",)),
+    case("none-text", "send_message", CONTACT, None, exc=ValidationError, names=("message",)),
+    case(
+        "surrogate-text", "send_message", CONTACT, "hi \ud800", exc=ValueError, names=("message",)
+    ),
+    case("int-contact", "send_message", 123, "hi", exc=TypeError, names=("contact_id", "int")),
+    case("none-contact", "send_message", None, "hi", exc=TypeError, names=("contact_id",)),
+    case("empty-contact", "send_message", "", "hi", exc=ValueError, names=("contact_id",)),
+    case(
+        "int-channel",
+        "send_message",
+        CONTACT,
+        "hi",
+        channelId=5,
+        exc=ValidationError,
+        names=("channelId",),
+    ),
+    case(
+        "surrogate-channel",
+        "send_message",
+        CONTACT,
+        "hi",
+        channelId="c\udfff",
+        exc=ValueError,
+        names=("channelId",),
+    ),
+    case(
+        "unserialisable-field",
+        "send_message",
+        CONTACT,
+        "hi",
+        extra=NOT_JSON,
+        exc=TypeError,
+        names=("extra", "object"),
+    ),
+    case(
+        "unknown-contact",
+        "send_message",
+        "no-such-contact",
+        "hi",
+        exc=NotFoundError,
+        names=("no-such-contact",),
+        server=True,
+    ),
+    # conversations
+    case("no-contact", "create_conversation", exc=ValidationError, names=("contactId",)),
+    case(
+        "empty-contact",
+        "create_conversation",
+        contactId="",
+        exc=ValidationError,
+        names=("contactId",),
+    ),
+    case(
+        "int-contact", "create_conversation", contactId=7, exc=ValidationError, names=("contactId",)
+    ),
+    case("no-messages", "process_messages", CONVERSATION, [], exc=ValueError, names=("messages",)),
+    case(
+        "string-messages",
+        "process_messages",
+        CONVERSATION,
+        "hello",
+        exc=TypeError,
+        names=("messages", "str"),
+    ),
+    case(
+        "bad-role",
+        "process_messages",
+        CONVERSATION,
+        [{"role": "boss", "message": "x"}],
+        exc=ValidationError,
+        names=("role", "boss"),
+    ),
+    case(
+        "empty-message",
+        "process_messages",
+        CONVERSATION,
+        [{"message": ""}],
+        exc=ValidationError,
+        names=("message",),
+    ),
+    case(
+        "int-conversation",
+        "process_messages",
+        1,
+        [{"message": "x"}],
+        exc=TypeError,
+        names=("conversation_id",),
+    ),
+    case("object-filter", "list_conversations", status=NOT_JSON, exc=TypeError, names=("status",)),
+    case("nan-filter", "list_conversations", status=math.nan, exc=ValueError, names=("status",)),
+    case(
+        "surrogate-filter", "list_conversations", status="\ud800", exc=ValueError, names=("status",)
+    ),
+    case("limit-filter", "list_conversations", limit=5, exc=ValueError, names=("limit",)),
+    case("zero-page", "list_conversations", page_size=0, exc=ValueError, names=("page_size",)),
+    case("bool-page", "list_conversations", page_size=True, exc=ValueError, names=("page_size",)),
+    case(
+        "unknown-status",
+        "list_conversations",
+        status="maybe",
+        exc=InvalidRequestError,
+        names=("status", "maybe"),
+        server=True,
+    ),
+    case("empty-conversation", "list_messages", "", exc=ValueError, names=("conversation_id",)),
+    case(
+        "negative-page",
+        "list_messages",
+        CONVERSATION,
+        page_size=-1,
+        exc=ValueError,
+        names=("page_size", "-1"),
+    ),
+    # dynadata: types, ids, bodies
+    case("int-type", "list_dynadata_items", 5, exc=TypeError, names=("type", "int")),
+    case("empty-type", "list_dynadata_items", "", exc=ValueError, names=("type",)),
+    case(
+        "unknown-type",
+        "list_dynadata_items",
+        "nosuchtype",
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    case(
+        "unknown-type",
+        "get_dynadata_schema",
+        "nosuchtype",
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    case(
+        "unknown-type",
+        "get_dynadata_zod_schema",
+        "no such/type",
+        exc=NotFoundError,
+        names=("no such/type",),
+        server=True,
+    ),
+    case(
+        "unknown-type",
+        "create_dynadata_item",
+        "nosuchtype",
+        {"name": "x"},
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    case(
+        "unknown-type",
+        "validate_dynadata_item",
+        "nosuchtype",
+        {"name": "x"},
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    case(
+        "unknown-type",
+        "execute_dynadata_function",
+        "nosuchtype",
+        "count",
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    case(
+        "unknown-type",
+        "update_dynadata_item",
+        "nosuchtype",
+        CONTACT,
+        {"name": "x"},
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    case("none-type", "get_dynadata_schema", None, exc=TypeError, names=("type",)),
+    case("empty-type", "get_dynadata_zod_schema", "", exc=ValueError, names=("type",)),
+    case("none-id", "get_dynadata_item", "clients", None, exc=TypeError, names=("item_id",)),
+    case("bytes-id", "get_dynadata_item", "clients", b"x", exc=TypeError, names=("item_id",)),
+    case("list-id", "get_dynadata_item", "clients", ["x"], exc=TypeError, names=("item_id",)),
+    case(
+        "surrogate-id", "get_dynadata_item", "clients", "\ud800", exc=ValueError, names=("item_id",)
+    ),
+    case(
+        "dot-dot-id",
+        "get_dynadata_item",
+        "clients",
+        "..",
+        exc=NotFoundError,
+        names=("'..'",),
+        server=True,
+    ),
+    case(
+        "escaping-id",
+        "get_dynadata_item",
+        "clients",
+        "../../types",
+        exc=NotFoundError,
+        names=("../../types",),
+        server=True,
+    ),
+    case(
+        "list-data", "create_dynadata_item", "clients", [1], exc=TypeError, names=("data", "list")
+    ),
+    case(
+        "object-in-data",
+        "create_dynadata_item",
+        "clients",
+        {"name": NOT_JSON},
+        exc=TypeError,
+        names=("data", "name", "object"),
+    ),
+    case(
+        "nan-in-data",
+        "create_dynadata_item",
+        "clients",
+        {"score": math.nan},
+        exc=ValueError,
+        names=("data", "score"),
+    ),
+    case(
+        "surrogate-in-data",
+        "create_dynadata_item",
+        "clients",
+        {"name": "x\ud800"},
+        exc=ValueError,
+        names=("data", "name"),
+    ),
+    case(
+        "unknown-field",
+        "create_dynadata_item",
+        "clients",
+        {"name": "A", "phone": "+34600000000", "bogus": 1},
+        exc=InvalidRequestError,
+        names=("bogus",),
+        server=True,
+    ),
+    case(
+        "other-id-in-data",
+        "update_dynadata_item",
+        "clients",
+        CONTACT,
+        {"_id": "other"},
+        exc=ValueError,
+        names=("_id", "other"),
+    ),
+    case("empty-id", "update_dynadata_item", "clients", "", {}, exc=ValueError, names=("item_id",)),
+    case(
+        "inf-in-data",
+        "update_dynadata_item",
+        "clients",
+        CONTACT,
+        {"score": math.inf},
+        exc=ValueError,
+        names=("score",),
+    ),
+    case("string-data", "validate_dynadata_item", "clients", "x", exc=TypeError, names=("data",)),
+    # functions
+    case(
+        "empty-function",
+        "execute_dynadata_function",
+        "clients",
+        "",
+        exc=ValueError,
+        names=("function_name",),
+    ),
+    case(
+        "int-function",
+        "execute_dynadata_function",
+        "clients",
+        3,
+        exc=TypeError,
+        names=("function_name",),
+    ),
+    case(
+        "list-args",
+        "execute_dynadata_function",
+        "clients",
+        "count",
+        [1],
+        exc=TypeError,
+        names=("args", "list"),
+    ),
+    case(
+        "object-in-args",
+        "execute_dynadata_function",
+        "clients",
+        "count",
+        {"status": NOT_JSON},
+        exc=TypeError,
+        names=("args", "status"),
+    ),
+    case(
+        "unknown-function",
+        "execute_dynadata_function",
+        "clients",
+        "nosuchfn",
+        exc=NotFoundError,
+        names=("nosuchfn",),
+        server=True,
+    ),
+    case(
+        "empty-function",
+        "execute_dynadata_item_function",
+        "clients",
+        CONTACT,
+        "",
+        exc=ValueError,
+        names=("function_name",),
+    ),
+    case(
+        "int-id",
+        "execute_dynadata_item_function",
+        "clients",
+        1,
+        "addTag",
+        exc=TypeError,
+        names=("item_id",),
+    ),
+    case(
+        "unknown-item",
+        "execute_dynadata_item_function",
+        "clients",
+        "no-such-item",
+        "addTag",
+        {"tag": "x"},
+        exc=NotFoundError,
+        names=("no-such-item",),
+        server=True,
+    ),
+]
+
+
+def _fill(value: Any, contact: str, conversation: str) -> Any:
+    if value is CONTACT:
+        return contact
+    if value is CONVERSATION:
+        return conversation
+    return value
+
+
+def _resolve(c: ClientCase, sb: SandboxHandle) -> tuple[list[Any], dict[str, Any]]:
+    contact = sb.contact_ids()[0]
+    conversation = next(iter(sb.runtime.state.conversations), "no-conversation")
+    args = [_fill(a, contact, conversation) for a in c.args]
+    kwargs = {k: _fill(v, contact, conversation) for k, v in c.kwargs.items()}
+    return args, kwargs
+
+
+def _no_retries() -> RetryPolicy:
+    return RetryPolicy(attempts=1)
+
+
+@pytest.mark.parametrize("c", CLIENT_CASES)
+def test_sync_client_refuses_bad_input(c: ClientCase, autotalk_sandbox: SandboxHandle) -> None:
+    sb = autotalk_sandbox
+    args, kwargs = _resolve(c, sb)
+    guard = Guard(sb)
+    with (
+        AutoTalkClient(sb.api_key, sb.base_url, retry_policy=_no_retries()) as client,
+        pytest.raises(c.exc) as excinfo,
+    ):
+        result = getattr(client, c.method)(*args, **kwargs)
+        if isinstance(result, Iterator):
+            list(result)
+    assert_names(excinfo.value, c.names, key=sb.api_key)
+    guard.assert_nothing_changed(reached_server=c.reaches_server)
+
+
+async def _call_async(client: AsyncAutoTalkClient, c: ClientCase, args: list[Any], kw: Any) -> Any:
+    result = getattr(client, c.method)(*args, **kw)
+    if inspect.isawaitable(result):
+        return await result
+    return [item async for item in result]
+
+
+@pytest.mark.parametrize("c", CLIENT_CASES)
+async def test_async_client_refuses_bad_input(
+    c: ClientCase, autotalk_sandbox: SandboxHandle
+) -> None:
+    sb = autotalk_sandbox
+    args, kwargs = _resolve(c, sb)
+    guard = Guard(sb)
+    async with AsyncAutoTalkClient(sb.api_key, sb.base_url, retry_policy=_no_retries()) as client:
+        with pytest.raises(c.exc) as excinfo:
+            await _call_async(client, c, args, kwargs)
+    assert_names(excinfo.value, c.names, key=sb.api_key)
+    await asyncio.to_thread(guard.assert_nothing_changed, reached_server=c.reaches_server)
+
+
+# ---- constructing a client ---------------------------------------------------------------------
+
+KEY = "sk-bad-input-test-3c9f"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "names"),
+    [
+        ({"api_key": ""}, ValueError, ("api_key",)),
+        ({"api_key": "   "}, ValueError, ("api_key",)),
+        ({"api_key": None}, TypeError, ("api_key",)),
+        ({"base_url": "not a url"}, ValueError, ("base_url", "not a url")),
+        ({"base_url": ""}, ValueError, ("base_url",)),
+        ({"base_url": 5}, ValueError, ("base_url", "5")),
+        ({"base_url": "ftp://api.autotalk.io/v1"}, ValueError, ("base_url", "ftp://")),
+        ({"base_url": "https://"}, ValueError, ("base_url",)),
+        ({"base_url": "https://exa mple.com/v1"}, ValueError, ("base_url", "exa mple.com")),
+        ({"base_url": "https://api.autotalk.io/v1?x=1"}, ValueError, ("base_url", "query")),
+        ({"base_url": "https://u:p@api.autotalk.io/v1"}, ValueError, ("base_url", "credentials")),
+        ({"base_url": "http://api.autotalk.io/v1"}, ValueError, ("base_url", "plain-http")),
+        ({"read_timeout": 0}, ValueError, ("read_timeout",)),
+        ({"connect_timeout": -1}, ValueError, ("connect_timeout",)),
+        ({"max_connections": 0}, ValueError, ("max_connections",)),
+        ({"max_connections": "8"}, TypeError, ("max_connections",)),
+        ({"retry_policy": {"attempts": 2}}, TypeError, ("retry_policy",)),
+        ({"headers": {"X-Api-Key": "other"}}, ValueError, ("api_key", "headers")),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None,
+)
+@pytest.mark.parametrize("cls", [AutoTalkClient, AsyncAutoTalkClient])
+def test_client_construction_refuses_bad_settings(
+    cls: type[AutoTalkClient] | type[AsyncAutoTalkClient],
+    kwargs: dict[str, Any],
+    exc: type[Exception],
+    names: tuple[str, ...],
+) -> None:
+    options: dict[str, Any] = {"api_key": KEY, "base_url": "https://api.autotalk.io/v1", **kwargs}
+    with pytest.raises(exc) as excinfo:
+        cls(**options)
+    assert_names(excinfo.value, names, key=KEY)
+
+
+# ---- the property: no input escapes its path, nothing but our errors comes out ------------------
+
+BASE = "https://api.autotalk.test/v1"
+
+TRICKY = [
+    "/",
+    "..",
+    ".",
+    "../..",
+    "%2F",
+    "%2e%2e",
+    "?",
+    "#",
+    "a/../../_sandbox/reset",
+    "../../_sandbox/reset",
+    "x?limit=1",
+    "x#y",
+    "\\",
+    "\x00",
+    "\n",
+    "\r\n",
+    " ",
+    "\ud800",
+    "é✓🙂",
+    "a" * 5000,
+    "%",
+    ";",
+    "@host",
+    "//evil.example",
+]
+
+texts = st.one_of(
+    st.sampled_from(TRICKY),
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(codec=None, categories=None), max_size=20),
+    st.lists(st.sampled_from([*TRICKY, "a", "b", "1"]), max_size=6).map("".join),
+)
+ids = st.one_of(texts, st.integers(), st.none(), st.binary(max_size=5))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An endpoint, its path template (segments), and how to call it with generated values."""
+
+    template: tuple[str, ...]
+    call: Callable[[AutoTalkClient, dict[str, Any]], Any]
+    params: tuple[str, ...]  # the generated values that must be exactly one segment each
+
+
+SHAPES = {
+    "send_message": Shape(
+        ("contacts", "{contact_id}", "send_message"),
+        lambda c, v: c.send_message(v["contact_id"], v["text"]),
+        ("contact_id",),
+    ),
+    "list_messages": Shape(
+        ("conversations", "{conversation_id}", "messages"),
+        lambda c, v: list(c.list_messages(v["conversation_id"], status=v["filter"])),
+        ("conversation_id",),
+    ),
+    "process_messages": Shape(
+        ("conversations", "{conversation_id}", "messages"),
+        lambda c, v: c.process_messages(v["conversation_id"], [{"message": v["text"]}]),
+        ("conversation_id",),
+    ),
+    "list_conversations": Shape(
+        ("conversations",),
+        lambda c, v: list(c.list_conversations(contactId=v["filter"], status=v["text"])),
+        (),
+    ),
+    "list_dynadata_items": Shape(
+        ("dynadata", "type", "{type}", "list"),
+        lambda c, v: list(c.list_dynadata_items(v["type"], status=v["filter"])),
+        ("type",),
+    ),
+    "get_dynadata_item": Shape(
+        ("dynadata", "type", "{type}", "item", "{item_id}"),
+        lambda c, v: c.get_dynadata_item(v["type"], v["item_id"]),
+        ("type", "item_id"),
+    ),
+    "create_dynadata_item": Shape(
+        ("dynadata", "type", "{type}", "create"),
+        lambda c, v: c.create_dynadata_item(v["type"], {"name": v["text"]}),
+        ("type",),
+    ),
+    "update_dynadata_item": Shape(
+        ("dynadata", "type", "{type}", "update"),
+        lambda c, v: c.update_dynadata_item(v["type"], v["item_id"], {"name": v["text"]}),
+        ("type",),
+    ),
+    "get_dynadata_zod_schema": Shape(
+        ("dynadata", "type", "{type}", "schema", "zod"),
+        lambda c, v: c.get_dynadata_zod_schema(v["type"]),
+        ("type",),
+    ),
+    "execute_dynadata_function": Shape(
+        ("dynadata", "type", "{type}", "executeFunction", "{function_name}"),
+        lambda c, v: c.execute_dynadata_function(v["type"], v["function_name"], {"q": v["text"]}),
+        ("type", "function_name"),
+    ),
+    "execute_dynadata_item_function": Shape(
+        ("dynadata", "type", "{type}", "item", "{item_id}", "executeFunction", "{function_name}"),
+        lambda c, v: c.execute_dynadata_item_function(v["type"], v["item_id"], v["function_name"]),
+        ("type", "item_id", "function_name"),
+    ),
+}
+
+
+#: how our own refusals start: the parameter, the filter, the body field or the model field
+REFUSAL = re.compile(
+    r"(contact_id|conversation_id|type|item_id|function_name) |filter '|(data|args|messages)\[|"
+    r"message must not be blank|\d+ validation errors? for \w+\n(message|contactId|channelId)"
+)
+
+
+def _documented_refusal(exc: BaseException) -> bool:
+    """A ValueError/TypeError of ours that names the parameter (or field) it refused."""
+    return isinstance(exc, (ValueError, TypeError)) and bool(REFUSAL.match(str(exc)))
+
+
+def _check_request(request: httpx.Request, shape: Shape, values: dict[str, Any]) -> None:
+    url = request.url
+    assert url.scheme == "https" and url.host == "api.autotalk.test"
+    assert url.fragment == ""
+    raw = url.raw_path.split(b"?", 1)[0].decode("ascii")
+    parts = raw.split("/")
+    assert parts[:2] == ["", "v1"], raw
+    assert len(parts) == 2 + len(shape.template), raw
+    for segment, expected in zip(parts[2:], shape.template, strict=True):
+        assert segment not in ("", ".", ".."), raw
+        if expected.startswith("{"):
+            assert unquote(segment, errors="strict") == values[expected[1:-1]], raw
+        else:
+            assert segment == expected, raw
+    query = httpx.QueryParams(url.query.decode("ascii"))
+    assert set(query) <= {"limit", "skip", "status", "contactId"}, raw
+
+
+@given(
+    name=st.sampled_from(sorted(SHAPES)),
+    contact_id=ids,
+    conversation_id=ids,
+    type=ids,
+    item_id=ids,
+    function_name=ids,
+    text=texts,
+    filter=st.one_of(texts, st.integers(), st.floats(), st.booleans(), st.none()),
+    status=st.sampled_from([200, 404, 422, 503]),
+)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_no_client_input_escapes_its_path(name: str, status: int, **values: Any) -> None:
+    shape = SHAPES[name]
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if status == 200:
+            return httpx.Response(200, json={"data": [], "total": 0})
+        return httpx.Response(status, json={"error": "nope", "message": "refused"})
+
+    transport = httpx.MockTransport(answer)
+    with AutoTalkClient(KEY, BASE, transport=transport, retry_policy=_no_retries()) as client:
+        try:
+            shape.call(client, values)
+        except AutoTalkError:
+            assert requests, "an AutoTalkError without a request"
+        except (ValueError, TypeError) as exc:
+            assert _documented_refusal(exc), f"{type(exc).__name__}: {exc}"
+            assert not requests, "refused input after a request was made"
+    for request in requests:
+        _check_request(request, shape, values)
+
+
+@given(type=texts, item_id=texts, function_name=texts)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_no_input_reaches_another_endpoint_of_the_sandbox(
+    autotalk_sandbox_server: SandboxHandle, **values: str
+) -> None:
+    """Against the real server: the item lookup and the item function answer 404 for the very
+    id we gave (the server saw one segment, decoded back to our text) and nothing changes."""
+    sb = autotalk_sandbox_server
+    before = snapshot(sb)
+    with AutoTalkClient(sb.api_key, sb.base_url, retry_policy=_no_retries()) as client:
+        for call in (
+            lambda: client.get_dynadata_item("clients", values["item_id"]),
+            lambda: client.get_dynadata_schema(values["type"]),
+            lambda: client.execute_dynadata_item_function(
+                "clients", values["item_id"], values["function_name"]
+            ),
+        ):
+            try:
+                call()
+            except NotFoundError as exc:
+                assert exc.path and exc.path.startswith("/dynadata/type/")
+            except (ValueError, TypeError) as exc:
+                assert _documented_refusal(exc), f"{type(exc).__name__}: {exc}"
+            except AutoTalkError as exc:  # 4xx other than 404 is fine, a 5xx is not
+                assert exc.status_code is not None and exc.status_code < 500, str(exc)
+    assert snapshot(sb) == before
