@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autotalk_prefect.templating import compile_template
+
 __all__ = [
     "DEFAULT_RULES",
     "ActionOutcome",
@@ -140,6 +142,13 @@ class SendAnswer(BaseModel):
 
     kind: Literal["send_answer"] = "send_answer"
     template: str = Field(min_length=1, description="Jinja2 text; record fields are names.")
+
+    @field_validator("template")
+    @classmethod
+    def _compiles(cls, template: str) -> str:
+        """A broken template is refused with the rule table, not when a reply first hits it."""
+        compile_template(template)  # TemplateInvalidError (a ValueError) names the problem
+        return template
 
 
 Action = Annotated[UpdateField | RunFunction | SendAnswer, Field(discriminator="kind")]

@@ -751,3 +751,280 @@ def test_no_input_reaches_another_endpoint_of_the_sandbox(
             except AutoTalkError as exc:  # 4xx other than 404 is fine, a 5xx is not
                 assert exc.status_code is not None and exc.status_code < 500, str(exc)
     assert snapshot(sb) == before
+
+
+# ---- the credentials block and the settings -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"api_key": ""}, ("api_key", "empty")),
+        ({"api_key": "   "}, ("api_key", "empty")),
+        ({"base_url": "not a url"}, ("base_url", "not a url")),
+        ({"base_url": ""}, ("base_url",)),
+        ({"base_url": "api.autotalk.io/v1"}, ("base_url", "api.autotalk.io/v1")),
+        ({"base_url": "https://exa mple.com/v1"}, ("base_url", "exa mple.com")),
+        ({"base_url": "http://api.autotalk.io/v1"}, ("base_url", "plain-http")),
+        ({"base_url": "https://u:p@api.autotalk.io/v1"}, ("base_url", "credentials")),
+        ({"connect_timeout": 0}, ("connect_timeout",)),
+        ({"read_timeout": -1}, ("read_timeout",)),
+        ({"retry_attempts": 0}, ("retry_attempts",)),
+        ({"max_concurrency": 0}, ("max_concurrency",)),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None,
+)
+def test_credentials_block_refuses_bad_fields(
+    kwargs: dict[str, Any], names: tuple[str, ...]
+) -> None:
+    from autotalk_prefect.credentials import AutoTalkCredentials
+
+    with pytest.raises(ValidationError) as excinfo:
+        AutoTalkCredentials(**{"api_key": KEY, **kwargs})
+    assert_names(excinfo.value, names, key=KEY)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"AUTOTALK_BASE_URL": "not a url"}, ("base_url", "not a url")),
+        ({"AUTOTALK_BASE_URL": "ftp://api.autotalk.io"}, ("base_url", "ftp://")),
+        ({"AUTOTALK_BASE_URL": "http://api.autotalk.io/v1"}, ("base_url", "plain-http")),
+        ({"AUTOTALK_MAX_CONCURRENCY": "0"}, ("max_concurrency",)),
+        ({"AUTOTALK_READ_TIMEOUT": "soon"}, ("read_timeout",)),
+        ({"AUTOTALK_RETRY_ATTEMPTS": "-2"}, ("retry_attempts",)),
+    ],
+    ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
+)
+def test_settings_refuse_bad_environment(
+    env: dict[str, str], names: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotalk_prefect.settings import AutoTalkSettings
+
+    monkeypatch.setenv("AUTOTALK_API_KEY", KEY)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as excinfo:
+        AutoTalkSettings(_env_file=None)  # type: ignore[call-arg]
+    assert_names(excinfo.value, names, key=KEY)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_key_in_the_environment_is_reported_missing(
+    blank: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotalk_prefect.credentials import AutoTalkCredentials, MissingCredentialsError
+    from autotalk_prefect.settings import AutoTalkSettings
+
+    monkeypatch.setenv("AUTOTALK_API_KEY", blank)
+    assert AutoTalkSettings(_env_file=None).api_key is None  # type: ignore[call-arg]
+    with pytest.raises(MissingCredentialsError, match="AUTOTALK_API_KEY"):
+        AutoTalkCredentials.from_settings(AutoTalkSettings(_env_file=None))  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="AUTOTALK_API_KEY"):
+        AutoTalkClient.from_settings(AutoTalkSettings(_env_file=None))  # type: ignore[call-arg]
+
+
+# ---- the tasks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskCase:
+    id: str
+    task: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    exc: type[BaseException]
+    names: tuple[str, ...]
+    reaches_server: bool = False
+
+
+def task_case(
+    id: str,
+    task: str,
+    *args: Any,
+    exc: type[BaseException],
+    names: tuple[str, ...],
+    server: bool = False,
+    **kwargs: Any,
+) -> Any:
+    return pytest.param(TaskCase(id, task, args, kwargs, exc, names, server), id=f"{task}-{id}")
+
+
+TASK_CASES = [
+    task_case("empty-text", "send_message", CONTACT, "", exc=ValidationError, names=("message",)),
+    task_case("blank-text", "send_message", CONTACT, "  ", exc=ValueError, names=("message",)),
+    task_case("int-contact", "send_message", 42, "hi", exc=TypeError, names=("contact_id",)),
+    task_case(
+        "unknown-type",
+        "get_dynadata_item",
+        "nosuchtype",
+        "x",
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    task_case(
+        "unknown-type",
+        "list_dynadata_items",
+        "nosuchtype",
+        exc=NotFoundError,
+        names=("nosuchtype",),
+        server=True,
+    ),
+    task_case(
+        "negative-max-items",
+        "list_dynadata_items",
+        "clients",
+        max_items=-1,
+        exc=ValueError,
+        names=("max_items", "-1"),
+    ),
+    task_case("list-data", "create_dynadata_item", "clients", [1], exc=TypeError, names=("data",)),
+    task_case(
+        "unknown-function",
+        "execute_dynadata_function",
+        "clients",
+        "nosuchfn",
+        exc=NotFoundError,
+        names=("nosuchfn",),
+        server=True,
+    ),
+    task_case("empty-id", "get_dynadata_item", "clients", "", exc=ValueError, names=("item_id",)),
+    task_case("limit-filter", "list_conversations", limit=3, exc=ValueError, names=("limit",)),
+    task_case(
+        "no-messages", "process_messages", CONVERSATION, [], exc=ValueError, names=("messages",)
+    ),
+]
+
+
+def _block(sb: SandboxHandle) -> Any:
+    from autotalk_prefect.credentials import AutoTalkCredentials
+
+    return AutoTalkCredentials(api_key=sb.api_key, base_url=sb.base_url, retry_attempts=1)
+
+
+@pytest.mark.parametrize("c", TASK_CASES)
+def test_sync_tasks_refuse_bad_input(c: TaskCase, autotalk_sandbox: SandboxHandle) -> None:
+    from autotalk_prefect import tasks
+
+    sb = autotalk_sandbox
+    args, kwargs = _resolve(c, sb)  # type: ignore[arg-type]
+    guard = Guard(sb)
+    with pytest.raises(c.exc) as excinfo:
+        getattr(tasks, c.task)(*args, credentials=_block(sb), _sync=True, **kwargs)
+    assert_names(excinfo.value, c.names, key=sb.api_key)
+    guard.assert_nothing_changed(reached_server=c.reaches_server)
+
+
+@pytest.mark.parametrize("c", TASK_CASES[:5])
+async def test_async_tasks_refuse_bad_input(c: TaskCase, autotalk_sandbox: SandboxHandle) -> None:
+    from autotalk_prefect import tasks
+
+    sb = autotalk_sandbox
+    args, kwargs = _resolve(c, sb)  # type: ignore[arg-type]
+    guard = Guard(sb)
+    with pytest.raises(c.exc) as excinfo:
+        await getattr(tasks, f"a{c.task}")(*args, credentials=_block(sb), **kwargs)
+    assert_names(excinfo.value, c.names, key=sb.api_key)
+    await asyncio.to_thread(guard.assert_nothing_changed, reached_server=c.reaches_server)
+
+
+def test_a_task_refuses_a_key_where_the_block_belongs(autotalk_sandbox: SandboxHandle) -> None:
+    from autotalk_prefect.tasks import get_self
+
+    with pytest.raises(TypeError) as excinfo:
+        get_self(credentials=autotalk_sandbox.api_key, _sync=True)  # type: ignore[arg-type]
+    assert_names(
+        excinfo.value, ("credentials", "AutoTalkCredentials"), key=autotalk_sandbox.api_key
+    )
+
+
+# ---- the flows' parameter models ---------------------------------------------------------------
+
+
+def _models() -> dict[str, Any]:
+    from autotalk_prefect.outreach import Audience, QuietHours
+    from autotalk_prefect.replies import ReplyRule, RunFunction, SendAnswer, UpdateField
+
+    return {
+        "Audience": Audience,
+        "QuietHours": QuietHours,
+        "ReplyRule": ReplyRule,
+        "RunFunction": RunFunction,
+        "SendAnswer": SendAnswer,
+        "UpdateField": UpdateField,
+    }
+
+
+MODEL_CASES = [
+    ("Audience", {"contact_ids": [1, 2]}, ("contact_ids",)),
+    ("Audience", {"contact_ids": []}, ("contact_ids", "empty")),
+    ("Audience", {"contact_ids": ["a", " "]}, ("contact_ids", "' '")),
+    ("Audience", {"contact_ids": "abc"}, ("contact_ids",)),
+    ("Audience", {"dynadata_type": ""}, ("dynadata_type",)),
+    ("Audience", {"dynadata_type": 7}, ("dynadata_type",)),
+    ("Audience", {"filters": {"status": 1}}, ("filters", "status")),
+    ("Audience", {"filters": ["status"]}, ("filters",)),
+    ("Audience", {"contact_field": ""}, ("contact_field",)),
+    ("QuietHours", {"start": "22:00", "end": "22:00"}, ("start and end",)),
+    ("QuietHours", {"start": "25:00", "end": "08:00"}, ("start",)),
+    ("QuietHours", {"start": "22:00"}, ("end",)),
+    ("QuietHours", {"start": "22:00", "end": "8"}, ("end",)),
+    (
+        "QuietHours",
+        {"start": "22:00", "end": "08:00", "timezone": "Mars/Olympus"},
+        ("Mars/Olympus",),
+    ),
+    ("QuietHours", {"start": "22:00", "end": "08:00", "timezone": ""}, ("timezone",)),
+    ("ReplyRule", {"name": ""}, ("name",)),
+    ("ReplyRule", {"name": "r", "keywords": ["stop", " "]}, ("keywords",)),
+    ("ReplyRule", {"name": "r", "keywords": "stop"}, ("keywords",)),
+    ("ReplyRule", {"name": "r", "match": "some"}, ("match", "some")),
+    ("ReplyRule", {"name": "r", "actions": [{"kind": "explode"}]}, ("explode",)),
+    ("ReplyRule", {"name": "r", "actions": [{"kind": "update_field"}]}, ("field", "value")),
+    ("ReplyRule", {"name": "r", "action": {"kind": "send_answer"}, "actions": []}, ("action",)),
+    (
+        "ReplyRule",
+        {"name": "r", "action": {"kind": "send_answer", "template": "Hi {{ name"}},
+        ("template", "syntax error", "line 1"),
+    ),
+    ("UpdateField", {"field": "", "value": 1}, ("field",)),
+    ("RunFunction", {"function": "", "args": {}}, ("function",)),
+    ("RunFunction", {"function": "addTag", "args": ["x"]}, ("args",)),
+    ("SendAnswer", {"template": ""}, ("template",)),
+    ("SendAnswer", {"template": "   "}, ("template", "empty")),
+    ("SendAnswer", {"template": "{% if x %}open"}, ("template", "syntax error")),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "names"),
+    MODEL_CASES,
+    ids=[f"{m}-{'-'.join(map(str, d))[:30]}" for m, d, _ in MODEL_CASES],
+)
+def test_parameter_models_refuse_bad_values(
+    model: str, data: dict[str, Any], names: tuple[str, ...]
+) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        _models()[model].model_validate(data)
+    assert_names(excinfo.value, names)
+
+
+@pytest.mark.parametrize(
+    ("event", "names"),
+    [
+        ({}, ("client", "message")),
+        ("not json", ("JSON",)),
+        (42, ("event", "int")),
+        ({"client": {"_id": ""}, "message": {"text": "hi"}}, ("client._id",)),
+        ({"client": {"_id": "c1"}, "message": {"text": "hi"}}, ("id", "dedupe")),
+        ({"client": {"_id": "c1"}, "message": "hi"}, ("message",)),
+    ],
+    ids=["empty", "not-json", "int", "empty-contact", "no-event-id", "message-not-object"],
+)
+def test_reply_events_are_refused_naming_the_field(event: Any, names: tuple[str, ...]) -> None:
+    from autotalk_prefect.replies import parse_event
+
+    with pytest.raises(ValueError) as excinfo:
+        parse_event(event)
+    assert_names(excinfo.value, names)
