@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import Task
+from prefect.utilities.annotations import quote
 from prefect.utilities.callables import get_call_parameters
 
 __all__ = [
@@ -125,9 +126,12 @@ def chunk_submitter(
     with task_runner_for(choice, dask_address, n_workers) as runner:
 
         def submit_there(task: Task[Any, Any], *args: Any, **kwargs: Any) -> PrefectFuture[Any]:
-            future: PrefectFuture[Any] = runner.submit(
-                task, get_call_parameters(task.fn, args, kwargs)
-            )
+            parameters = get_call_parameters(task.fn, args, kwargs)
+            # DaskTaskRunner passes a quote() through to the task as is: unwrap it here
+            parameters = {
+                k: v.unquote() if isinstance(v, quote) else v for k, v in parameters.items()
+            }
+            future: PrefectFuture[Any] = runner.submit(task, parameters)
             return future
 
         yield submit_there

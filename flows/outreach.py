@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from prefect.utilities.asyncutils import run_coro_as_sync
 
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
@@ -192,6 +193,8 @@ def outreach_campaign(
         finished = next(as_completed(list(in_flight)))
         in_flight.discard(finished)
         results.append(finished.result())  # a failed chunk (e.g. a revoked key) fails the run
+
+    def show_progress() -> None:
         # the audience is streamed, so its size is known only at the end: show chunks done
         update_progress_artifact(progress, 100.0 * len(results) / max(submitted, 1))
 
@@ -203,12 +206,13 @@ def outreach_campaign(
         # The next chunk is read from the API while the chunks in flight send (prefetch), and
         # is submitted as soon as one of them finishes.
         for number, items in enumerate(chunked(work, chunk_size), start=1):
+            collected = len(results)
             while len(in_flight) >= parallel_chunks:
                 collect_one()
             in_flight.add(
                 submit(
                     send_chunk,
-                    items,
+                    quote(items),  # a chunk is opaque data: Prefect need not walk its items
                     number,
                     campaign_id,
                     message_template,
@@ -222,8 +226,11 @@ def outreach_campaign(
                 )
             )
             submitted += 1
+            if len(results) > collected:  # after the submit: the next chunk starts first
+                show_progress()
         while in_flight:  # inside the block: a Dask cluster lives until its chunks are done
             collect_one()
+            show_progress()
     update_progress_artifact(progress, 100.0)
 
     summary = summarise(campaign_id, plan, results, started=started, ledger=ledger.describe())
