@@ -166,6 +166,8 @@ def outreach_campaign(
         requests_per_second=requests_per_second,
         parallel_chunks=parallel_chunks,
     )
+    if channel_id is not None and not channel_id.strip():
+        raise ValueError("channel_id is empty: give a channel id, or leave it unset")
     template = compile_template(message_template)  # a bad template fails before anything else
     ledger = Ledger(campaign_id, ledger_storage)
     block = resolve_credentials(credentials)
