@@ -247,6 +247,9 @@ def onboard_contact(
     """
     logger = get_run_logger()
     check_inputs(dynadata_type, record, idempotency_key)
+    for name, value in (("contact_id", contact_id), ("channel_id", channel_id)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{name} is empty: give an id, or leave it unset")
     template = compile_template(message_template)
     key = idempotency_key or default_idempotency_key(
         dynadata_type, record, message_template, contact_id, contact_field

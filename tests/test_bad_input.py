@@ -1028,3 +1028,276 @@ def test_reply_events_are_refused_naming_the_field(event: Any, names: tuple[str,
     with pytest.raises(ValueError) as excinfo:
         parse_event(event)
     assert_names(excinfo.value, names)
+
+
+# ---- the flows, called with bad parameters --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowCase:
+    id: str
+    flow: str
+    params: dict[str, Any]
+    exc: type[BaseException] | tuple[type[BaseException], ...]
+    names: tuple[str, ...]
+
+
+def flow_case(
+    flow: str,
+    id: str,
+    exc: type[BaseException] | tuple[type[BaseException], ...],
+    names: tuple[str, ...],
+    **params: Any,
+) -> Any:
+    return pytest.param(FlowCase(id, flow, params, exc, names), id=f"{flow}-{id}")
+
+
+def _param_error() -> type[BaseException]:
+    from prefect.exceptions import ParameterTypeError
+
+    return ParameterTypeError
+
+
+# Prefect validates a flow's parameters against its signature before the body runs and raises
+# ParameterTypeError naming the parameter; everything past that is our own validation.
+PARAMS = _param_error()
+GOOD_TEMPLATE = "Hi {{ name }}, news from us."
+
+FLOW_CASES = [
+    # outreach_campaign
+    flow_case("outreach", "empty-campaign", ValueError, ("campaign_id",), campaign_id=""),
+    flow_case("outreach", "escaping-campaign", ValueError, ("campaign_id",), campaign_id="../x"),
+    flow_case("outreach", "int-campaign", PARAMS, ("campaign_id",), campaign_id=12),
+    flow_case("outreach", "empty-template", ValueError, ("template", "empty"), message_template=""),
+    flow_case(
+        "outreach", "blank-template", ValueError, ("template", "empty"), message_template=" \n "
+    ),
+    flow_case(
+        "outreach",
+        "syntax-error",
+        ValueError,
+        ("template", "syntax error", "line 2"),
+        message_template="Hi\n{{ name ",
+    ),
+    flow_case("outreach", "zero-chunk", ValueError, ("chunk_size", "0"), chunk_size=0),
+    flow_case("outreach", "negative-chunk", ValueError, ("chunk_size", "-5"), chunk_size=-5),
+    flow_case("outreach", "zero-concurrency", ValueError, ("max_concurrency",), max_concurrency=0),
+    flow_case(
+        "outreach",
+        "negative-concurrency",
+        ValueError,
+        ("max_concurrency", "-1"),
+        max_concurrency=-1,
+    ),
+    flow_case("outreach", "zero-parallel", ValueError, ("parallel_chunks",), parallel_chunks=0),
+    flow_case("outreach", "zero-rate", ValueError, ("requests_per_second",), requests_per_second=0),
+    flow_case(
+        "outreach",
+        "negative-rate",
+        ValueError,
+        ("requests_per_second",),
+        requests_per_second=-3.0,
+    ),
+    flow_case(
+        "outreach",
+        "unknown-type",
+        NotFoundError,
+        ("nosuchtype",),
+        audience={"dynadata_type": "nosuchtype"},
+    ),
+    flow_case("outreach", "int-ids", PARAMS, ("contact_ids",), audience={"contact_ids": [1, 2]}),
+    flow_case("outreach", "empty-ids", PARAMS, ("contact_ids",), audience={"contact_ids": []}),
+    flow_case(
+        "outreach",
+        "empty-quiet-hours",
+        PARAMS,
+        ("quiet_hours", "start and end"),
+        quiet_hours={"start": "22:00", "end": "22:00"},
+    ),
+    flow_case(
+        "outreach",
+        "unknown-zone",
+        PARAMS,
+        ("quiet_hours", "Mars/Olympus"),
+        quiet_hours={"start": "22:00", "end": "08:00", "timezone": "Mars/Olympus"},
+    ),
+    flow_case("outreach", "bad-quiet-choice", PARAMS, ("on_quiet_hours",), on_quiet_hours="never"),
+    flow_case("outreach", "bad-runner", PARAMS, ("task_runner",), task_runner="processes"),
+    flow_case(
+        "outreach",
+        "limit-filter",
+        ValueError,
+        ("limit",),
+        audience={"filters": {"limit": "5"}},
+    ),
+    flow_case("outreach", "int-channel", PARAMS, ("channel_id",), channel_id=5),
+    flow_case("outreach", "empty-channel", ValueError, ("channel_id",), channel_id=" "),
+    # onboard_contact
+    flow_case("onboarding", "empty-type", ValueError, ("dynadata_type",), dynadata_type=""),
+    flow_case(
+        "onboarding", "unknown-type", NotFoundError, ("nosuchtype",), dynadata_type="nosuchtype"
+    ),
+    flow_case("onboarding", "record-not-mapping", PARAMS, ("record",), record="Ana"),
+    flow_case(
+        "onboarding",
+        "invalid-record",
+        ValueError,
+        ("phone",),
+        record={"name": "Ana", "phone": 12},
+    ),
+    flow_case(
+        "onboarding", "empty-template", ValueError, ("template", "empty"), message_template=""
+    ),
+    flow_case(
+        "onboarding",
+        "syntax-error",
+        ValueError,
+        ("template", "syntax error"),
+        message_template="Hi {% if name %}",
+    ),
+    flow_case(
+        "onboarding",
+        "undefined-variable",
+        ValueError,
+        ("nickname",),
+        message_template="Hi {{ nickname }}",
+    ),
+    flow_case("onboarding", "int-contact", PARAMS, ("contact_id",), contact_id=5),
+    flow_case(
+        "onboarding",
+        "empty-contact",
+        ValueError,
+        ("contact_id",),
+        contact_id="",
+    ),
+    flow_case("onboarding", "blank-key", ValueError, ("idempotency_key",), idempotency_key=" "),
+    flow_case("onboarding", "empty-channel", ValueError, ("channel_id",), channel_id=""),
+    flow_case(
+        "onboarding", "int-record-id", ValueError, ("record._id",), record={"_id": 5, "name": "A"}
+    ),
+    # handle_reply
+    flow_case(
+        "replies",
+        "int-contact",
+        ValueError,
+        ("client._id",),
+        event={"id": "e1", "client": {"_id": 5}, "message": {"text": "hi"}},
+    ),
+    flow_case("replies", "empty-event", ValueError, ("client", "message"), event={}),
+    flow_case("replies", "not-json", ValueError, ("JSON",), event="{nope"),
+    flow_case(
+        "replies",
+        "unknown-contact",
+        LookupError,
+        ("no-such-contact",),
+        event={"id": "e1", "client": {"_id": "no-such-contact"}, "message": {"text": "hi"}},
+    ),
+    flow_case(
+        "replies",
+        "bad-action",
+        PARAMS,
+        ("rules", "explode"),
+        rules=[{"name": "r", "actions": [{"kind": "explode"}]}],
+    ),
+    flow_case(
+        "replies",
+        "broken-answer",
+        PARAMS,
+        ("rules", "template", "syntax error"),
+        rules=[{"name": "r", "action": {"kind": "send_answer", "template": "{{ name"}}],
+    ),
+    flow_case(
+        "replies",
+        "blank-keyword",
+        PARAMS,
+        ("rules", "keywords"),
+        rules=[{"name": "r", "keywords": [""]}],
+    ),
+    flow_case(
+        "replies",
+        "undefined-in-answer",
+        ValueError,
+        ("nickname",),
+        rules=[{"name": "r", "action": {"kind": "send_answer", "template": "Hi {{ nickname }}"}}],
+    ),
+    flow_case("replies", "empty-type", ValueError, ("type",), dynadata_type=""),
+    # sync_to_warehouse
+    flow_case("sync", "empty-destination", ValueError, ("destination",), destination=""),
+    flow_case("sync", "unknown-destination", ValueError, ("nosuchdb",), destination="nosuchdb"),
+    flow_case("sync", "types-string", (ValueError, PARAMS), ("types",), types="clients"),
+    flow_case("sync", "empty-type-name", ValueError, ("types",), types=[""]),
+    flow_case("sync", "unknown-type", ValueError, ("nosuchtype",), types=["nosuchtype"]),
+    flow_case("sync", "empty-dataset", ValueError, ("dataset_name",), dataset_name=" "),
+    flow_case("sync", "empty-pipeline", ValueError, ("pipeline_name",), pipeline_name=""),
+]
+
+
+def _run_flow(c: FlowCase, sb: SandboxHandle, tmp: Any) -> Any:
+    creds = _block(sb)
+    contact = sb.contact_ids()[0]
+    if c.flow == "outreach":
+        from flows.outreach import outreach_campaign
+
+        params: dict[str, Any] = {
+            "campaign_id": "bad-input",
+            "message_template": GOOD_TEMPLATE,
+            "audience": {"contact_ids": [contact]},
+            **c.params,
+        }
+        return outreach_campaign(ledger_storage=str(tmp), credentials=creds, **params)
+    if c.flow == "onboarding":
+        from flows.onboarding import onboard_contact
+
+        params = {
+            "dynadata_type": "clients",
+            "record": {"name": "Ana Bad-Input", "phone": "+34600000099"},
+            "message_template": GOOD_TEMPLATE,
+            **c.params,
+        }
+        return onboard_contact(ledger_storage=str(tmp), credentials=creds, **params)
+    if c.flow == "replies":
+        from flows.replies import handle_reply
+
+        params = {
+            "event": {"id": "evt-1", "client": {"_id": contact}, "message": {"text": "hello"}},
+            **c.params,
+        }
+        return handle_reply(ledger_storage=str(tmp), credentials=creds, **params)
+    from flows.sync import sync_to_warehouse
+
+    params = {"destination_credentials": str(tmp / "w.duckdb"), **c.params}
+    return sync_to_warehouse(pipelines_dir=str(tmp / "dlt"), credentials=creds, **params)
+
+
+@pytest.mark.parametrize("c", FLOW_CASES)
+def test_flows_refuse_bad_parameters_and_do_nothing(
+    c: FlowCase, autotalk_sandbox: SandboxHandle, tmp_path: Any
+) -> None:
+    sb = autotalk_sandbox
+    guard = Guard(sb)
+    with pytest.raises(c.exc) as excinfo:
+        _run_flow(c, sb, tmp_path)
+    assert_names(excinfo.value, c.names, key=sb.api_key)
+    guard.assert_nothing_changed(reached_server=True)
+
+
+def test_outreach_with_an_undefined_variable_fails_each_contact_naming_it_and_sends_nothing(
+    autotalk_sandbox: SandboxHandle, tmp_path: Any
+) -> None:
+    """A field the records lack is per contact (one contact may have it): the run reports each
+    contact failed with the variable named, and nothing leaves."""
+    from flows.outreach import outreach_campaign
+
+    sb = autotalk_sandbox
+    ids = sb.contact_ids()[:3]
+    guard = Guard(sb)
+    summary = outreach_campaign(
+        campaign_id="undefined-var",
+        message_template="Hi {{ nickname }}",
+        audience={"contact_ids": ids},
+        ledger_storage=str(tmp_path),
+        credentials=_block(sb),
+    )
+    assert summary.sent == 0 and summary.failed == len(ids)
+    assert all("nickname" in f.reason for f in summary.failures)
+    guard.assert_nothing_changed(reached_server=True)
