@@ -1,7 +1,7 @@
 """One AutoTalk rate limit for every worker: a Prefect global concurrency limit with slot decay.
 
 The Prefect server holds the slots, so every flow run, worker and Dask process that talks to the
-same Prefect API shares one budget (see ``docs/multi-worker.md``). As a rate limit, a global
+same Prefect API shares one budget (see ``docs/scaling.md``). As a rate limit, a global
 concurrency limit (GCL) means: ``slot_decay_per_second`` = the sustained requests per second,
 ``limit`` = the burst (slots that may be taken at once after a quiet spell). Sends take their
 slots through :class:`autotalk_prefect.ratelimit.GlobalRateLimit`; this module only manages the
