@@ -51,24 +51,37 @@ class Call:
     params: Mapping[str, Any] | None = None
 
 
+#: characters a server or proxy may treat as a path separator once it decodes the path
+SEPARATORS = ("/", "\\")
+
+
 def segment(value: object, param: str) -> str:
     """``value`` percent-encoded as exactly one path segment.
 
-    Everything outside the unreserved set is encoded (``/``, ``?``, ``#``, ``%``, spaces ...),
-    and a segment made only of dots is written as ``%2E`` so that ``.`` and ``..`` cannot
-    move the path. Non-strings and empty strings are refused, naming ``param``.
+    Everything outside the unreserved set is encoded (``?``, ``#``, ``%``, spaces ...). Values
+    holding ``/`` or ``\\``, and values made only of dots, are refused: many servers and proxies
+    decode ``%2F`` (and normalise ``..``) before routing, so such an id could reach another
+    endpoint (``type="clients/item/ID"`` turns a type function into an item function). No
+    AutoTalk id, type or function name holds them. Non-strings and empty strings are refused
+    too, naming ``param``.
     """
     if not isinstance(value, str):
         raise TypeError(f"{param} must be a string, got {type(value).__name__}")
     if not value:
         raise ValueError(f"{param} must not be empty")
+    shown = repr(value) if len(value) <= 60 else repr(value[:60]) + "..."
+    separator = next((c for c in SEPARATORS if c in value), None)
+    if separator is not None:
+        raise ValueError(
+            f"{param} {shown} cannot be used in a URL path: it contains {separator!r} "
+            "(servers may decode it and route the request elsewhere)"
+        )
+    if not value.strip("."):
+        raise ValueError(f"{param} {shown} cannot be used in a URL path: it is only dots")
     try:
-        encoded = quote(value, safe="", encoding="utf-8", errors="strict")
+        return quote(value, safe="", encoding="utf-8", errors="strict")
     except UnicodeEncodeError as exc:
         raise ValueError(f"{param} is not valid text (it cannot be UTF-8 encoded)") from exc
-    if not encoded.strip("."):
-        encoded = encoded.replace(".", "%2E")
-    return encoded
 
 
 def build(
