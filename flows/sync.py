@@ -29,10 +29,12 @@ DEFAULT_DUCKDB_PATH = ".autotalk/warehouse.duckdb"
 DUCKDB_MAX_QUERY_BYTES = 256 * 1024
 """DuckDB load statements are cut at this size: dlt's 32 MB default makes DuckDB parse one huge
 INSERT per file (2.8 GB peak RSS at 100k rows); 256 KB brings that to ~300 MB, same speed."""
-DUCKDB_CONFIG: dict[str, Any] = {"memory_limit": "64MB", "preserve_insertion_order": False}
+DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
 """DuckDB keeps the blocks of the tables it writes cached up to its memory limit (80% of RAM by
 default), so a sync's peak memory grew with the table (+75-90 MB from 10k to 100k rows). A 64 MB
-limit (the merge spills to ``<file>.tmp`` beyond it) keeps it flat, at the same speed."""
+limit, one thread and no insertion-order buffering keep it flat (+45 MB) at the same speed: the
+merge spills to ``<file>.tmp`` beyond it. Raise it (``duckdb_memory_limit``) for very wide rows."""
+_MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 DltCredentials = str | dict[str, Any] | None
 
@@ -99,16 +101,31 @@ def _secret_credentials(block_name: str) -> DltCredentials:
     )
 
 
-def _bounded_duckdb(path: str) -> Any:
-    """DuckDB file credentials whose memory stays flat as the tables grow (see DUCKDB_CONFIG)."""
+def check_memory_limit(value: object) -> str:
+    """A DuckDB memory limit such as ``64MB`` or ``1GB``."""
+    if not isinstance(value, str) or not _MEMORY_LIMIT.fullmatch(value.strip()):
+        raise ValueError(f"duckdb_memory_limit must be a size like '64MB' or '1GB', got {value!r}")
+    return value.strip()
+
+
+def _bounded_duckdb(path: str, memory_limit: str) -> Any:
+    """DuckDB file credentials whose memory stays flat as the tables grow."""
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
     credentials = DuckDbCredentials(path)
-    credentials.global_config = dict(DUCKDB_CONFIG)
+    credentials.global_config = {
+        "memory_limit": memory_limit,
+        "threads": 1,
+        "preserve_insertion_order": False,
+    }
     return credentials
 
 
-def build_destination(destination: str, credentials: DltCredentials = None) -> Any:
+def build_destination(
+    destination: str,
+    credentials: DltCredentials = None,
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
+) -> Any:
     """The dlt destination for a name and dlt-style credentials.
 
     ``duckdb`` (the default) writes a local file, ``.autotalk/warehouse.duckdb`` unless a path is
@@ -125,7 +142,9 @@ def build_destination(destination: str, credentials: DltCredentials = None) -> A
         path = credentials if credentials is not None else DEFAULT_DUCKDB_PATH
         if isinstance(path, str | Path) and str(path) != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            path = _bounded_duckdb(str(Path(path).expanduser()))
+            path = _bounded_duckdb(
+                str(Path(path).expanduser()), check_memory_limit(duckdb_memory_limit)
+            )
         return dlt.destinations.duckdb(path, max_query_length=DUCKDB_MAX_QUERY_BYTES)
     try:
         return Destination.from_reference(name, credentials=credentials)
@@ -168,6 +187,7 @@ def run_sync_pipeline(
     pipeline_name: str,
     pipelines_dir: str | None,
     credentials: AutoTalkCredentials | None,
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
 ) -> SyncSummary:
     """Extract, normalise and load in one go (dlt batches internally; no per-page task runs)."""
     import dlt
@@ -177,7 +197,7 @@ def run_sync_pipeline(
     logger = get_run_logger()
     if destination_secret is not None:
         destination_credentials = _secret_credentials(destination_secret)
-    dest = build_destination(destination, destination_credentials)
+    dest = build_destination(destination, destination_credentials, duckdb_memory_limit)
     pages: Counter[str] = Counter()
     source = autotalk_source(credentials, types=types, on_page=lambda table: pages.update([table]))
     pipeline = dlt.pipeline(
@@ -223,6 +243,7 @@ def sync_to_warehouse(
     pipelines_dir: str | None = None,
     credentials: AutoTalkCredentials | None = None,
     destination_secret: str | None = None,
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
 ) -> SyncSummary:
     """Sync AutoTalk Dynadata types, conversations, messages, channels and assistants.
 
@@ -239,12 +260,15 @@ def sync_to_warehouse(
         credentials: the AutoTalk block (``None``: ``AUTOTALK_*`` from the environment).
         destination_secret: name of a Prefect ``Secret`` block holding the destination
             credentials (a DSN string or a JSON object); wins over ``destination_credentials``.
+        duckdb_memory_limit: DuckDB's memory cap for a DuckDB file destination (it spills to
+            disk beyond it), so memory stays flat however large the tables grow.
     """
     _check_name(destination, "destination")
     _check_name(dataset_name, "dataset_name")
     _check_name(pipeline_name, "pipeline_name")
     if destination_secret is not None:
         _check_name(destination_secret, "destination_secret")
+    duckdb_memory_limit = check_memory_limit(duckdb_memory_limit)
     if types is not None and (
         isinstance(types, str) or not all(isinstance(t, str) and t for t in types)
     ):
@@ -259,6 +283,7 @@ def sync_to_warehouse(
         pipeline_name,
         pipelines_dir,
         credentials,
+        duckdb_memory_limit,
     )
     create_table_artifact(
         key=_artifact_key(pipeline_name),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dlt
 import duckdb
 import pytest
 from prefect.blocks.system import Secret
@@ -112,6 +113,28 @@ def test_duckdb_destination_defaults_and_creates_its_folder(
     assert dest.capabilities().max_query_length == DUCKDB_MAX_QUERY_BYTES
     build_destination("duckdb", str(tmp_path / "a" / "b" / "w.duckdb"))
     assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_duckdb_destination_caps_duckdb_memory(tmp_path: Path) -> None:
+    """The cap reaches a real DuckDB connection opened the way dlt opens it."""
+    dest = build_destination("duckdb", str(tmp_path / "w.duckdb"), duckdb_memory_limit="96MB")
+    pipeline = dlt.pipeline("memcap", pipelines_dir=str(tmp_path / "p"), destination=dest)
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            "select name, value from duckdb_settings() where name in "
+            "('memory_limit', 'threads', 'preserve_insertion_order')"
+        )
+    settings = dict(rows or [])
+    assert settings["threads"] == "1"
+    assert settings["preserve_insertion_order"] == "false"
+    assert settings["memory_limit"].startswith(("91.5 MiB", "96.0 MB", "91"))
+
+
+@pytest.mark.parametrize("bad", ["", "lots", "64", "-1MB", 64, None])
+def test_a_bad_duckdb_memory_limit_is_refused_by_name(bad: object, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="duckdb_memory_limit must be a size like '64MB'"):
+        build_destination("duckdb", str(tmp_path / "w.duckdb"), duckdb_memory_limit=bad)  # type: ignore[arg-type]
+    assert not (tmp_path / "w.duckdb").exists()
 
 
 def test_other_destinations_come_from_dlt_by_name() -> None:
