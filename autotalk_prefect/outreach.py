@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from autotalk_prefect._paging import RESERVED_FILTERS
 from autotalk_prefect.errors import (
     AuthenticationError,
     AutoTalkError,
@@ -60,6 +61,16 @@ class Audience(BaseModel):
         min_length=1,
         description="For types other than `clients`: the field holding the contact id.",
     )
+
+    @field_validator("filters")
+    @classmethod
+    def _no_paging_filters(cls, filters: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(RESERVED_FILTERS.intersection(filters))
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)} cannot be a filter: the audience reads every page itself"
+            )
+        return filters
 
     @field_validator("contact_ids")
     @classmethod

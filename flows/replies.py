@@ -40,6 +40,7 @@ from autotalk_prefect.step_ledger import StepLedger, done, ledger_name, unresolv
 from autotalk_prefect.tasks import (
     execute_dynadata_item_function,
     get_dynadata_item,
+    list_dynadata_types,
     send_message,
     update_dynadata_item,
 )
@@ -150,6 +151,12 @@ def handle_reply(
             try:
                 contact = get_dynadata_item(dynadata_type, contact_id, credentials=credentials)
             except NotFoundError:
+                known = [t.name for t in list_dynadata_types(credentials=credentials)]
+                if dynadata_type not in known:
+                    raise ValueError(
+                        f"dynadata_type {dynadata_type!r} does not exist in this company "
+                        f"(known types: {', '.join(sorted(known))}): nothing was done."
+                    ) from None
                 raise UnknownContactError(
                     f"Event {event_key} names contact {contact_id!r}, but the {dynadata_type!r} "
                     "type has no such item: nothing was done."

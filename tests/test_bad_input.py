@@ -1165,8 +1165,8 @@ FLOW_CASES = [
     flow_case(
         "outreach",
         "limit-filter",
-        ValueError,
-        ("limit",),
+        PARAMS,
+        ("audience.filters", "limit"),
         audience={"filters": {"limit": "5"}},
     ),
     flow_case("outreach", "int-channel", PARAMS, ("channel_id",), channel_id=5),
@@ -1260,6 +1260,13 @@ FLOW_CASES = [
         rules=[{"name": "r", "action": {"kind": "send_answer", "template": "Hi {{ nickname }}"}}],
     ),
     flow_case("replies", "empty-type", ValueError, ("type",), dynadata_type=""),
+    flow_case(
+        "replies",
+        "unknown-type",
+        ValueError,
+        ("dynadata_type", "nosuchtype", "clients"),
+        dynadata_type="nosuchtype",
+    ),
     # sync_to_warehouse
     flow_case("sync", "empty-destination", ValueError, ("destination",), destination=""),
     flow_case("sync", "unknown-destination", ValueError, ("nosuchdb",), destination="nosuchdb"),
