@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,35 +22,10 @@ import time
 from pathlib import Path
 
 import httpx
+from _sandbox_process import start_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-bench-outreach"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_sandbox(contacts: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    cli = Path(sys.executable).parent / "autotalk-prefect"
-    process = subprocess.Popen(
-        [str(cli), "sandbox", "--port", str(port), "--api-key", KEY, "--contacts", str(contacts)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    root = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{root}/_sandbox/stats", timeout=1).status_code == 200:
-                return process, root
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("sandbox did not start")
 
 
 def _peak_rss_mb() -> float:
@@ -170,7 +144,7 @@ def main() -> None:
         return
     print(f"{'contacts':>8} {'raw msg/s':>10} {'flow msg/s':>11} {'ratio':>6} {'flow RSS MB':>12}")
     for size in args.sizes:
-        sandbox, root = _start_sandbox(size)
+        sandbox, root = start_sandbox(KEY, size)
         try:  # alternate the two sides and keep each one's best: the machine is shared
             rounds = [
                 (_measure("raw", root, args.concurrency), _measure("flow", root, args.concurrency))

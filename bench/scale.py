@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,33 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _sandbox_process import start_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-bench-scale"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_sandbox(contacts: int, latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    cli = Path(sys.executable).parent / "autotalk-prefect"
-    command = [str(cli), "sandbox", "--port", str(port), "--api-key", KEY]
-    command += ["--contacts", str(contacts), "--latency-ms", str(latency_ms)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    root = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{root}/_sandbox/stats", timeout=1).status_code == 200:
-                return process, root
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("sandbox did not start")
 
 
 # ---- one configuration, in a child process ------------------------------------------------------
@@ -136,7 +112,7 @@ def main() -> None:
     if args.child:
         _child(args.root, json.loads(args.child))
         return
-    sandbox, root = _start_sandbox(args.sends, args.latency_ms)
+    sandbox, root = start_sandbox(KEY, args.sends, "--latency-ms", str(args.latency_ms))
     best: dict[str, dict[str, Any]] = {}
     try:
         for _ in range(args.rounds):

@@ -87,9 +87,11 @@ def assert_names(exc: BaseException, fragments: tuple[str, ...], key: str | None
 
 
 @dataclass(frozen=True)
-class ClientCase:
+class CallCase:
+    """A client method or task (``name``) called with bad input, and what it must raise."""
+
     id: str
-    method: str
+    name: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     exc: type[BaseException]
@@ -106,9 +108,7 @@ def case(
     server: bool = False,
     **kwargs: Any,
 ) -> Any:
-    return pytest.param(
-        ClientCase(id, method, args, kwargs, exc, names, server), id=f"{method}-{id}"
-    )
+    return pytest.param(CallCase(id, method, args, kwargs, exc, names, server), id=f"{method}-{id}")
 
 
 NOT_JSON = object()
@@ -496,7 +496,7 @@ def _fill(value: Any, contact: str, conversation: str) -> Any:
     return value
 
 
-def _resolve(c: ClientCase, sb: SandboxHandle) -> tuple[list[Any], dict[str, Any]]:
+def _resolve(c: CallCase, sb: SandboxHandle) -> tuple[list[Any], dict[str, Any]]:
     contact = sb.contact_ids()[0]
     conversation = next(iter(sb.runtime.state.conversations), "no-conversation")
     args = [_fill(a, contact, conversation) for a in c.args]
@@ -509,7 +509,7 @@ def _no_retries() -> RetryPolicy:
 
 
 @pytest.mark.parametrize("c", CLIENT_CASES)
-def test_sync_client_refuses_bad_input(c: ClientCase, autotalk_sandbox: SandboxHandle) -> None:
+def test_sync_client_refuses_bad_input(c: CallCase, autotalk_sandbox: SandboxHandle) -> None:
     sb = autotalk_sandbox
     args, kwargs = _resolve(c, sb)
     guard = Guard(sb)
@@ -517,24 +517,22 @@ def test_sync_client_refuses_bad_input(c: ClientCase, autotalk_sandbox: SandboxH
         AutoTalkClient(sb.api_key, sb.base_url, retry_policy=_no_retries()) as client,
         pytest.raises(c.exc) as excinfo,
     ):
-        result = getattr(client, c.method)(*args, **kwargs)
+        result = getattr(client, c.name)(*args, **kwargs)
         if isinstance(result, Iterator):
             list(result)
     assert_names(excinfo.value, c.names, key=sb.api_key)
     guard.assert_nothing_changed(reached_server=c.reaches_server)
 
 
-async def _call_async(client: AsyncAutoTalkClient, c: ClientCase, args: list[Any], kw: Any) -> Any:
-    result = getattr(client, c.method)(*args, **kw)
+async def _call_async(client: AsyncAutoTalkClient, c: CallCase, args: list[Any], kw: Any) -> Any:
+    result = getattr(client, c.name)(*args, **kw)
     if inspect.isawaitable(result):
         return await result
     return [item async for item in result]
 
 
 @pytest.mark.parametrize("c", CLIENT_CASES)
-async def test_async_client_refuses_bad_input(
-    c: ClientCase, autotalk_sandbox: SandboxHandle
-) -> None:
+async def test_async_client_refuses_bad_input(c: CallCase, autotalk_sandbox: SandboxHandle) -> None:
     sb = autotalk_sandbox
     args, kwargs = _resolve(c, sb)
     guard = Guard(sb)
@@ -866,17 +864,6 @@ def test_a_blank_key_in_the_environment_is_reported_missing(
 # ---- the tasks ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TaskCase:
-    id: str
-    task: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    exc: type[BaseException]
-    names: tuple[str, ...]
-    reaches_server: bool = False
-
-
 def task_case(
     id: str,
     task: str,
@@ -886,7 +873,7 @@ def task_case(
     server: bool = False,
     **kwargs: Any,
 ) -> Any:
-    return pytest.param(TaskCase(id, task, args, kwargs, exc, names, server), id=f"{task}-{id}")
+    return pytest.param(CallCase(id, task, args, kwargs, exc, names, server), id=f"{task}-{id}")
 
 
 TASK_CASES = [
@@ -943,27 +930,27 @@ def _block(sb: SandboxHandle) -> Any:
 
 
 @pytest.mark.parametrize("c", TASK_CASES)
-def test_sync_tasks_refuse_bad_input(c: TaskCase, autotalk_sandbox: SandboxHandle) -> None:
+def test_sync_tasks_refuse_bad_input(c: CallCase, autotalk_sandbox: SandboxHandle) -> None:
     from autotalk_prefect import tasks
 
     sb = autotalk_sandbox
     args, kwargs = _resolve(c, sb)  # type: ignore[arg-type]
     guard = Guard(sb)
     with pytest.raises(c.exc) as excinfo:
-        getattr(tasks, c.task)(*args, credentials=_block(sb), _sync=True, **kwargs)
+        getattr(tasks, c.name)(*args, credentials=_block(sb), _sync=True, **kwargs)
     assert_names(excinfo.value, c.names, key=sb.api_key)
     guard.assert_nothing_changed(reached_server=c.reaches_server)
 
 
 @pytest.mark.parametrize("c", TASK_CASES[:5])
-async def test_async_tasks_refuse_bad_input(c: TaskCase, autotalk_sandbox: SandboxHandle) -> None:
+async def test_async_tasks_refuse_bad_input(c: CallCase, autotalk_sandbox: SandboxHandle) -> None:
     from autotalk_prefect import tasks
 
     sb = autotalk_sandbox
     args, kwargs = _resolve(c, sb)  # type: ignore[arg-type]
     guard = Guard(sb)
     with pytest.raises(c.exc) as excinfo:
-        await getattr(tasks, f"a{c.task}")(*args, credentials=_block(sb), **kwargs)
+        await getattr(tasks, f"a{c.name}")(*args, credentials=_block(sb), **kwargs)
     assert_names(excinfo.value, c.names, key=sb.api_key)
     await asyncio.to_thread(guard.assert_nothing_changed, reached_server=c.reaches_server)
 
