@@ -158,10 +158,11 @@ def test_two_processes_share_one_global_rate_limit(tmp_path: Path) -> None:
     assert collections.Counter(sent) == collections.Counter(contacts)
     for summary in summaries:
         assert (summary["sent"], summary["failed"], summary["unknown"]) == (PER_RUN, 0, 0)
-    # both campaigns really sent at the same time: their sends interleave
+    # both campaigns sent at the same time: one's sends come between the other's first and last
+    # (A..B..A or more; how finely they interleave depends on the machine's load)
     half_of = {c: i for i, half in enumerate(halves) for c in half}
     switches = sum(half_of[a] != half_of[b] for a, b in itertools.pairwise(sent))
-    assert switches >= 5, f"the two runs did not overlap ({switches} switches)"
+    assert switches >= 2, f"the two runs did not overlap ({switches} switches)"
     assert info is not None and (info.requests_per_second, info.burst) == (RATE, BURST)
     # the combined per-second rate stayed at the limit (plus its burst), across two processes
     assert max(limited) <= RATE + BURST + SLACK, limited
