@@ -13,8 +13,10 @@ loopback.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import ssl
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +26,7 @@ from pydantic import BaseModel, SecretStr
 
 from autotalk_prefect import __version__
 from autotalk_prefect import _endpoints as ep
+from autotalk_prefect._lanes import Lanes
 from autotalk_prefect._paging import DEFAULT_PAGE_SIZE, Pager, PageShapeError
 from autotalk_prefect.errors import AutoTalkError, error_from_response
 from autotalk_prefect.models import (
@@ -118,6 +121,12 @@ def check_base_url(base_url: object) -> str:
             "Use https:// (plain http is allowed only on loopback: 127.0.0.1, ::1, localhost)."
         )
     return text.rstrip("/")
+
+
+@functools.cache
+def _shared_ssl_context() -> ssl.SSLContext:
+    """httpx's default verifying context, built once (~20-30 ms) for every lane of every client."""
+    return httpx.create_ssl_context()
 
 
 class _ClientBase:
@@ -480,7 +489,8 @@ class AsyncAutoTalkClient(_ClientBase):
     """Asynchronous AutoTalk client; use ``async with AsyncAutoTalkClient(...)``.
 
     Same methods as :class:`AutoTalkClient`: list methods return async iterators
-    (``async for``), everything else is awaited. One pooled ``httpx.AsyncClient``.
+    (``async for``), everything else is awaited. ``max_connections`` bounds the calls in flight:
+    each takes one of as many one-connection ``httpx.AsyncClient`` lanes (``_lanes`` says why).
     """
 
     def __init__(
@@ -505,17 +515,31 @@ class AsyncAutoTalkClient(_ClientBase):
             transport=transport,
             headers=headers,
         )
-        self._http = httpx.AsyncClient(**self._http_options)
+        self._lanes = self._open_lanes(transport)
+        self._http = self._lanes.all[0]
+
+    def _open_lanes(self, transport: httpx.AsyncBaseTransport | None) -> Lanes[httpx.AsyncClient]:
+        """``max_connections`` one-connection clients (see ``_lanes``), or one client with as many
+        slots around a caller's transport (whose own pooling then applies)."""
+        if transport is not None:
+            return Lanes([httpx.AsyncClient(**self._http_options)], slots=self.max_connections)
+        one = {
+            **self._http_options,
+            "limits": httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            "verify": _shared_ssl_context(),
+        }
+        return Lanes(httpx.AsyncClient(**one) for _ in range(self.max_connections))
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the connection pool (idempotent)."""
-        await self._http.aclose()
+        """Close every connection (idempotent)."""
+        for lane in self._lanes.all:
+            await lane.aclose()
 
     @property
     def is_closed(self) -> bool:
-        return self._http.is_closed
+        return all(lane.is_closed for lane in self._lanes.all)
 
     async def __aenter__(self) -> Self:
         return self
@@ -534,7 +558,11 @@ class AsyncAutoTalkClient(_ClientBase):
         kwargs = self._request_kwargs(call)
 
         async def attempt() -> Any:
-            response = await self._http.request(call.method, call.path, **kwargs)
+            http = await self._lanes.acquire()  # per attempt: never held across a retry's wait
+            try:
+                response = await http.request(call.method, call.path, **kwargs)
+            finally:
+                self._lanes.release(http)
             return self._decode(response, call)
 
         return await self.retry_policy.acall(

@@ -97,6 +97,24 @@ class SandboxGate:
             await app(scope, receive, send_with_id)
             return
 
+        client = scope.get("client")
+        runtime.stats.started(tuple(client) if client else None)
+        try:
+            await self._api(scope, receive, send, app, send_with_id, request_id)
+        finally:
+            runtime.stats.finished()
+
+    async def _api(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        app: ASGIApp,
+        send_with_id: Send,
+        request_id: str,
+    ) -> None:
+        runtime = self.runtime
+        path: str = scope["path"]
         method: str = scope["method"]
         access = runtime.access_of(_header(scope, b"x-api-key"))
         if access is None:

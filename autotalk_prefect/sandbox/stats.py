@@ -1,4 +1,5 @@
-"""Request accounting: totals, statuses, and per-second request counts per API key.
+"""Request accounting: totals, statuses, per-second request counts per API key, and how many
+requests were in flight at once over how many client connections (to check a client's bounds).
 
 Keys are never stored or shown: each is reduced to a fingerprint (``key_fingerprint``), so stats
 can be logged or printed safely.
@@ -35,6 +36,9 @@ class Stats:
             self.by_status: dict[int, int] = {}
             self.per_key: dict[str, int] = {}
             self.per_second: dict[str, dict[int, int]] = {}
+            self.in_flight = 0
+            self.max_in_flight = 0
+            self.connections: set[tuple[str, int]] = set()
 
     def arrived(self, fingerprint: str | None) -> None:
         """One ``/v1`` request arrived (``None``: it had no valid key)."""
@@ -49,6 +53,18 @@ class Stats:
             seconds[second] = seconds.get(second, 0) + 1
             if len(seconds) > MAX_SECONDS_KEPT:
                 del seconds[min(seconds)]
+
+    def started(self, client: tuple[str, int] | None) -> None:
+        """A ``/v1`` request is being handled, on the connection from ``client`` (host, port)."""
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if client is not None:
+                self.connections.add((client[0], client[1]))
+
+    def finished(self) -> None:
+        with self._lock:
+            self.in_flight = max(0, self.in_flight - 1)  # a reset may have zeroed it meanwhile
 
     def answered(self, status: int) -> None:
         with self._lock:
@@ -70,4 +86,7 @@ class Stats:
                 "unauthorized": self.unauthorized,
                 "by_status": {str(s): n for s, n in sorted(self.by_status.items())},
                 "keys": keys,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "connections": len(self.connections),
             }
