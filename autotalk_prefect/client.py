@@ -515,31 +515,32 @@ class AsyncAutoTalkClient(_ClientBase):
             transport=transport,
             headers=headers,
         )
-        self._lanes = self._open_lanes(transport)
-        self._http = self._lanes.all[0]
+        self._lanes = self._lanes_for(transport)
 
-    def _open_lanes(self, transport: httpx.AsyncBaseTransport | None) -> Lanes[httpx.AsyncClient]:
-        """``max_connections`` one-connection clients (see ``_lanes``), or one client with as many
-        slots around a caller's transport (whose own pooling then applies)."""
+    def _lanes_for(self, transport: httpx.AsyncBaseTransport | None) -> Lanes[httpx.AsyncClient]:
+        """Up to ``max_connections`` one-connection clients (see ``_lanes``), or one client with
+        as many slots around a caller's transport (whose own pooling then applies)."""
         if transport is not None:
-            return Lanes([httpx.AsyncClient(**self._http_options)], slots=self.max_connections)
+            options = self._http_options
+            return Lanes(lambda: httpx.AsyncClient(**options), 1, slots=self.max_connections)
         one = {
             **self._http_options,
             "limits": httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            "verify": _shared_ssl_context(),
         }
-        return Lanes(httpx.AsyncClient(**one) for _ in range(self.max_connections))
+        return Lanes(
+            lambda: httpx.AsyncClient(**one, verify=_shared_ssl_context()), self.max_connections
+        )
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Close every connection (idempotent)."""
-        for lane in self._lanes.all:
+        for lane in self._lanes.close():
             await lane.aclose()
 
     @property
     def is_closed(self) -> bool:
-        return all(lane.is_closed for lane in self._lanes.all)
+        return self._lanes.closed
 
     async def __aenter__(self) -> Self:
         return self

@@ -4,12 +4,12 @@ sandbox (its stats count the requests in flight and the client connections it sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from autotalk_prefect._lanes import Lanes
+from autotalk_prefect._lanes import Lanes, LanesClosedError
 from autotalk_prefect.client import AsyncAutoTalkClient
 from autotalk_prefect.errors import ServerError
 from autotalk_prefect.retries import RetryPolicy
@@ -20,8 +20,14 @@ KEY = "sk-lanes-test-19c4"
 # ---- Lanes ------------------------------------------------------------------------------------
 
 
+def maker(*names: str) -> Callable[[], str]:
+    """Makes the named lanes in order (and fails the test if asked for one more)."""
+    left = iter(names)
+    return lambda: next(left)
+
+
 async def test_at_most_one_use_of_a_lane_at_a_time_and_every_lane_is_used() -> None:
-    lanes = Lanes(["a", "b", "c"])
+    lanes = Lanes(maker("a", "b", "c"), 3)
     busy: set[str] = set()
     used: list[str] = []
     peak = 0
@@ -39,11 +45,22 @@ async def test_at_most_one_use_of_a_lane_at_a_time_and_every_lane_is_used() -> N
 
     await asyncio.gather(*(use() for _ in range(60)))
     assert peak == 3 and set(used) == {"a", "b", "c"} and len(used) == 60
-    assert lanes.in_use == 0
+    assert lanes.in_use == 0 and lanes.made == ["a", "b", "c"]
+
+
+async def test_lanes_are_made_only_when_needed() -> None:
+    lanes = Lanes(maker("a", "b", "c"), 3)
+    for _ in range(5):  # one caller at a time never needs a second lane
+        async with lanes.take() as lane:
+            assert lane == "a"
+    assert lanes.made == ["a"]
+    first = await lanes.acquire()
+    second = await lanes.acquire()
+    assert (first, second, lanes.made) == ("a", "b", ["a", "b"])
 
 
 async def test_slots_allow_that_many_uses_of_one_lane() -> None:
-    lanes = Lanes(["only"], slots=4)
+    lanes = Lanes(maker("only"), 1, slots=4)
     held = [await lanes.acquire() for _ in range(4)]
     assert held == ["only"] * 4 and lanes.in_use == 4
     fifth = asyncio.ensure_future(lanes.acquire())
@@ -54,7 +71,7 @@ async def test_slots_allow_that_many_uses_of_one_lane() -> None:
 
 
 async def test_waiters_are_served_first_come_first_served() -> None:
-    lanes = Lanes(["x"])
+    lanes = Lanes(maker("x"), 1)
     first = await lanes.acquire()
     order: list[int] = []
 
@@ -71,7 +88,7 @@ async def test_waiters_are_served_first_come_first_served() -> None:
 
 
 async def test_a_cancelled_waiter_loses_no_lane() -> None:
-    lanes = Lanes(["x"])
+    lanes = Lanes(maker("x"), 1)
     held = await lanes.acquire()
     # cancelled while still waiting: it leaves the queue
     gone = asyncio.ensure_future(lanes.acquire())
@@ -93,11 +110,20 @@ async def test_a_cancelled_waiter_loses_no_lane() -> None:
     assert await asyncio.wait_for(lanes.acquire(), 5) == "x"
 
 
+async def test_closed_lanes_refuse_takers_and_hand_back_what_was_made() -> None:
+    lanes = Lanes(maker("a", "b"), 2)
+    async with lanes.take():
+        pass
+    assert lanes.close() == ["a"] and lanes.closed
+    with pytest.raises(LanesClosedError, match="closed"):
+        await lanes.acquire()
+
+
 def test_lanes_refuse_nonsense() -> None:
-    with pytest.raises(ValueError, match="at least one lane"):
-        Lanes([])
+    with pytest.raises(ValueError, match="size"):
+        Lanes(maker(), 0)
     with pytest.raises(ValueError, match="slots"):
-        Lanes(["a"], slots=0)
+        Lanes(maker("a"), 1, slots=0)
 
 
 # ---- the async client on the sandbox ----------------------------------------------------------
@@ -186,3 +212,11 @@ async def test_a_callers_transport_gets_max_connections_calls_at_once() -> None:
     ) as client:
         await asyncio.gather(*(client.get_self() for _ in range(9)))
     assert peak == 3
+
+
+async def test_one_call_at_a_time_uses_one_connection(sb: SandboxHandle) -> None:
+    async with AsyncAutoTalkClient(KEY, sb.base_url, max_connections=16) as client:
+        for _ in range(5):
+            await client.get_self()
+        assert len(client._lanes.made) == 1  # the other 15 were never needed, never opened
+    assert sb.stats()["connections"] == 1
