@@ -28,6 +28,7 @@ from autotalk_prefect.errors import (
 from autotalk_prefect.ledger import Ledger, LedgerSnapshot, LedgerState, LedgerWriter
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
 from autotalk_prefect.templating import MessageTemplate, RenderError, compile_template
+from autotalk_prefect.type_names import unknown_type_error
 
 if TYPE_CHECKING:
     from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
@@ -214,6 +215,24 @@ def iter_audience(
             member = audience.contact_of(record)
             if member is not None:
                 yield member, record if template.needs_record else {}
+
+
+def check_audience_type(
+    client: AutoTalkClient, audience: Audience, template: MessageTemplate
+) -> None:
+    """Fail before anything is sent if the audience's Dynadata type does not exist.
+
+    Checked whenever the type is used (a query, or records the template needs) or was named
+    explicitly; an id list with a template that uses no fields never reads it.
+    """
+    used = audience.contact_ids is None or template.needs_record
+    if not used and "dynadata_type" not in audience.model_fields_set:
+        return
+    known = [t.name for t in client.list_dynadata_types()]
+    if audience.dynadata_type not in known:
+        raise unknown_type_error(
+            "audience.dynadata_type", audience.dynadata_type, known, "nothing was sent."
+        )
 
 
 LIMITS = {"chunk_size": (1, 10_000), "max_concurrency": (1, 256), "parallel_chunks": (1, 64)}

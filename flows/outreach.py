@@ -35,6 +35,7 @@ from autotalk_prefect.outreach import (
     QuietHours,
     WorkItem,
     artifact_key,
+    check_audience_type,
     check_numbers,
     chunked,
     iter_audience,
@@ -171,6 +172,8 @@ def outreach_campaign(
     template = compile_template(message_template)  # a bad template fails before anything else
     ledger = Ledger(campaign_id, ledger_storage)
     block = resolve_credentials(credentials)
+    with block.get_client() as client:
+        check_audience_type(client, audience, template)
     if global_rate_limit_name:
         limit = run_coro_as_sync(check_global_rate_limit(global_rate_limit_name))
         logger.info("global rate limit %r: %s", global_rate_limit_name, limit)

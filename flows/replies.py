@@ -45,6 +45,7 @@ from autotalk_prefect.tasks import (
     update_dynadata_item,
 )
 from autotalk_prefect.templating import compile_template
+from autotalk_prefect.type_names import unknown_type_error
 
 
 def _perform(
@@ -153,9 +154,8 @@ def handle_reply(
             except NotFoundError:
                 known = [t.name for t in list_dynadata_types(credentials=credentials)]
                 if dynadata_type not in known:
-                    raise ValueError(
-                        f"dynadata_type {dynadata_type!r} does not exist in this company "
-                        f"(known types: {', '.join(sorted(known))}): nothing was done."
+                    raise unknown_type_error(
+                        "dynadata_type", dynadata_type, known, "nothing was done."
                     ) from None
                 raise UnknownContactError(
                     f"Event {event_key} names contact {contact_id!r}, but the {dynadata_type!r} "

@@ -1127,9 +1127,16 @@ FLOW_CASES = [
     flow_case(
         "outreach",
         "unknown-type",
-        NotFoundError,
-        ("nosuchtype",),
+        ValueError,
+        ("audience.dynadata_type", "nosuchtype", "clients"),
         audience={"dynadata_type": "nosuchtype"},
+    ),
+    flow_case(
+        "outreach",
+        "unknown-type-with-ids",
+        ValueError,
+        ("audience.dynadata_type", "nosuchtype", "clients"),
+        audience={"dynadata_type": "nosuchtype", "contact_ids": ["c1"]},
     ),
     flow_case("outreach", "int-ids", PARAMS, ("contact_ids",), audience={"contact_ids": [1, 2]}),
     flow_case("outreach", "empty-ids", PARAMS, ("contact_ids",), audience={"contact_ids": []}),
