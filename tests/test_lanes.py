@@ -4,7 +4,7 @@ sandbox (its stats count the requests in flight and the client connections it sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -13,7 +13,7 @@ from autotalk_prefect._lanes import Lanes, LanesClosedError
 from autotalk_prefect.client import AsyncAutoTalkClient
 from autotalk_prefect.errors import ServerError
 from autotalk_prefect.retries import RetryPolicy
-from autotalk_prefect.sandbox import SandboxConfig, SandboxHandle, run_sandbox
+from autotalk_prefect.sandbox import SandboxHandle
 
 KEY = "sk-lanes-test-19c4"
 
@@ -129,17 +129,9 @@ def test_lanes_refuse_nonsense() -> None:
 # ---- the async client on the sandbox ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SandboxHandle]:
-    with run_sandbox(config=SandboxConfig(api_key=KEY)) as handle:
-        yield handle
-
-
 @pytest.fixture
-def sb(server: SandboxHandle) -> SandboxHandle:
-    server.clear_faults()
-    server.reset()
-    return server
+def sb(autotalk_sandbox: SandboxHandle) -> SandboxHandle:
+    return autotalk_sandbox
 
 
 @pytest.mark.parametrize("max_connections", [1, 4, 16])
@@ -147,7 +139,9 @@ async def test_max_connections_bounds_calls_in_flight_and_connections(
     sb: SandboxHandle, max_connections: int
 ) -> None:
     sb.set_faults(latency_ms=20)  # calls overlap on the server, so the bound is what holds them
-    async with AsyncAutoTalkClient(KEY, sb.base_url, max_connections=max_connections) as client:
+    async with AsyncAutoTalkClient(
+        sb.api_key, sb.base_url, max_connections=max_connections
+    ) as client:
         contact = sb.contact_ids()[0]
         results = await asyncio.gather(
             *(client.send_message(contact, f"m{i}") for i in range(4 * max_connections))
@@ -171,7 +165,7 @@ async def test_a_retry_wait_does_not_hold_a_connection(sb: SandboxHandle) -> Non
 
     policy = RetryPolicy(attempts=2, sleep=sleep_while_another_call_runs)
     async with AsyncAutoTalkClient(
-        KEY, sb.base_url, max_connections=1, retry_policy=policy
+        sb.api_key, sb.base_url, max_connections=1, retry_policy=policy
     ) as client:
         company = await client.get_self()
     assert other_done == [company.name]
@@ -180,7 +174,10 @@ async def test_a_retry_wait_does_not_hold_a_connection(sb: SandboxHandle) -> Non
 async def test_the_last_error_still_arrives_and_close_closes_every_lane(sb: SandboxHandle) -> None:
     sb.set_faults(error_rate=1.0, error_statuses=[503])
     client = AsyncAutoTalkClient(
-        KEY, sb.base_url, max_connections=3, retry_policy=RetryPolicy(attempts=2, sleep=[].append)
+        sb.api_key,
+        sb.base_url,
+        max_connections=3,
+        retry_policy=RetryPolicy(attempts=2, sleep=[].append),
     )
     with pytest.raises(ServerError):
         await client.get_self()
@@ -215,7 +212,7 @@ async def test_a_callers_transport_gets_max_connections_calls_at_once() -> None:
 
 
 async def test_one_call_at_a_time_uses_one_connection(sb: SandboxHandle) -> None:
-    async with AsyncAutoTalkClient(KEY, sb.base_url, max_connections=16) as client:
+    async with AsyncAutoTalkClient(sb.api_key, sb.base_url, max_connections=16) as client:
         for _ in range(5):
             await client.get_self()
         assert len(client._lanes.made) == 1  # the other 15 were never needed, never opened
