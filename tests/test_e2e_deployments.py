@@ -162,8 +162,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             PREFECT_WORKER_HEARTBEAT_SECONDS="5",
             AUTOTALK_API_KEY=KEY,
             AUTOTALK_BASE_URL=sandbox.base_url,
-            # prefect.yaml's pull step is `{{ $PWD }}`: a shell sets it, subprocess cwd= does not
-            PWD=str(project),
+            # a stale PWD (a script's subprocess inherits its parent's) must not matter: with no
+            # pull section, prefect deploy records its real working directory
+            PWD=str(tmp_path),
         )
         running = Stack(api, sandbox, project, logs, env)
 
@@ -212,8 +213,13 @@ def _clients(sandbox: SandboxHandle) -> dict[str, dict[str, Any]]:
 
 
 def test_reply_webhook_and_deployment_run_complete_through_the_worker(stack: Stack) -> None:
-    names = {d["name"] for d in stack.api_call("POST", "/deployments/filter", {})}
-    assert names == ALL_DEPLOYMENTS, stack.diagnostics()
+    deployments = stack.api_call("POST", "/deployments/filter", {})
+    assert {d["name"] for d in deployments} == ALL_DEPLOYMENTS, stack.diagnostics()
+    where = str(stack.project.resolve())  # where `prefect deploy` ran, whatever PWD said
+    for d in deployments:
+        assert d["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": where}}
+        ], d["name"]
     replies_id = stack.deployment_id(*REPLIES)
     automations = stack.api_call("POST", "/automations/filter", {})
     assert any(
