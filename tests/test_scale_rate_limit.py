@@ -41,9 +41,15 @@ import json, sys
 from autotalk_prefect.outreach import Audience
 from flows.outreach import outreach_campaign
 args = json.loads(sys.argv[1])
-print("READY", flush=True)
-sys.stdin.readline()  # the parent starts both campaigns at once
-summary = outreach_campaign(
+
+
+def barrier(flow, flow_run, state):
+    # the flow run is running (created, started): wait here until the parent starts both at once
+    print("READY", flush=True)
+    sys.stdin.readline()
+
+
+summary = outreach_campaign.with_options(on_running=[barrier])(
     campaign_id=args["campaign_id"],
     message_template=args["text"],
     audience=Audience(contact_ids=args["contacts"]),
@@ -99,10 +105,11 @@ def _campaigns_in_parallel(
         )
         for i, half in enumerate(halves)
     ]
-    # A barrier: both children have imported everything before either starts sending.
+    # A barrier: both flow runs are running (imports, flow-run creation done: the slow, uneven
+    # part on a busy machine) before either starts sending.
     for process in processes:
         assert process.stdout is not None
-        if process.stdout.readline().strip() != "READY":
+        if "READY\n" not in iter(process.stdout.readline, ""):  # stops at READY, or at the end
             for each in processes:
                 each.kill()
             raise AssertionError(f"a campaign process died at start: {process.communicate()[1]}")
