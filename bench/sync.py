@@ -11,12 +11,15 @@ subprocess, so its peak RSS (``ru_maxrss``) is its alone. For each size (10k, th
 
 Prints rows/s both ways, the ratio, and peak RSS per size. Usage:
 
-    .venv/bin/python bench/sync.py [--sizes 10000 100000]
+    .venv/bin/python bench/sync.py [--sizes 10000 100000] [--kinds raw flow]
+
+``--sizes 10000 100000 300000 --kinds flow`` shows where the flow's memory levels off.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -127,6 +130,7 @@ def _run_child(kind: str, base_url: str, api_key: str, workdir: Path) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--kinds", choices=["raw", "flow"], nargs="+", default=["raw", "flow"])
     parser.add_argument("--child", choices=["flow", "raw"])
     parser.add_argument("--base-url")
     parser.add_argument("--workdir", type=Path)
@@ -148,7 +152,7 @@ def main() -> None:
             workdir = Path(tmp) / str(size)
             workdir.mkdir()
             results[size] = {}
-            for kind in ("raw", "flow"):
+            for kind in args.kinds:
                 result = _run_child(kind, sb.base_url, sb.api_key, workdir)
                 if result["rows"] != total:
                     raise SystemExit(f"{kind} at {size}: {result['rows']} rows, expected {total}")
@@ -159,13 +163,19 @@ def main() -> None:
                     f"{result['rows_per_s']:8.0f} rows/s  peak RSS {result['peak_rss_mb']:6.0f} MB",
                     flush=True,
                 )
-            ratio = results[size]["raw"]["rows_per_s"] / results[size]["flow"]["rows_per_s"]
-            print(f"size {total}: raw/flow time ratio {ratio:.2f} (flow within 2x: {ratio <= 2})")
-    if len(results) > 1:
-        small, large = min(results), max(results)
-        for kind in ("flow", "raw"):
+            if len(results[size]) == 2:
+                ratio = results[size]["raw"]["rows_per_s"] / results[size]["flow"]["rows_per_s"]
+                print(
+                    f"size {total}: raw/flow time ratio {ratio:.2f} (flow within 2x: {ratio <= 2})"
+                )
+    sizes = sorted(results)
+    for small, large in itertools.pairwise(sizes):
+        for kind in args.kinds:
             grow = results[large][kind]["peak_rss_mb"] - results[small][kind]["peak_rss_mb"]
-            print(f"{kind}: peak RSS {small} -> {large} items: +{grow:.0f} MB (target < 50 MB)")
+            print(f"{kind}: peak RSS {small} -> {large} items: {grow:+.0f} MB")
+    if {10_000, 100_000} <= set(sizes) and "flow" in args.kinds:
+        grow = results[100_000]["flow"]["peak_rss_mb"] - results[10_000]["flow"]["peak_rss_mb"]
+        print(f"flow: 10k -> 100k items {grow:+.0f} MB (target < 50 MB: {grow < 50})")
 
 
 if __name__ == "__main__":
