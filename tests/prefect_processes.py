@@ -8,6 +8,7 @@ process gets its own output file so a failing test can show what the process sai
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,9 +24,24 @@ from prefect.settings.models.server.services import ServerServicesSettings
 
 T = TypeVar("T")
 
+REPO = Path(__file__).resolve().parents[1]
+
 SERVER_STARTUP_S = 120.0
 #: every server loop service `prefect server start` knows (``PREFECT_SERVER_SERVICES_<NAME>_ENABLED``)
 SERVER_SERVICES = tuple(sorted(ServerServicesSettings.model_fields))
+
+
+def deployments_layout_copy(project: Path) -> Path:
+    """The repository's ``flows/`` and ``deployments/`` (its link included) copied into ``project``.
+
+    ``prefect deploy`` run there records ``project`` as the flows' working directory, so the
+    flow runs' files (ledgers) land in the test's temporary directory, not in the checkout.
+    """
+    for part in ("flows", "deployments"):
+        shutil.copytree(
+            REPO / part, project / part, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return project
 
 
 def free_port() -> int:

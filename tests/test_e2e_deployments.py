@@ -15,7 +15,6 @@ outreach, which the worker completes with one message to every active client.
 from __future__ import annotations
 
 import collections
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from autotalk_prefect.sandbox import SandboxHandle, run_sandbox
 from tests.prefect_processes import (
     background,
     clean_env,
+    deployments_layout_copy,
     free_port,
     http_ok,
     log_tail,
@@ -41,7 +41,6 @@ from tests.prefect_processes import (
     wait_until,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-e2e-deploy-5c1d"
 SECRET = "e2e-webhook-secret-9f27"
 POOL = "autotalk-process"
@@ -133,14 +132,6 @@ class Stack:
         return run
 
 
-def _project_copy(root: Path) -> Path:
-    """The deployments layout (flows + deployments) in a temporary directory."""
-    project = root / "project"
-    for part in ("flows", "deployments"):
-        shutil.copytree(REPO / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
-    return project
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """Server, sandbox, receiver, pool, deployments and worker, all up; all stopped after."""
@@ -150,7 +141,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         "worker": tmp_path / "logs" / "worker.log",
         "cli": tmp_path / "logs" / "cli.log",
     }
-    project = _project_copy(tmp_path)
+    project = deployments_layout_copy(tmp_path / "project")
     with ExitStack() as stack:
         api = stack.enter_context(prefect_server(tmp_path / "server-home", services={"triggers"}))
         sandbox = stack.enter_context(run_sandbox(api_key=KEY, seed=5, contacts=25))
