@@ -11,7 +11,10 @@ $(BIN)/uv:
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
 install: $(BIN)/uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[$(EXTRAS)]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".$(if $(EXTRAS),[$(EXTRAS)])"
+
+# The demo needs the package alone; the tests and benchmarks need the dev tools and every extra.
+demo: EXTRAS =
 
 demo: install
 	$(BIN)/autotalk-prefect demo $(ARGS)
