@@ -15,8 +15,18 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
-    """A real (ephemeral, SQLite) Prefect API for the session; tests that run flows use it."""
+    """A real (ephemeral, SQLite) Prefect API for the session; tests that run flows use it.
+
+    Flow-run heartbeats are off in this process, as in Prefect's own test profile
+    (PrefectHQ/prefect#21062): on by default (every 180 s, PrefectHQ/prefect#21058), their
+    thread sleeps in 1 s steps and is joined when a sync flow run ends, so every flow run would
+    end up to 1 s late. Nothing here tests them; child processes keep Prefect's default.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
         yield

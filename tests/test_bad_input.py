@@ -31,7 +31,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
-from autotalk_prefect.errors import AutoTalkError, InvalidRequestError, NotFoundError
+from autotalk_prefect.errors import (
+    MAX_BODY_CHARS,
+    AutoTalkError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from autotalk_prefect.retries import RetryPolicy
 from autotalk_prefect.sandbox import SandboxHandle
 
@@ -758,7 +763,12 @@ def test_no_client_input_escapes_its_path(name: str, status: int, **values: Any)
         _check_request(request, shape, values)
 
 
-@given(type=texts, item_id=texts, function_name=texts)
+# The server echoes the value in its 404 body; an error body is cut at MAX_BODY_CHARS (8192), so
+# a value longer than that cannot be read back whole (test_errors covers the cut itself).
+echoable_texts = texts.filter(lambda text: len(text) < MAX_BODY_CHARS - 1000)
+
+
+@given(type=echoable_texts, item_id=echoable_texts, function_name=texts)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_no_input_reaches_another_endpoint_of_the_sandbox(
     autotalk_sandbox_server: SandboxHandle, **values: str

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from autotalk_prefect.errors import (
+    MAX_BODY_CHARS,
     AuthenticationError,
     AutoTalkConnectionError,
     AutoTalkError,
@@ -197,6 +198,17 @@ def test_a_body_echoing_a_secret_is_redacted() -> None:
     for text in (str(error), repr(error), error.body or "", error.message):
         assert KEY not in text
     assert "***" in error.message
+
+
+def test_an_oversized_body_is_cut_and_still_maps_to_its_error() -> None:
+    """A pathological error page stays out of logs: the body kept is MAX_BODY_CHARS long, the
+    message a short prefix of it (the cut JSON no longer parses), the class still by status."""
+    echo = "a" * (2 * MAX_BODY_CHARS)
+    body = {"error": "not_found", "message": f"no clients item with _id {echo!r}"}
+    error = error_from_response(_response(404, body), "GET", "/dynadata/type/clients/item/x")
+    assert isinstance(error, NotFoundError) and error.status_code == 404
+    assert error.body is not None and len(error.body) == MAX_BODY_CHARS
+    assert 0 < len(error.message) <= 500 and error.message.startswith('{"error":"not_found"')
 
 
 def test_transport_level_errors_have_no_status() -> None:
