@@ -65,7 +65,7 @@ class Lanes(Generic[T]):
             if waiter.done() and not waiter.cancelled():
                 self.in_use += 1
                 self.release(waiter.result())  # handed over, but we are gone: pass it on
-            else:
+            elif waiter in self._waiters:  # a release may already have skipped and dropped it
                 self._waiters.remove(waiter)
             raise
         self.in_use += 1

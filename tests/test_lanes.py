@@ -110,6 +110,21 @@ async def test_a_cancelled_waiter_loses_no_lane() -> None:
     assert await asyncio.wait_for(lanes.acquire(), 5) == "x"
 
 
+async def test_a_waiter_cancelled_just_before_a_lane_comes_back_ends_cancelled() -> None:
+    """Cancelling a task cancels the future it awaits at once; a release in the same loop step
+    skips that future (and drops it from the queue) before the task's own handler runs."""
+    lanes = Lanes(maker("x"), 1)
+    held = await lanes.acquire()
+    gone = asyncio.ensure_future(lanes.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()
+    lanes.release(held)  # no live waiter: the lane goes back to the free list
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert lanes.in_use == 0
+    assert await asyncio.wait_for(lanes.acquire(), 5) == "x"
+
+
 async def test_closed_lanes_refuse_takers_and_hand_back_what_was_made() -> None:
     lanes = Lanes(maker("a", "b"), 2)
     async with lanes.take():
