@@ -101,6 +101,11 @@ def _secret_credentials(block_name: str) -> DltCredentials:
     )
 
 
+def require_dlt() -> None:
+    """The sync needs the optional ``dlt`` extra: without it, fail naming how to install it."""
+    import autotalk_prefect.dlt_source  # noqa: F401  (its ImportError names the extra)
+
+
 def check_memory_limit(value: object) -> str:
     """A DuckDB memory limit such as ``64MB`` or ``1GB``."""
     if not isinstance(value, str) or not _MEMORY_LIMIT.fullmatch(value.strip()):
@@ -133,6 +138,7 @@ def build_destination(
     with ``credentials=None`` dlt reads them from its own config (env vars, secrets.toml).
     Never log the returned object: its repr shows the credentials.
     """
+    require_dlt()
     import dlt
     from dlt.common.destination import Destination
     from dlt.common.destination.exceptions import UnknownDestinationModule
@@ -190,6 +196,7 @@ def run_sync_pipeline(
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
 ) -> SyncSummary:
     """Extract, normalise and load in one go (dlt batches internally; no per-page task runs)."""
+    require_dlt()
     import dlt
 
     from autotalk_prefect.dlt_source import autotalk_source
@@ -273,6 +280,7 @@ def sync_to_warehouse(
         isinstance(types, str) or not all(isinstance(t, str) and t for t in types)
     ):
         raise ValueError(f"types must be a list of Dynadata type names, got {types!r}")
+    require_dlt()
     summary = run_sync_pipeline(
         destination,
         destination_credentials,

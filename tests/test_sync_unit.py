@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,20 @@ def test_entrypoint_loads_with_real_parameter_types() -> None:
     assert annotations and not any(isinstance(a, str) for a in annotations)
     properties = loaded.parameters.model_dump()["properties"]
     assert {"destination", "types", "full_refresh", "credentials"} <= set(properties)
+
+
+def test_without_the_dlt_extra_the_sync_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, autotalk_sandbox: SandboxHandle
+) -> None:
+    """dlt is an optional extra: a missing one is named, before the flow reads anything."""
+    monkeypatch.setitem(sys.modules, "dlt", None)  # `import dlt` now raises ImportError
+    monkeypatch.delitem(sys.modules, "autotalk_prefect.dlt_source")
+    before = autotalk_sandbox.stats()["requests"]
+    with pytest.raises(ImportError, match=r"pip install 'autotalk-prefect\[dlt\]'"):
+        build_destination("duckdb")
+    creds = AutoTalkCredentials(
+        api_key=autotalk_sandbox.api_key, base_url=autotalk_sandbox.base_url
+    )
+    with pytest.raises(ImportError, match=r"pip install 'autotalk-prefect\[dlt\]'"):
+        sync_to_warehouse(credentials=creds)
+    assert autotalk_sandbox.stats()["requests"] == before
