@@ -57,9 +57,19 @@ def test_3000_contacts_on_two_dask_processes_each_exactly_once(tmp_path: Path) -
     assert all(r.state is not None and r.state.is_completed() for r in runs)
 
 
+def _prepare_worker() -> None:
+    """In a Dask worker: import what a chunk runs, and dump every thread's stack if stuck."""
+    import faulthandler
+    import importlib
+
+    for module in ("prefect.task_engine", "prefect.concurrency.asyncio", "flows.outreach"):
+        importlib.import_module(module)
+    faulthandler.dump_traceback_later(150, exit=False)
+
+
 def test_an_existing_cluster_by_address_takes_global_rate_limit_slots(tmp_path: Path) -> None:
     """Sends in Dask workers of an existing cluster take their slots from the Prefect GCL."""
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     name = f"autotalk-dask-{uuid.uuid4().hex[:8]}"
     # barely decays: every slot the workers take is still counted when we look
@@ -70,7 +80,12 @@ def test_an_existing_cluster_by_address_takes_global_rate_limit_slots(tmp_path: 
             LocalCluster(
                 n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
             ) as cluster,
+            Client(cluster) as dask_client,
         ):
+            # Once in CI one worker never finished its first chunk (the other did; the flow waited
+            # until pytest's timeout, and no worker stack was shown). Workers now import the
+            # chunk's code before the run, and dump their stacks to stderr if still busy at 150 s.
+            dask_client.run(_prepare_worker)
             summary = outreach_campaign(
                 campaign_id="dask-gcl",
                 message_template="Hi {{ name }}.",

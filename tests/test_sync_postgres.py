@@ -1,7 +1,7 @@
 """sync_to_warehouse into a real PostgreSQL: runs only where AUTOTALK_TEST_POSTGRES_DSN is set.
 
 The DSN names a database the test may create and drop schemas in, e.g.
-``postgresql://postgres:postgres@127.0.0.1:55432/postgres`` (dlt insists on a password, even
+``postgresql://postgres:postgres@127.0.0.1:25432/postgres`` (dlt insists on a password, even
 for a trust-auth server; see docs/sync.md for starting one).
 """
 
