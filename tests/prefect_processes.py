@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from prefect.settings.models.server.services import ServerServicesSettings
@@ -42,6 +42,12 @@ def deployments_layout_copy(project: Path) -> Path:
             REPO / part, project / part, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
         )
     return project
+
+
+def working_directory_pull_steps(directory: Path) -> list[dict[str, Any]]:
+    """The pull steps ``prefect deploy`` records for a yaml without a ``pull`` section."""
+    step = {"directory": str(directory.resolve())}
+    return [{"prefect.deployments.steps.set_working_directory": step}]
 
 
 def free_port() -> int:

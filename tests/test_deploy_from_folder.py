@@ -16,11 +16,16 @@ import sys
 from pathlib import Path
 
 import httpx
-import yaml
 
-from tests.prefect_processes import clean_env, deployments_layout_copy, prefect_server
+from tests.prefect_processes import (
+    REPO,
+    clean_env,
+    deployments_layout_copy,
+    prefect_server,
+    working_directory_pull_steps,
+)
+from tests.test_deployments_yaml import DEPLOYMENTS
 
-REPO = Path(__file__).resolve().parents[1]
 PREFECT = [sys.executable, "-m", "prefect"]
 LOAD_EACH = """
 import json, sys
@@ -31,8 +36,7 @@ print(json.dumps({e: load_flow_from_entrypoint(e).name for e in sys.argv[1:]}))
 
 def _declared() -> dict[str, str]:
     """Deployment name -> entrypoint, as deployments/prefect.yaml declares them."""
-    config = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
-    return {d["name"]: d["entrypoint"] for d in config["deployments"]}
+    return {d["name"]: d["entrypoint"] for d in DEPLOYMENTS}
 
 
 def test_the_flows_link_points_at_the_flows() -> None:
@@ -64,13 +68,7 @@ def test_prefect_deploy_all_from_the_deployments_folder(tmp_path: Path) -> None:
     declared = _declared()
     assert {d["name"]: d["entrypoint"] for d in deployments} == declared
     for d in deployments:
-        assert d["pull_steps"] == [
-            {
-                "prefect.deployments.steps.set_working_directory": {
-                    "directory": str(folder.resolve())
-                }
-            }
-        ], d["name"]
+        assert d["pull_steps"] == working_directory_pull_steps(folder), d["name"]
     # what a process worker does: start in the recorded directory and load the entrypoint
     loaded = subprocess.run(
         [sys.executable, "-c", LOAD_EACH, *declared.values()],

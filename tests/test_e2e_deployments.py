@@ -39,6 +39,7 @@ from tests.prefect_processes import (
     prefect_server,
     server_log,
     wait_until,
+    working_directory_pull_steps,
 )
 
 KEY = "sk-e2e-deploy-5c1d"
@@ -206,11 +207,8 @@ def _clients(sandbox: SandboxHandle) -> dict[str, dict[str, Any]]:
 def test_reply_webhook_and_deployment_run_complete_through_the_worker(stack: Stack) -> None:
     deployments = stack.api_call("POST", "/deployments/filter", {})
     assert {d["name"] for d in deployments} == ALL_DEPLOYMENTS, stack.diagnostics()
-    where = str(stack.project.resolve())  # where `prefect deploy` ran, whatever PWD said
-    for d in deployments:
-        assert d["pull_steps"] == [
-            {"prefect.deployments.steps.set_working_directory": {"directory": where}}
-        ], d["name"]
+    for d in deployments:  # where `prefect deploy` ran, whatever PWD said
+        assert d["pull_steps"] == working_directory_pull_steps(stack.project), d["name"]
     replies_id = stack.deployment_id(*REPLIES)
     automations = stack.api_call("POST", "/automations/filter", {})
     assert any(
