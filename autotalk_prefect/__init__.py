@@ -5,26 +5,26 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from autotalk_prefect._version import __version__
 
 # Public names, imported on first use so that `import autotalk_prefect` stays cheap.
 _LAZY_EXPORTS: dict[str, str] = {
-    "AutoTalkClient": "autotalk_prefect.client",
-    "AsyncAutoTalkClient": "autotalk_prefect.client",
+    "AutoTalkClient": "autotalk_prefect.api.client",
+    "AsyncAutoTalkClient": "autotalk_prefect.api.client",
     "AutoTalkCredentials": "autotalk_prefect.credentials",
-    "AutoTalkSettings": "autotalk_prefect.settings",
-    "RetryPolicy": "autotalk_prefect.retries",
-    "AutoTalkError": "autotalk_prefect.errors",
-    "AuthenticationError": "autotalk_prefect.errors",
-    "PermissionDeniedError": "autotalk_prefect.errors",
-    "NotFoundError": "autotalk_prefect.errors",
-    "ConflictError": "autotalk_prefect.errors",
-    "InvalidRequestError": "autotalk_prefect.errors",
-    "RateLimitError": "autotalk_prefect.errors",
-    "ServerError": "autotalk_prefect.errors",
-    "OutcomeUnknownError": "autotalk_prefect.errors",
-    "AutoTalkConnectionError": "autotalk_prefect.errors",
-    "NoResponseError": "autotalk_prefect.errors",
+    "AutoTalkSettings": "autotalk_prefect.api.settings",
+    "RetryPolicy": "autotalk_prefect.api.retries",
+    "AutoTalkError": "autotalk_prefect.api.errors",
+    "AuthenticationError": "autotalk_prefect.api.errors",
+    "PermissionDeniedError": "autotalk_prefect.api.errors",
+    "NotFoundError": "autotalk_prefect.api.errors",
+    "ConflictError": "autotalk_prefect.api.errors",
+    "InvalidRequestError": "autotalk_prefect.api.errors",
+    "RateLimitError": "autotalk_prefect.api.errors",
+    "ServerError": "autotalk_prefect.api.errors",
+    "OutcomeUnknownError": "autotalk_prefect.api.errors",
+    "AutoTalkConnectionError": "autotalk_prefect.api.errors",
+    "NoResponseError": "autotalk_prefect.api.errors",
 }
 
 __all__ = [
@@ -62,9 +62,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
-    from autotalk_prefect.credentials import AutoTalkCredentials
-    from autotalk_prefect.errors import (
+    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.api.errors import (
         AuthenticationError,
         AutoTalkConnectionError,
         AutoTalkError,
@@ -77,5 +76,6 @@ if TYPE_CHECKING:
         RateLimitError,
         ServerError,
     )
-    from autotalk_prefect.retries import RetryPolicy
-    from autotalk_prefect.settings import AutoTalkSettings
+    from autotalk_prefect.api.retries import RetryPolicy
+    from autotalk_prefect.api.settings import AutoTalkSettings
+    from autotalk_prefect.credentials import AutoTalkCredentials

@@ -1,7 +1,7 @@
 """AutoTalkCredentials: the Prefect block that stores an AutoTalk API key and client settings.
 
 Tasks take ``credentials: AutoTalkCredentials | None``; ``None`` falls back to
-:class:`~autotalk_prefect.settings.AutoTalkSettings` (``AUTOTALK_*`` environment or ``.env``),
+:class:`~autotalk_prefect.api.settings.AutoTalkSettings` (``AUTOTALK_*`` environment or ``.env``),
 so a flow runs from a saved block or from the environment alone. The key stays a ``SecretStr``
 from the block into the client's request header: repr, logs and the block document's display
 only ever show ``**********``.
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, cast
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr, field_validator
 
-from autotalk_prefect.settings import DEFAULT_BASE_URL, AutoTalkSettings
+from autotalk_prefect.api.settings import DEFAULT_BASE_URL, AutoTalkSettings
 
 if TYPE_CHECKING:
-    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
-    from autotalk_prefect.retries import RetryPolicy
+    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.api.retries import RetryPolicy
 
 __all__ = [
     "AutoTalkCredentials",
@@ -95,7 +95,7 @@ class AutoTalkCredentials(CredentialsBlock):
     @classmethod
     def _check_base_url(cls, value: object) -> str:
         """The client's own check, at save time: a block that cannot make a client is refused."""
-        from autotalk_prefect.client import check_base_url
+        from autotalk_prefect.api.client import check_base_url
 
         return check_base_url(value)
 
@@ -110,7 +110,7 @@ class AutoTalkCredentials(CredentialsBlock):
 
     def retry_policy(self) -> RetryPolicy:
         """The client retry policy these fields describe (HTTP retries live in the client)."""
-        from autotalk_prefect.retries import RetryPolicy
+        from autotalk_prefect.api.retries import RetryPolicy
 
         return RetryPolicy(
             attempts=self.retry_attempts,
@@ -133,13 +133,13 @@ class AutoTalkCredentials(CredentialsBlock):
 
         ``overrides`` go to the client constructor (``transport``, ``headers``, ...).
         """
-        from autotalk_prefect.client import AutoTalkClient
+        from autotalk_prefect.api.client import AutoTalkClient
 
         return AutoTalkClient(self.api_key, self.base_url, **self._client_kwargs(overrides))
 
     def get_async_client(self, **overrides: Any) -> AsyncAutoTalkClient:
         """An async client (``async with credentials.get_async_client() as client: ...``)."""
-        from autotalk_prefect.client import AsyncAutoTalkClient
+        from autotalk_prefect.api.client import AsyncAutoTalkClient
 
         return AsyncAutoTalkClient(self.api_key, self.base_url, **self._client_kwargs(overrides))
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import httpx
 
-from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 from autotalk_prefect.sandbox import run_sandbox
 
 

@@ -72,7 +72,7 @@ def _flow(root: str, concurrency: int) -> int:
     prepare_environment(home)
     with ephemeral_prefect_api():
         sys.path.insert(0, str(REPO))
-        from flows.outreach import outreach_campaign
+        from autotalk_prefect.flows.outreach.flow import outreach_campaign
 
         creds = AutoTalkCredentials(api_key=SecretStr(KEY), base_url=f"{root}/v1")
         started = time.perf_counter()

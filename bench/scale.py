@@ -53,7 +53,7 @@ def _child(root: str, params: dict[str, Any]) -> None:
 
     with ephemeral_prefect_api(), contextlib.redirect_stderr(io.StringIO()):
         sys.path.insert(0, str(REPO))
-        from flows.outreach import outreach_campaign
+        from autotalk_prefect.flows.outreach.flow import outreach_campaign
 
         started = time.perf_counter()
         summary = outreach_campaign(

@@ -88,7 +88,7 @@ def _flow_process(
         "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     }
     code = (
-        "from flows.outreach import outreach_campaign\n"
+        "from autotalk_prefect.flows.outreach.flow import outreach_campaign\n"
         f"outreach_campaign(campaign_id={campaign!r}, message_template={TEMPLATE!r}, "
         f"ledger_storage={str(ledger)!r}, chunk_size=250)\n"
     )
@@ -107,10 +107,10 @@ def soak(
 ) -> SoakResult:
     """Run the campaign to completion through ``kills`` SIGKILLs; count what customers got."""
     from autotalk_prefect.credentials import AutoTalkCredentials
-    from autotalk_prefect.ledger import Ledger, LedgerState
+    from autotalk_prefect.ledger.store import Ledger, LedgerState
 
     sys.path.insert(0, str(REPO))
-    from flows.outreach import outreach_campaign
+    from autotalk_prefect.flows.outreach.flow import outreach_campaign
 
     rng = random.Random(seed)
     campaign = f"soak-{seed}"

@@ -46,7 +46,7 @@ def child_flow(base_url: str, api_key: str, workdir: Path) -> dict[str, Any]:
     from prefect.testing.utilities import prefect_test_harness
 
     from autotalk_prefect.credentials import AutoTalkCredentials
-    from flows.sync import sync_to_warehouse
+    from autotalk_prefect.flows.sync.flow import sync_to_warehouse
 
     creds = AutoTalkCredentials(api_key=api_key, base_url=base_url)
     with prefect_test_harness(server_startup_timeout=120):  # server is a separate process

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from flows.sync import sync_to_warehouse  # noqa: E402
+from autotalk_prefect.flows.sync.flow import sync_to_warehouse  # noqa: E402
 
 DEPLOYMENT_NAME = "autotalk-sync"
 ENTRYPOINT = "flows/sync.py:sync_to_warehouse"

@@ -30,14 +30,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
-from autotalk_prefect.errors import (
+from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
+from autotalk_prefect.api.errors import (
     MAX_BODY_CHARS,
     AutoTalkError,
     InvalidRequestError,
     NotFoundError,
 )
-from autotalk_prefect.retries import RetryPolicy
+from autotalk_prefect.api.retries import RetryPolicy
 from autotalk_prefect.sandbox import SandboxHandle
 
 CONTACT = object()  # placeholder: replaced by a real contact id of the sandbox
@@ -846,7 +846,7 @@ def test_credentials_block_refuses_bad_fields(
 def test_settings_refuse_bad_environment(
     env: dict[str, str], names: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from autotalk_prefect.settings import AutoTalkSettings
+    from autotalk_prefect.api.settings import AutoTalkSettings
 
     monkeypatch.setenv("AUTOTALK_API_KEY", KEY)
     for name, value in env.items():
@@ -860,8 +860,8 @@ def test_settings_refuse_bad_environment(
 def test_a_blank_key_in_the_environment_is_reported_missing(
     blank: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from autotalk_prefect.api.settings import AutoTalkSettings
     from autotalk_prefect.credentials import AutoTalkCredentials, MissingCredentialsError
-    from autotalk_prefect.settings import AutoTalkSettings
 
     monkeypatch.setenv("AUTOTALK_API_KEY", blank)
     assert AutoTalkSettings(_env_file=None).api_key is None  # type: ignore[call-arg]
@@ -979,8 +979,13 @@ def test_a_task_refuses_a_key_where_the_block_belongs(autotalk_sandbox: SandboxH
 
 
 def _models() -> dict[str, Any]:
-    from autotalk_prefect.outreach import Audience, QuietHours
-    from autotalk_prefect.replies import ReplyRule, RunFunction, SendAnswer, UpdateField
+    from autotalk_prefect.flows.outreach.engine import Audience, QuietHours
+    from autotalk_prefect.flows.replies.engine import (
+        ReplyRule,
+        RunFunction,
+        SendAnswer,
+        UpdateField,
+    )
 
     return {
         "Audience": Audience,
@@ -1059,7 +1064,7 @@ def test_parameter_models_refuse_bad_values(
     ids=["empty", "not-json", "int", "empty-contact", "no-event-id", "message-not-object"],
 )
 def test_reply_events_are_refused_naming_the_field(event: Any, names: tuple[str, ...]) -> None:
-    from autotalk_prefect.replies import parse_event
+    from autotalk_prefect.flows.replies.engine import parse_event
 
     with pytest.raises(ValueError) as excinfo:
         parse_event(event)
@@ -1286,7 +1291,7 @@ def _run_flow(c: FlowCase, sb: SandboxHandle, tmp: Any) -> Any:
     creds = _block(sb)
     contact = sb.contact_ids()[0]
     if c.flow == "outreach":
-        from flows.outreach import outreach_campaign
+        from autotalk_prefect.flows.outreach.flow import outreach_campaign
 
         params: dict[str, Any] = {
             "campaign_id": "bad-input",
@@ -1296,7 +1301,7 @@ def _run_flow(c: FlowCase, sb: SandboxHandle, tmp: Any) -> Any:
         }
         return outreach_campaign(ledger_storage=str(tmp), credentials=creds, **params)
     if c.flow == "onboarding":
-        from flows.onboarding import onboard_contact
+        from autotalk_prefect.flows.onboarding.flow import onboard_contact
 
         params = {
             "dynadata_type": "clients",
@@ -1306,14 +1311,14 @@ def _run_flow(c: FlowCase, sb: SandboxHandle, tmp: Any) -> Any:
         }
         return onboard_contact(ledger_storage=str(tmp), credentials=creds, **params)
     if c.flow == "replies":
-        from flows.replies import handle_reply
+        from autotalk_prefect.flows.replies.flow import handle_reply
 
         params = {
             "event": {"id": "evt-1", "client": {"_id": contact}, "message": {"text": "hello"}},
             **c.params,
         }
         return handle_reply(ledger_storage=str(tmp), credentials=creds, **params)
-    from flows.sync import sync_to_warehouse
+    from autotalk_prefect.flows.sync.flow import sync_to_warehouse
 
     params = {"destination_credentials": str(tmp / "w.duckdb"), **c.params}
     return sync_to_warehouse(pipelines_dir=str(tmp / "dlt"), credentials=creds, **params)
@@ -1336,7 +1341,7 @@ def test_outreach_with_an_undefined_variable_fails_each_contact_naming_it_and_se
 ) -> None:
     """A field the records lack is per contact (one contact may have it): the run reports each
     contact failed with the variable named, and nothing leaves."""
-    from flows.outreach import outreach_campaign
+    from autotalk_prefect.flows.outreach.flow import outreach_campaign
 
     sb = autotalk_sandbox
     ids = sb.contact_ids()[:3]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
-from autotalk_prefect.errors import (
+from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
+from autotalk_prefect.api.errors import (
     AuthenticationError,
     AutoTalkConnectionError,
     ConflictError,
@@ -23,7 +23,7 @@ from autotalk_prefect.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
-from autotalk_prefect.models import (
+from autotalk_prefect.api.models import (
     Assistant,
     Channel,
     Company,
@@ -33,7 +33,7 @@ from autotalk_prefect.models import (
     Message,
     ValidationResult,
 )
-from autotalk_prefect.retries import RetryPolicy
+from autotalk_prefect.api.retries import RetryPolicy
 from autotalk_prefect.sandbox import FaultConfig, SandboxConfig, SandboxHandle, run_sandbox
 
 KEY = "sk-sandbox-client-test-5d1e"

@@ -23,18 +23,18 @@ from pydantic import SecretStr, ValidationError
 
 import autotalk_prefect
 from autotalk_prefect import __version__
-from autotalk_prefect._endpoints import ENDPOINTS
-from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
-from autotalk_prefect.contract import operation_index
-from autotalk_prefect.errors import (
+from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
+from autotalk_prefect.api.contract import operation_index
+from autotalk_prefect.api.endpoints import ENDPOINTS
+from autotalk_prefect.api.errors import (
     AutoTalkError,
     NotFoundError,
     OutcomeUnknownError,
     RateLimitError,
 )
-from autotalk_prefect.models import InboundMessage
-from autotalk_prefect.retries import RetryPolicy
-from autotalk_prefect.settings import AutoTalkSettings
+from autotalk_prefect.api.models import InboundMessage
+from autotalk_prefect.api.retries import RetryPolicy
+from autotalk_prefect.api.settings import AutoTalkSettings
 
 KEY = "sk-unit-secret-8f3a0c"
 BASE = "https://api.example.test/v1"
@@ -484,7 +484,7 @@ def test_retry_logs_never_show_the_key(caplog: pytest.LogCaptureFixture) -> None
     )
     c, _ = client(lambda r: next(answers))
     assert c.list_channels() == []
-    assert any(r.name == "autotalk_prefect.retries" for r in caplog.records)
+    assert any(r.name == "autotalk_prefect.api.retries" for r in caplog.records)
     assert all(KEY not in r.getMessage() and KEY not in str(r.__dict__) for r in caplog.records)
 
 

@@ -10,13 +10,14 @@ from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 from autotalk_prefect.cli import app
-from autotalk_prefect.concurrency_limits import (
+from autotalk_prefect.ratelimit import (
+    GlobalRateLimitError,
     RateLimitOutcome,
+    check_global_rate_limit,
     describe_rate_limit,
     ensure_rate_limit,
     remove_rate_limit,
 )
-from autotalk_prefect.ratelimit import GlobalRateLimitError, check_global_rate_limit
 
 
 def _name() -> str:

@@ -13,8 +13,8 @@ import pytest
 from openapi_spec_validator import OpenAPIV30SpecValidator
 from pydantic import BaseModel
 
-from autotalk_prefect import models
-from autotalk_prefect.contract import json_schema, load_contract, operation_index
+from autotalk_prefect.api import models
+from autotalk_prefect.api.contract import json_schema, load_contract, operation_index
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "contract.md"
 
@@ -308,7 +308,7 @@ def test_load_contract_returns_a_private_copy() -> None:
 
 
 def test_both_clients_have_one_method_per_operation() -> None:
-    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 
     for client in (AutoTalkClient, AsyncAutoTalkClient):
         missing = [name for name in DOCUMENTED if not callable(getattr(client, name, None))]

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from autotalk_prefect.contract import json_schema, load_contract, operation_index
+from autotalk_prefect.api.contract import json_schema, load_contract, operation_index
 from autotalk_prefect.sandbox import FaultConfig, SandboxConfig, SandboxHandle, run_sandbox, sign
 
 API_KEY = "sk-test"

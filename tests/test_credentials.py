@@ -17,12 +17,12 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pydantic import ValidationError
 
 from autotalk_prefect import AsyncAutoTalkClient, AutoTalkClient
+from autotalk_prefect.api.settings import DEFAULT_BASE_URL, AutoTalkSettings
 from autotalk_prefect.credentials import (
     AutoTalkCredentials,
     MissingCredentialsError,
     resolve_credentials,
 )
-from autotalk_prefect.settings import DEFAULT_BASE_URL, AutoTalkSettings
 
 KEY = "sk-credentials-test-9f8e7d6c5b4a"
 

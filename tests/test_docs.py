@@ -47,7 +47,7 @@ def test_every_task_is_in_the_generated_reference(site: Path) -> None:
 
 
 def test_every_client_method_is_in_the_generated_reference(site: Path) -> None:
-    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 
     html = (site / "reference" / "client" / "index.html").read_text()
     for cls in (AutoTalkClient, AsyncAutoTalkClient):

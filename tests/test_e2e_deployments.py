@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from autotalk_prefect.client import AutoTalkClient
+from autotalk_prefect.api.client import AutoTalkClient
 from autotalk_prefect.sandbox import SandboxHandle, run_sandbox
 from tests.prefect_processes import (
     background,

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from autotalk_prefect.errors import (
+from autotalk_prefect.api.errors import (
     MAX_BODY_CHARS,
     AuthenticationError,
     AutoTalkConnectionError,

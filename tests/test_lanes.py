@@ -9,10 +9,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from autotalk_prefect._lanes import Lanes, LanesClosedError
-from autotalk_prefect.client import AsyncAutoTalkClient
-from autotalk_prefect.errors import ServerError
-from autotalk_prefect.retries import RetryPolicy
+from autotalk_prefect.api.client import AsyncAutoTalkClient
+from autotalk_prefect.api.errors import ServerError
+from autotalk_prefect.api.lanes import Lanes, LanesClosedError
+from autotalk_prefect.api.retries import RetryPolicy
 from autotalk_prefect.sandbox import SandboxHandle
 
 KEY = "sk-lanes-test-19c4"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prefect.filesystems import LocalFileSystem
 
-from autotalk_prefect.ledger import (
+from autotalk_prefect.ledger.store import (
     BlockLedgerStore,
     Ledger,
     LedgerCorruptError,

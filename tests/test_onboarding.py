@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 
-import flows.onboarding as onboarding_flow
+import autotalk_prefect.flows.onboarding.flow as onboarding_flow
+from autotalk_prefect.api.errors import OutcomeUnknownError
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.errors import OutcomeUnknownError
-from autotalk_prefect.onboarding import STEP_LOG, RecordInvalidError, item_id_for_key
+from autotalk_prefect.flows.onboarding.engine import STEP_LOG, RecordInvalidError, item_id_for_key
+from autotalk_prefect.flows.onboarding.flow import onboard_contact
+from autotalk_prefect.flows.templating import TemplateInvalidError
+from autotalk_prefect.ledger.steps import StepLedger
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
-from autotalk_prefect.step_ledger import StepLedger
-from autotalk_prefect.templating import TemplateInvalidError
-from flows.onboarding import onboard_contact
 
 TEMPLATE = "Hi {{ name }}, welcome aboard! Your id is {{ _id }}."
 SECRET_PHONE = "+15550001234"

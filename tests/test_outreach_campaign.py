@@ -24,11 +24,11 @@ from prefect.settings import PREFECT_API_URL
 from pydantic import SecretStr
 
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.outreach import Audience, QuietHours
+from autotalk_prefect.flows.outreach.engine import Audience, QuietHours
+from autotalk_prefect.flows.outreach.flow import outreach_campaign
+from autotalk_prefect.flows.templating import TemplateInvalidError
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
-from autotalk_prefect.templating import TemplateInvalidError
 from flows import outreach as outreach_module
-from flows.outreach import outreach_campaign
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-outreach-test-5f1c"
@@ -229,7 +229,7 @@ def test_killed_midway_then_rerun_reaches_everyone_exactly_once(
         "AUTOTALK_BASE_URL": sandbox.base_url,
     }
     code = (
-        "from flows.outreach import outreach_campaign\n"
+        "from autotalk_prefect.flows.outreach.flow import outreach_campaign\n"
         f"outreach_campaign(campaign_id='crash', message_template={TEMPLATE!r}, "
         f"ledger_storage={str(tmp_path)!r}, chunk_size=100)\n"
     )

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-import flows.replies as replies_flow
+import autotalk_prefect.flows.replies.flow as replies_flow
+from autotalk_prefect.api.errors import InvalidRequestError
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.errors import InvalidRequestError
-from autotalk_prefect.replies import (
+from autotalk_prefect.flows.replies.engine import (
     DEFAULT_RULES,
     ReplyRule,
     RunFunction,
@@ -25,9 +25,9 @@ from autotalk_prefect.replies import (
     match_rule,
     parse_event,
 )
+from autotalk_prefect.flows.replies.flow import handle_reply
+from autotalk_prefect.ledger.steps import ledger_name
 from autotalk_prefect.sandbox import SandboxHandle
-from autotalk_prefect.step_ledger import ledger_name
-from flows.replies import handle_reply
 
 CUSTOMER_TEXT_MARK = "PRIVATE-7731"
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from tenacity import RetryError
 
-from autotalk_prefect.errors import (
+from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
     InvalidRequestError,
     NoResponseError,
@@ -24,8 +24,8 @@ from autotalk_prefect.errors import (
     ServerError,
     error_from_response,
 )
-from autotalk_prefect.retries import Failure, RetryPolicy, classify, is_retryable
-from autotalk_prefect.settings import AutoTalkSettings
+from autotalk_prefect.api.retries import Failure, RetryPolicy, classify, is_retryable
+from autotalk_prefect.api.settings import AutoTalkSettings
 
 KEY = "sk-retry-secret-4242"
 Step = httpx.Response | Exception
@@ -265,7 +265,7 @@ def test_each_wait_is_logged_without_the_key(caplog: pytest.LogCaptureFixture) -
     caplog.set_level(logging.DEBUG)
     script = Script([status(429, "2"), httpx.ConnectError("refused"), ok()])
     run(script, policy(waits))
-    records = [r for r in caplog.records if r.name == "autotalk_prefect.retries"]
+    records = [r for r in caplog.records if r.name == "autotalk_prefect.api.retries"]
     assert len(records) == 2
     first = records[0]
     assert first.levelno == logging.WARNING

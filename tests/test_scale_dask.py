@@ -15,15 +15,19 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
 from pydantic import SecretStr
 
-from autotalk_prefect.concurrency_limits import (
+from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.outreach.flow import outreach_campaign
+from autotalk_prefect.flows.task_runners import (
+    DaskNotInstalledError,
+    chunk_submitter,
+    task_runner_for,
+)
+from autotalk_prefect.ratelimit import (
     describe_rate_limit,
     ensure_rate_limit,
     remove_rate_limit,
 )
-from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.sandbox import run_sandbox
-from autotalk_prefect.task_runners import DaskNotInstalledError, chunk_submitter, task_runner_for
-from flows.outreach import outreach_campaign
 
 pytest.importorskip("prefect_dask")
 
@@ -62,7 +66,11 @@ def _prepare_worker() -> None:
     import faulthandler
     import importlib
 
-    for module in ("prefect.task_engine", "prefect.concurrency.asyncio", "flows.outreach"):
+    for module in (
+        "prefect.task_engine",
+        "prefect.concurrency.asyncio",
+        "autotalk_prefect.flows.outreach.flow",
+    ):
         importlib.import_module(module)
     faulthandler.dump_traceback_later(150, exit=False)
 

@@ -20,11 +20,11 @@ from typing import Any
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 
-from autotalk_prefect.concurrency_limits import describe_rate_limit, ensure_rate_limit
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.outreach import Audience
+from autotalk_prefect.flows.outreach.engine import Audience
+from autotalk_prefect.flows.outreach.flow import outreach_campaign
+from autotalk_prefect.ratelimit import describe_rate_limit, ensure_rate_limit
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
-from flows.outreach import outreach_campaign
 from tests.prefect_processes import prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +38,8 @@ LIMIT_NAME = "autotalk-api-test"
 
 CHILD = """
 import json, sys
-from autotalk_prefect.outreach import Audience
-from flows.outreach import outreach_campaign
+from autotalk_prefect.flows.outreach.engine import Audience
+from autotalk_prefect.flows.outreach.flow import outreach_campaign
 args = json.loads(sys.argv[1])
 
 

@@ -20,15 +20,15 @@ from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 from pydantic import SecretStr
 
-from autotalk_prefect.client import AutoTalkClient
+from autotalk_prefect.api.client import AutoTalkClient
+from autotalk_prefect.api.errors import AutoTalkError
+from autotalk_prefect.api.retries import RetryPolicy
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.errors import AutoTalkError
-from autotalk_prefect.outreach import Audience
-from autotalk_prefect.retries import RetryPolicy
+from autotalk_prefect.flows.onboarding.flow import onboard_contact
+from autotalk_prefect.flows.outreach.engine import Audience
+from autotalk_prefect.flows.outreach.flow import outreach_campaign
+from autotalk_prefect.flows.replies.flow import handle_reply
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
-from flows.onboarding import onboard_contact
-from flows.outreach import outreach_campaign
-from flows.replies import handle_reply
 
 KEY = "sk-HYGIENE-4b9e1f7a3c5d"
 WRONG_KEY = "sk-WRONG-0a8d6c4e2f"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from autotalk_prefect.settings import DEFAULT_BASE_URL, AutoTalkSettings
+from autotalk_prefect.api.settings import DEFAULT_BASE_URL, AutoTalkSettings
 
 
 def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:

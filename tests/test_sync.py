@@ -14,9 +14,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.sync.flow import SyncSummary, _artifact_key, sync_to_warehouse
 from autotalk_prefect.sandbox import SandboxHandle
 from autotalk_prefect.sandbox import state as sandbox_state
-from flows.sync import SyncSummary, _artifact_key, sync_to_warehouse
 
 TYPE = "orders"
 SEEDED = 5000

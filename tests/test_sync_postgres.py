@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.sync.flow import sync_to_warehouse
 from autotalk_prefect.sandbox import SandboxHandle
-from flows.sync import sync_to_warehouse
 
 DSN = os.environ.get("AUTOTALK_TEST_POSTGRES_DSN")
 

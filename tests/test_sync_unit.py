@@ -12,13 +12,17 @@ import pytest
 from prefect.blocks.system import Secret
 
 from autotalk_prefect.credentials import AutoTalkCredentials, MissingCredentialsError
-from autotalk_prefect.dlt_source import (
+from autotalk_prefect.flows.sync.flow import (
+    DUCKDB_MAX_QUERY_BYTES,
+    build_destination,
+    sync_to_warehouse,
+)
+from autotalk_prefect.flows.sync.source import (
     autotalk_source,
     columns_from_json_schema,
     dynadata_table_name,
 )
 from autotalk_prefect.sandbox import SandboxHandle
-from flows.sync import DUCKDB_MAX_QUERY_BYTES, build_destination, sync_to_warehouse
 
 
 def test_json_schema_types_become_column_hints() -> None:
@@ -211,7 +215,7 @@ def test_without_the_dlt_extra_the_sync_says_how_to_install_it(
 ) -> None:
     """dlt is an optional extra: a missing one is named, before the flow reads anything."""
     monkeypatch.setitem(sys.modules, "dlt", None)  # `import dlt` now raises ImportError
-    monkeypatch.delitem(sys.modules, "autotalk_prefect.dlt_source")
+    monkeypatch.delitem(sys.modules, "autotalk_prefect.flows.sync.source")
     before = autotalk_sandbox.stats()["requests"]
     with pytest.raises(ImportError, match=r"pip install 'autotalk-prefect\[dlt\]'"):
         build_destination("duckdb")

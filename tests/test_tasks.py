@@ -27,10 +27,10 @@ from prefect.logging.handlers import APILogHandler
 from prefect.tasks import Task
 
 import autotalk_prefect.tasks as tasks
-from autotalk_prefect.client import AutoTalkClient
+from autotalk_prefect.api.client import AutoTalkClient
+from autotalk_prefect.api.errors import AuthenticationError, NotFoundError, OutcomeUnknownError
+from autotalk_prefect.api.models import Company, Message
 from autotalk_prefect.credentials import AutoTalkCredentials, MissingCredentialsError
-from autotalk_prefect.errors import AuthenticationError, NotFoundError, OutcomeUnknownError
-from autotalk_prefect.models import Company, Message
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
 
 KEY = "sk-tasks-test-5e4d3c2b1a09"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotalk_prefect.templating import (
+from autotalk_prefect.flows.templating import (
     MessageTemplate,
     RenderError,
     TemplateInvalidError,

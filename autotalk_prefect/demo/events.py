@@ -124,7 +124,7 @@ def reply_round_trip(
 
     secret = secrets.token_urlsafe(24)
     receiver = create_webhook_app(WebhookSettings(secret=SecretStr(secret)))
-    handle_reply = ctx.flow("flows/replies.py:handle_reply")
+    handle_reply = ctx.flow("handle_reply")
     with (
         serve_in_thread(receiver, name="autotalk-webhooks") as port,
         _serving_runner(handle_reply, block) as deployment_id,

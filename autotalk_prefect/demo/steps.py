@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import importlib.util
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,44 +25,27 @@ CAMPAIGN = "Hi {{ name }}, our winter offer is live: 20% off until Sunday. Reply
 class DemoContext:
     """Where the demo runs and what it reports to."""
 
-    repo_root: Path
     work_dir: Path
     report: DemoReport
     run_id: str
 
-    def flow(self, entrypoint: str) -> Any:
-        """Load a prebuilt flow from ./flows, exactly as a deployment would."""
-        from prefect.flows import load_flow_from_entrypoint
+    def flow(self, name: str) -> Any:
+        """A prebuilt flow, imported from the installed package (as users import it)."""
+        import autotalk_prefect.flows
 
-        file, name = entrypoint.split(":")
-        return load_flow_from_entrypoint(f"{self.repo_root / file}:{name}")
+        return getattr(autotalk_prefect.flows, name)
 
 
-def _save_block_through_blocks_script(ctx: DemoContext, api_key: str, base_url: str) -> Any:
-    """Run ``blocks/register.py`` (block documents as code) with the demo's settings."""
-    import os
+def _save_block(ctx: DemoContext, api_key: str, base_url: str) -> Any:
+    """Save the demo's settings as a credentials block (what ``blocks/register.py`` and
+    ``autotalk-prefect blocks save`` do), then load it back as a flow would."""
+    from autotalk_prefect.api.settings import AutoTalkSettings
+    from autotalk_prefect.credentials import AutoTalkCredentials, save_credentials_block
 
-    from autotalk_prefect.credentials import AutoTalkCredentials
-
-    script = ctx.repo_root / "blocks" / "register.py"
-    spec = importlib.util.spec_from_file_location("autotalk_blocks_register", script)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {script}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    saved = {k: os.environ.get(k) for k in ("AUTOTALK_API_KEY", "AUTOTALK_BASE_URL")}
-    os.environ["AUTOTALK_API_KEY"], os.environ["AUTOTALK_BASE_URL"] = api_key, base_url
-    try:
-        with contextlib.redirect_stdout(None):
-            code = module.main(["--name", BLOCK_NAME, "--overwrite"])
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    settings = AutoTalkSettings(api_key=SecretStr(api_key), base_url=base_url)
+    outcome = save_credentials_block(BLOCK_NAME, overwrite=True, settings=settings)
     ok = ctx.report.check(
-        "block", f"credentials block {BLOCK_NAME!r} saved through blocks/register.py", code == 0
+        "block", f"credentials block {BLOCK_NAME!r} saved ({outcome.value})", outcome is not None
     )
     if not ok:
         raise SystemExit(1)
@@ -83,7 +65,7 @@ def _per_contact(messages: list[dict[str, Any]]) -> collections.Counter[str]:
 def _onboarding(ctx: DemoContext, sandbox: Any, block: Any) -> str:
     report = ctx.report
     report.step("Onboarding: validate -> create the client -> welcome message -> log it")
-    onboard = ctx.flow("flows/onboarding.py:onboard_contact")
+    onboard = ctx.flow("onboard_contact")
     bad = {"name": "Ana Demo"}  # no phone: the clients schema requires one
     before = len(sandbox.sent_messages())
     try:
@@ -139,7 +121,7 @@ def _outreach(ctx: DemoContext, sandbox: Any, block: Any) -> None:
         f"Outreach: campaign {campaign_id!r} to {len(audience)} contacts, "
         "with 8% of requests answered 429 or 503"
     )
-    outreach = ctx.flow("flows/outreach.py:outreach_campaign")
+    outreach = ctx.flow("outreach_campaign")
     sandbox.set_faults(
         FaultConfig(
             rate_429=0.05,
@@ -240,7 +222,7 @@ def run_sandbox_demo(ctx: DemoContext, *, contacts: int, with_events: bool) -> N
     with _sandbox(contacts, api_key) as sandbox, ephemeral_prefect_api() as api_url:
         report.note(f"sandbox: {sandbox.base_url}  |  Prefect API: {api_url}")
         report.note(f"ready in {time.monotonic() - started:.1f} s")
-        block = _save_block_through_blocks_script(ctx, api_key, sandbox.base_url)
+        block = _save_block(ctx, api_key, sandbox.base_url)
         contact_id = _guarded(ctx, "onboarding", _onboarding, ctx, sandbox, block)
         _guarded(ctx, "outreach", _outreach, ctx, sandbox, block)
         if with_events and contact_id:
@@ -257,14 +239,14 @@ def run_real_demo(
     ctx: DemoContext, api_key: str, base_url: str | None, contact_ids: list[str]
 ) -> None:
     """Against the real AutoTalk: read-only checks, and a campaign only to contacts named."""
+    from autotalk_prefect.api.settings import DEFAULT_BASE_URL
     from autotalk_prefect.credentials import AutoTalkCredentials
-    from autotalk_prefect.settings import DEFAULT_BASE_URL
 
     report = ctx.report
     url = base_url or DEFAULT_BASE_URL
     report.step(f"Real AutoTalk at {url}")
     with ephemeral_prefect_api():
-        block = _save_block_through_blocks_script(ctx, api_key, url)
+        block = _save_block(ctx, api_key, url)
         assert isinstance(block, AutoTalkCredentials)
         with block.get_client() as client:
             company = client.get_self()
@@ -279,7 +261,7 @@ def run_real_demo(
         if not contact_ids:
             report.note("no --contact-id given: nothing is sent to anyone")
             return
-        outreach = ctx.flow("flows/outreach.py:outreach_campaign")
+        outreach = ctx.flow("outreach_campaign")
         params: dict[str, Any] = {
             "campaign_id": f"autotalk-prefect-demo-{ctx.run_id}",
             "audience": {"contact_ids": contact_ids},

@@ -69,7 +69,7 @@ async def read_object(request: Request, *, empty: Any = ...) -> dict[str, Any]:
 
 @cache
 def _contract_validator(schema_name: str) -> Draft202012Validator:
-    from autotalk_prefect.contract import json_schema
+    from autotalk_prefect.api.contract import json_schema
 
     document = json_schema(schema_name)  # {"$ref": "#/$defs/<name>", "$defs": {...}}
     defs = document["$defs"]

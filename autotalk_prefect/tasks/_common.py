@@ -21,7 +21,7 @@ from prefect.tasks import Task
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 
 if TYPE_CHECKING:
-    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 
 T = TypeVar("T")
 P = ParamSpec("P")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotalk_prefect._compat import async_dispatch
+from autotalk_prefect.api.models import Message
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.models import Message
 from autotalk_prefect.tasks._common import async_client, autotalk_task, run_logger, sync_client
+from autotalk_prefect.tasks._compat import async_dispatch
 
 
 def _log_sent(sent: Message, contact_id: str) -> None:

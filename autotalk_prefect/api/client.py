@@ -24,12 +24,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from autotalk_prefect import __version__
-from autotalk_prefect import _endpoints as ep
-from autotalk_prefect._lanes import Lanes
-from autotalk_prefect._paging import DEFAULT_PAGE_SIZE, Pager, PageShapeError
-from autotalk_prefect.errors import AutoTalkError, error_from_response
-from autotalk_prefect.models import (
+from autotalk_prefect._version import __version__
+from autotalk_prefect.api import endpoints as ep
+from autotalk_prefect.api.errors import AutoTalkError, error_from_response
+from autotalk_prefect.api.lanes import Lanes
+from autotalk_prefect.api.models import (
     Assistant,
     Channel,
     Company,
@@ -42,13 +41,14 @@ from autotalk_prefect.models import (
     ProcessMessagesResult,
     ValidationResult,
 )
-from autotalk_prefect.retries import RetryPolicy
-from autotalk_prefect.settings import DEFAULT_BASE_URL
+from autotalk_prefect.api.paging import DEFAULT_PAGE_SIZE, Pager, PageShapeError
+from autotalk_prefect.api.retries import RetryPolicy
+from autotalk_prefect.api.settings import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from autotalk_prefect.settings import AutoTalkSettings
+    from autotalk_prefect.api.settings import AutoTalkSettings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -184,7 +184,7 @@ class _ClientBase:
     def from_settings(cls, settings: AutoTalkSettings | None = None, **overrides: Any) -> Self:
         """A client configured from ``AutoTalkSettings`` (``AUTOTALK_*`` env / ``.env``)."""
         if settings is None:
-            from autotalk_prefect.settings import AutoTalkSettings
+            from autotalk_prefect.api.settings import AutoTalkSettings
 
             settings = AutoTalkSettings()
         if settings.api_key is None and "api_key" not in overrides:
@@ -254,7 +254,7 @@ class AutoTalkClient(_ClientBase):
     """Synchronous AutoTalk client; use as a context manager (``with AutoTalkClient(...)``).
 
     Thread-safe (one pooled ``httpx.Client``). List methods return lazy iterators that fetch
-    page after page; every other method returns a model from :mod:`autotalk_prefect.models`.
+    page after page; every other method returns a model from :mod:`autotalk_prefect.api.models`.
     """
 
     def __init__(

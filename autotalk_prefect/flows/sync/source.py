@@ -3,7 +3,7 @@
 dlt brings what a warehouse sync needs and we should not hand-write: schema inference and
 evolution, merge by primary key, incremental cursors kept in pipeline state, and loaders for
 DuckDB, PostgreSQL, BigQuery, Snowflake and the rest. This module only feeds it: every request
-goes through our :class:`~autotalk_prefect.client.AutoTalkClient` (auth, retries, error mapping
+goes through our :class:`~autotalk_prefect.api.client.AutoTalkClient` (auth, retries, error mapping
 stay in one place), one page at a time, so a type never sits in memory whole.
 
 Install with ``pip install 'autotalk-prefect[dlt]'``. Tables (one per resource, ``_id`` the
@@ -30,12 +30,12 @@ try:
     from dlt.extract import DltResource, DltSource
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "autotalk_prefect.dlt_source needs dlt: pip install 'autotalk-prefect[dlt]'"
+        "autotalk_prefect.flows.sync.source needs dlt: pip install 'autotalk-prefect[dlt]'"
     ) from exc
 
-from autotalk_prefect.client import AutoTalkClient
+from autotalk_prefect.api.client import AutoTalkClient
+from autotalk_prefect.api.models import WireModel
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
-from autotalk_prefect.models import WireModel
 
 __all__ = [
     "CURSOR_FIELD",

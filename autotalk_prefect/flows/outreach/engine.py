@@ -2,7 +2,7 @@
 
 The flow (``flows/outreach.py:outreach_campaign``) is thin; this module holds the parameter
 models, the audience stream, the chunk sender and the summary. Exactly-once comes from the
-ledger (``autotalk_prefect.ledger``): ``pending`` is durable before a send leaves, ``sent`` after
+ledger (``autotalk_prefect.ledger.store``): ``pending`` is durable before a send leaves, ``sent`` after
 AutoTalk confirms it, so a re-run skips every contact already served and never repeats a send
 whose outcome is unknown unless the caller opts in.
 """
@@ -18,20 +18,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from autotalk_prefect._paging import RESERVED_FILTERS
-from autotalk_prefect.errors import (
+from autotalk_prefect.api.errors import (
     AuthenticationError,
     AutoTalkError,
     OutcomeUnknownError,
     PermissionDeniedError,
 )
-from autotalk_prefect.ledger import Ledger, LedgerSnapshot, LedgerState, LedgerWriter
+from autotalk_prefect.api.paging import RESERVED_FILTERS
+from autotalk_prefect.flows.common import unknown_type_error
+from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
+from autotalk_prefect.ledger.store import Ledger, LedgerSnapshot, LedgerState, LedgerWriter
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
-from autotalk_prefect.templating import MessageTemplate, RenderError, compile_template
-from autotalk_prefect.type_names import unknown_type_error
 
 if TYPE_CHECKING:
-    from autotalk_prefect.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 
 MAX_LISTED = 200  # failures / unknowns listed by contact in the summary and the table artifact
 WorkItem = tuple[str, dict[str, Any]]  # (contact id, the record the template renders)

@@ -3,7 +3,7 @@
 The onboarding and reply flows send messages and run functions that must not happen twice when a
 run is repeated (a re-run with the same inputs, a redelivered event). AutoTalk's Dynadata schemas
 forbid extra fields (``additionalProperties: false``), so the marker cannot live on the item;
-it lives in the outreach ledger (:mod:`autotalk_prefect.ledger`) instead, which already knows
+it lives in the outreach ledger (:mod:`autotalk_prefect.ledger.store`) instead, which already knows
 ``pending`` (written durably *before* the call), ``sent``, ``failed`` and ``unknown``. Each
 guarded step is one ledger key; the "campaign" is the run's identity (``onboarding-<id>``,
 ``replies-<type>-<contact>``).
@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from autotalk_prefect.errors import AutoTalkError, NoResponseError, OutcomeUnknownError
-from autotalk_prefect.ledger import ContactStatus, Ledger, LedgerState, LedgerWriter
+from autotalk_prefect.api.errors import AutoTalkError, NoResponseError, OutcomeUnknownError
+from autotalk_prefect.ledger.store import ContactStatus, Ledger, LedgerState, LedgerWriter
 
 __all__ = ["StepLedger", "done", "is_ambiguous", "ledger_name", "unresolved"]
 
@@ -54,7 +54,7 @@ class StepLedger:
     """Sync access to one run's ledger: read a step's state, record its attempt and outcome."""
 
     def __init__(self, name: str, storage: Any = None) -> None:
-        """``storage``: what :class:`~autotalk_prefect.ledger.Ledger` accepts (``None`` ->
+        """``storage``: what :class:`~autotalk_prefect.ledger.store.Ledger` accepts (``None`` ->
         ``.autotalk/ledger``, a directory, a ``WritableFileSystem`` block or its slug)."""
         self.ledger = Ledger(name, storage)
         self._writer: LedgerWriter | None = None

@@ -45,6 +45,6 @@ class AutoTalkSettings(BaseSettings):
     @classmethod
     def _check_base_url(cls, value: object) -> str:
         """Refused here, naming ``base_url``, rather than at the first request."""
-        from autotalk_prefect.client import check_base_url
+        from autotalk_prefect.api.client import check_base_url
 
         return check_base_url(value)

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from autotalk_prefect.models import ValidationIssue
+from autotalk_prefect.api.models import ValidationIssue
 
 MAX_BODY_CHARS = 8192  # enough for any error body; keeps a pathological page out of logs
 

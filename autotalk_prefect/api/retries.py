@@ -6,7 +6,7 @@ The rules (DESIGN.md):
   503 carrying ``Retry-After`` (the server says "not now", it did not act).
 * Ambiguous (the server may have acted): read timeouts, a dropped connection, 500/502/503/504.
   Retried only for idempotent calls. A non-idempotent call that fails this way raises
-  :class:`~autotalk_prefect.errors.OutcomeUnknownError` and is never re-sent.
+  :class:`~autotalk_prefect.api.errors.OutcomeUnknownError` and is never re-sent.
 * Waits: ``Retry-After`` when the server gives one (capped), otherwise exponential backoff with
   full jitter. Bounded by attempts and by total seconds; every wait is logged (method, path,
   attempt, wait, reason; never a header, so never the key).
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-from autotalk_prefect.errors import (
+from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
     AutoTalkError,
     NoResponseError,
@@ -34,9 +34,9 @@ from autotalk_prefect.errors import (
 )
 
 if TYPE_CHECKING:
-    from autotalk_prefect.settings import AutoTalkSettings
+    from autotalk_prefect.api.settings import AutoTalkSettings
 
-logger = logging.getLogger("autotalk_prefect.retries")
+logger = logging.getLogger("autotalk_prefect.api.retries")
 
 T = TypeVar("T")
 
@@ -177,7 +177,7 @@ class RetryPolicy:
     ) -> RetryPolicy:
         """The policy the settings describe (``retry_attempts``, ``retry_max_seconds``, ...)."""
         if settings is None:
-            from autotalk_prefect.settings import AutoTalkSettings
+            from autotalk_prefect.api.settings import AutoTalkSettings
 
             settings = AutoTalkSettings()
         values: dict[str, Any] = {

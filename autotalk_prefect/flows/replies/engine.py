@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from autotalk_prefect.templating import compile_template
+from autotalk_prefect.flows.templating import compile_template
 
 __all__ = [
     "DEFAULT_RULES",

@@ -1,7 +1,7 @@
 """What each AutoTalk endpoint sends and returns, without doing any HTTP.
 
 The endpoint table (method, path template, idempotent) is the contract's own
-(:func:`autotalk_prefect.contract.operation_index`): one table that the client sends by and the
+(:func:`autotalk_prefect.api.contract.operation_index`): one table that the client sends by and the
 retry policy reads. This module turns Python arguments into a :class:`Call` (checked ids encoded
 as single path segments, bodies validated through the request models of models.py before any
 request exists) and answers back into models. Shared by the sync and async clients.
@@ -21,10 +21,9 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from autotalk_prefect._paging import RESERVED_FILTERS, extract_page
-from autotalk_prefect.contract import ContractOperation, operation_index
-from autotalk_prefect.errors import AutoTalkError
-from autotalk_prefect.models import (
+from autotalk_prefect.api.contract import ContractOperation, operation_index
+from autotalk_prefect.api.errors import AutoTalkError
+from autotalk_prefect.api.models import (
     CreateConversationRequest,
     ExecuteFunctionRequest,
     InboundMessage,
@@ -32,6 +31,7 @@ from autotalk_prefect.models import (
     SendMessageRequest,
     WireModel,
 )
+from autotalk_prefect.api.paging import RESERVED_FILTERS, extract_page
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -37,7 +37,7 @@ class ContractOperation:
 
 def contract_text() -> str:
     """The raw YAML text of the contract, as shipped in the package."""
-    return resources.files("autotalk_prefect").joinpath(CONTRACT_RESOURCE).read_text("utf-8")
+    return resources.files("autotalk_prefect.api").joinpath(CONTRACT_RESOURCE).read_text("utf-8")
 
 
 @lru_cache(maxsize=1)

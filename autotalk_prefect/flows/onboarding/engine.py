@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from autotalk_prefect.models import ValidationIssue
+from autotalk_prefect.api.models import ValidationIssue
 
 __all__ = [
     "STEP_CONVERSATION",

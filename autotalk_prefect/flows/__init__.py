@@ -1,0 +1,42 @@
+"""The prebuilt flows, importable from the installed package.
+
+``from autotalk_prefect.flows import onboard_contact, outreach_campaign, handle_reply,
+sync_to_warehouse``. Each flow lives in its own sub-package with its parameter models and
+engine; the repository's ``flows/*.py`` are thin deployment entrypoints over these. Imported on
+first use, so that reading one flow does not import the others (the sync needs the dlt extra
+only when it runs).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_FLOWS: dict[str, str] = {
+    "onboard_contact": "autotalk_prefect.flows.onboarding.flow",
+    "outreach_campaign": "autotalk_prefect.flows.outreach.flow",
+    "handle_reply": "autotalk_prefect.flows.replies.flow",
+    "sync_to_warehouse": "autotalk_prefect.flows.sync.flow",
+}
+
+__all__ = ["handle_reply", "onboard_contact", "outreach_campaign", "sync_to_warehouse"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _FLOWS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autotalk_prefect.flows' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_FLOWS))
+
+
+if TYPE_CHECKING:
+    from autotalk_prefect.flows.onboarding.flow import onboard_contact
+    from autotalk_prefect.flows.outreach.flow import outreach_campaign
+    from autotalk_prefect.flows.replies.flow import handle_reply
+    from autotalk_prefect.flows.sync.flow import sync_to_warehouse

@@ -1,0 +1,2 @@
+"""Onboarding: create a record, welcome the contact, log the exchange (``flow``; pure parts in
+``engine``)."""

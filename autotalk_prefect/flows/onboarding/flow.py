@@ -1,0 +1,307 @@
+"""The prebuilt flow ``onboard_contact`` (deployment entrypoint ``flows/onboarding.py``): onboard one record.
+
+validate -> create the Dynadata item -> render the message -> send it -> log the exchange in the
+conversation. One Prefect task per AutoTalk call, so the run's graph shows each step. Re-running
+with the same inputs creates no second item and sends no second message (see
+``autotalk_prefect.flows.onboarding.engine`` for how).
+"""
+
+# No ``from __future__ import annotations`` here: a deployment's flow-run process must see
+# the parameter types as objects (string annotations broke its parameter validation).
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from autotalk_prefect.api.errors import AutoTalkError, ConflictError, NotFoundError
+from autotalk_prefect.api.models import DynadataItem, Message
+from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.onboarding.engine import (
+    STEP_CONVERSATION,
+    STEP_LOG,
+    STEP_SEND,
+    LogState,
+    OnboardingResult,
+    RecordInvalidError,
+    SendState,
+    check_inputs,
+    default_idempotency_key,
+    differing_fields,
+    item_id_for_key,
+    resolve_contact_id,
+    summary_markdown,
+)
+from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.steps import StepLedger, done, is_ambiguous, ledger_name, unresolved
+from autotalk_prefect.tasks import (
+    create_conversation,
+    create_dynadata_item,
+    get_dynadata_item,
+    list_conversations,
+    list_messages,
+    process_messages,
+    send_message,
+    validate_dynadata_item,
+)
+
+
+def _create_or_reuse(
+    dynadata_type: str,
+    data: dict[str, Any],
+    credentials: AutoTalkCredentials | None,
+    notes: list[str],
+) -> tuple[DynadataItem, bool]:
+    """Create the item under its derived ``_id``; a 409 means an earlier run made it."""
+    item_id = data["_id"]
+    try:
+        return create_dynadata_item(dynadata_type, data, credentials=credentials), True
+    except ConflictError:
+        item = get_dynadata_item(dynadata_type, item_id, credentials=credentials)
+        changed = differing_fields(data, item.data)
+        if changed:
+            notes.append(
+                f"The existing item differs from the record in {', '.join(changed)} (changed "
+                "since it was created, or the idempotency key was reused for another record); "
+                "it was left as it is."
+            )
+        return item, False
+    except AutoTalkError as exc:
+        if not is_ambiguous(exc):
+            raise
+        # The create may have been applied: the deterministic id tells us for sure.
+        try:
+            item = get_dynadata_item(dynadata_type, item_id, credentials=credentials)
+        except NotFoundError:
+            raise exc from None
+        notes.append("The create call lost its answer, but the item exists: it was created.")
+        return item, True
+
+
+def _find_in_autotalk(
+    contact_id: str,
+    text: str,
+    note_for: Callable[[str], str],
+    credentials: AutoTalkCredentials | None,
+) -> tuple[Message | None, Message | None]:
+    """The welcome message (and the onboarding note) if the contact's conversations hold them.
+
+    Used only when the item already existed but the ledger knows no send (a ledger that was
+    lost, e.g. local storage on an ephemeral worker): AutoTalk itself is then the record.
+    """
+    for conversation in list_conversations(credentials=credentials, contactId=contact_id):
+        messages = list_messages(conversation.id, credentials=credentials)
+        sent = next((m for m in messages if m.direction == "outbound" and m.message == text), None)
+        if sent is not None:
+            note = note_for(sent.id)
+            return sent, next(
+                (m for m in messages if m.role == "system" and m.message == note), None
+            )
+    return None, None
+
+
+def _note(dynadata_type: str, item_id: str, message_id: str | None) -> str:
+    """The system note logged in the conversation (deterministic, so a re-run can find it)."""
+    return f"Onboarding: {dynadata_type} item {item_id}; welcome message {message_id} sent."
+
+
+@dataclass
+class _Sent:
+    state: SendState
+    message_id: str | None = None
+    conversation_id: str | None = None
+
+
+def _recover_from_autotalk(
+    steps: StepLedger,
+    dynadata_type: str,
+    item_id: str,
+    contact: str,
+    text: str,
+    credentials: AutoTalkCredentials | None,
+    notes: list[str],
+) -> None:
+    """The item existed but the ledger knows no send: write down what AutoTalk shows, if any."""
+    found, found_note = _find_in_autotalk(
+        contact, text, lambda mid: _note(dynadata_type, item_id, mid), credentials
+    )
+    if found is None:
+        return  # the earlier run stopped between create and send: the send is still to do
+    attempt = steps.begin(STEP_SEND)
+    steps.sent(STEP_CONVERSATION, attempt, found.conversationId)
+    steps.sent(STEP_SEND, attempt, found.id)
+    if found_note is not None:
+        steps.sent(STEP_LOG, steps.begin(STEP_LOG), found_note.id)
+    notes.append(
+        "The ledger had no record of this onboarding, but AutoTalk shows the message "
+        f"({found.id}) in the contact's conversation: not sent again."
+    )
+
+
+def _send_once(
+    steps: StepLedger,
+    contact: str,
+    text: str,
+    channel_id: str | None,
+    resend_unknown: bool,
+    credentials: AutoTalkCredentials | None,
+    notes: list[str],
+) -> _Sent:
+    """Send the message unless the ledger says it was sent (or may have been)."""
+    logger = get_run_logger()
+    state = steps.statuses()
+    send, conv = state.get(STEP_SEND), state.get(STEP_CONVERSATION)
+    if done(send) and send:
+        logger.info("Message %s was sent by an earlier run: not sending again", send.message_id)
+        conversation_id = conv.message_id if done(conv) and conv else None
+        return _Sent("already_sent", send.message_id, conversation_id)
+    if unresolved(send) and not resend_unknown:
+        logger.warning("An earlier send has an unknown outcome: not sending again")
+        notes.append(
+            "An earlier run started the send but never confirmed it (it crashed or lost the "
+            "answer): the contact may have the message. Not sent again; pass "
+            "resend_unknown=True to send anyway."
+        )
+        return _Sent("unknown")
+    attempt = steps.begin(STEP_SEND)
+    fields = {"channelId": channel_id} if channel_id else {}
+    try:
+        message = send_message(contact, text, credentials=credentials, **fields)
+    except AutoTalkError as exc:
+        steps.record_failure(STEP_SEND, attempt, exc)
+        raise
+    steps.sent(STEP_CONVERSATION, attempt, message.conversationId)
+    steps.sent(STEP_SEND, attempt, message.id)
+    return _Sent("sent", message.id, message.conversationId)
+
+
+def _log_once(
+    steps: StepLedger,
+    sent: _Sent,
+    dynadata_type: str,
+    item_id: str,
+    contact: str,
+    channel_id: str | None,
+    resend_unknown: bool,
+    credentials: AutoTalkCredentials | None,
+) -> LogState:
+    """Process the onboarding note into the message's conversation, once."""
+    if sent.state == "unknown":
+        return "skipped"
+    log = steps.status(STEP_LOG)
+    if done(log):
+        return "already_logged"
+    if unresolved(log) and not resend_unknown:
+        return "unknown"
+    if sent.conversation_id is None:  # only when the ledger lost the conversation id
+        fields = {"channelId": channel_id} if channel_id else {}
+        sent.conversation_id = create_conversation(
+            credentials=credentials, contactId=contact, **fields
+        ).id
+    note = _note(dynadata_type, item_id, sent.message_id)
+    attempt = steps.begin(STEP_LOG)
+    try:
+        processed = process_messages(
+            sent.conversation_id, [{"role": "system", "message": note}], credentials=credentials
+        )
+    except AutoTalkError as exc:
+        steps.record_failure(STEP_LOG, attempt, exc)
+        raise
+    steps.sent(STEP_LOG, attempt, processed.messages[0].id if processed.messages else None)
+    return "logged"
+
+
+@flow(name="autotalk-onboard-contact", log_prints=False)
+def onboard_contact(
+    dynadata_type: str,
+    record: dict[str, Any],
+    message_template: str,
+    contact_id: str | None = None,
+    contact_field: str = "contactId",
+    channel_id: str | None = None,
+    idempotency_key: str | None = None,
+    resend_unknown: bool = False,
+    ledger_storage: str | None = None,
+    credentials: AutoTalkCredentials | None = None,
+) -> OnboardingResult:
+    """Create a Dynadata item, send its contact a templated message, and log it in a conversation.
+
+    Args:
+        dynadata_type: The Dynadata type of the record (``clients``, ``orders``, ...).
+        record: The new item's fields, checked with the type's validate endpoint first.
+        message_template: Jinja2 text rendered over the record (``{{ name }}``; ``{{ _id }}`` is
+            the item's id); sandboxed, and a missing field fails before anything is created.
+        contact_id: Who gets the message. Default: the new item itself for ``clients``, else
+            ``record[contact_field]``.
+        contact_field: The record field holding the contact's ``_id`` (for non-``clients`` types).
+        channel_id: The channel to send on (default: the contact's conversation's channel).
+        idempotency_key: Re-runs with the same key do nothing twice. Default: a hash of the type,
+            record, template and contact.
+        resend_unknown: Send again when an earlier send's outcome is unknown (a crash or a lost
+            answer right after sending): may message the contact twice.
+        ledger_storage: Where the send markers live: a directory (default ``.autotalk/ledger``)
+            or a ``WritableFileSystem`` block slug ``<block-type>/<name>`` shared by all workers.
+        credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
+    """
+    logger = get_run_logger()
+    check_inputs(dynadata_type, record, idempotency_key)
+    for name, value in (("contact_id", contact_id), ("channel_id", channel_id)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{name} is empty: give an id, or leave it unset")
+    template = compile_template(message_template)
+    key = idempotency_key or default_idempotency_key(
+        dynadata_type, record, message_template, contact_id, contact_field
+    )
+    derived_id = item_id_for_key(key)
+    item_id = record.get("_id") or derived_id
+    data = {k: v for k, v in record.items() if k != "_id"}
+
+    validation = validate_dynadata_item(dynadata_type, data, credentials=credentials)
+    if not validation.valid:
+        raise RecordInvalidError(dynadata_type, validation.errors)
+    contact = resolve_contact_id(dynadata_type, data, item_id, contact_id, contact_field)
+    text = template.render({**data, "_id": item_id})
+
+    notes: list[str] = []
+    item, created = _create_or_reuse(dynadata_type, {"_id": item_id, **data}, credentials, notes)
+    logger.info("%s %r item %s", "Created" if created else "Reusing", dynadata_type, item.id)
+
+    with StepLedger(ledger_name("onboarding", derived_id), ledger_storage) as steps:
+        if not created and steps.status(STEP_SEND) is None:
+            _recover_from_autotalk(steps, dynadata_type, item.id, contact, text, credentials, notes)
+        sent = _send_once(steps, contact, text, channel_id, resend_unknown, credentials, notes)
+        log_state = _log_once(
+            steps, sent, dynadata_type, item.id, contact, channel_id, resend_unknown, credentials
+        )
+        if log_state == "unknown":
+            notes.append("An earlier run's conversation note has an unknown outcome: not repeated.")
+        result = OnboardingResult(
+            idempotency_key=key,
+            dynadata_type=dynadata_type,
+            item_id=item.id,
+            contact_id=contact,
+            message_id=sent.message_id,
+            conversation_id=sent.conversation_id,
+            created=created,
+            sent=sent.state == "sent",
+            send_state=sent.state,
+            logged=log_state == "logged",
+            log_state=log_state,
+            ledger=steps.describe(),
+        )
+    create_markdown_artifact(
+        markdown=summary_markdown(result, notes),
+        key=f"onboarding-{derived_id}",
+        description=f"Onboarding of {dynadata_type} item {item.id}",
+    )
+    logger.info(
+        "Onboarding of %s item %s: created=%s, send=%s, note=%s",
+        dynadata_type,
+        item.id,
+        created,
+        result.send_state,
+        result.log_state,
+    )
+    return result

@@ -1,0 +1,260 @@
+"""The prebuilt flow ``outreach_campaign`` (deployment entrypoint ``flows/outreach.py``): a bulk campaign, sent once.
+
+The audience is streamed page by page and cut into chunks; each chunk is ONE task that sends
+with bounded concurrency (a task run per contact would cost more than the sends). Every send is
+guarded by the campaign's ledger, so a re-run after a crash, a cancel or a retry messages only
+the contacts that have not been messaged yet (see ``autotalk_prefect.flows.outreach.engine``).
+"""
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any, Literal, cast
+from uuid import UUID
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.filesystems import WritableFileSystem
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
+from prefect.utilities.asyncutils import run_coro_as_sync
+
+from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
+from autotalk_prefect.flows.outreach.engine import (
+    Audience,
+    ChunkResult,
+    OutreachSummary,
+    Plan,
+    QuietHours,
+    WorkItem,
+    artifact_key,
+    check_audience_type,
+    check_numbers,
+    chunked,
+    iter_audience,
+    send_chunk_async,
+    summarise,
+    summary_markdown,
+    summary_table,
+)
+from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
+from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.store import Ledger
+from autotalk_prefect.ratelimit import check_global_rate_limit
+
+#: the clock quiet hours are checked against (tests replace it)
+now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
+
+
+@task(
+    name="autotalk-send-chunk",
+    task_run_name="send-chunk-{chunk_number}",
+    retries=0,
+    cache_policy=NO_CACHE,
+)
+async def send_chunk(
+    items: list[WorkItem],
+    chunk_number: int,
+    campaign_id: str,
+    template_source: str,
+    ledger_storage: Any,
+    credentials: AutoTalkCredentials | None,
+    channel_id: str | None,
+    concurrency: int,
+    requests_per_second: float | None,
+    global_rate_limit_name: str | None,
+    fetch_type: str | None,
+) -> ChunkResult:
+    """Send one chunk of the campaign (the ledger makes a retry of this task safe)."""
+    result = await send_chunk_async(
+        items,
+        campaign_id=campaign_id,
+        template_source=template_source,
+        ledger_storage=ledger_storage,
+        credentials=credentials,
+        channel_id=channel_id,
+        concurrency=concurrency,
+        requests_per_second=requests_per_second,
+        global_rate_limit_name=global_rate_limit_name,
+        fetch_type=fetch_type,
+    )
+    get_run_logger().info(
+        "chunk %s: %s sent, %s failed, %s unknown",
+        chunk_number,
+        result.sent,
+        len(result.failed),
+        len(result.unknown),
+    )
+    return result
+
+
+def _wait_for_quiet_hours(quiet_hours: QuietHours, on_quiet_hours: str) -> bool:
+    """True if the run may send now (after waiting out the window when asked to)."""
+    left = quiet_hours.seconds_left(now())
+    if left <= 0:
+        return True
+    logger = get_run_logger()
+    if on_quiet_hours == "skip":
+        logger.info("inside quiet hours (%.0f s left): sending nothing", left)
+        return False
+    logger.info("inside quiet hours: waiting %.0f s for the window to end", left)
+    time.sleep(left)
+    return True
+
+
+@flow(
+    name="autotalk-outreach-campaign",
+    task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
+)
+def outreach_campaign(
+    campaign_id: str,
+    message_template: str,
+    audience: Audience | None = None,
+    channel_id: str | None = None,
+    quiet_hours: QuietHours | None = None,
+    on_quiet_hours: Literal["wait", "skip"] = "wait",
+    chunk_size: int = 1000,
+    max_concurrency: int = 16,
+    parallel_chunks: int = 1,
+    requests_per_second: float | None = None,
+    global_rate_limit_name: str | None = None,
+    resend_unknown: bool = False,
+    ledger_storage: WritableFileSystem | str | None = None,
+    credentials: AutoTalkCredentials | None = None,
+    task_runner: TaskRunnerChoice = "threads",
+    dask_address: str | None = None,
+) -> OutreachSummary:
+    """Send ``message_template`` once to every contact of ``audience``.
+
+    Args:
+        campaign_id: Names the campaign's ledger: re-running the same id never messages a
+            contact twice (letters, digits, '.', '_', '-').
+        message_template: Jinja2 text; the contact's Dynadata record fields are variables
+            (``{{ name }}``), also under ``contact``.
+        audience: A Dynadata query (type + equality filters) or explicit contact ids
+            (default: every contact, i.e. all `clients` items).
+        channel_id: Send through this channel (default: AutoTalk's choice).
+        quiet_hours: A daily window in which nothing is sent.
+        on_quiet_hours: Inside the window: ``wait`` for it to end, or ``skip`` the run.
+        chunk_size: Contacts per chunk task (one task run each).
+        max_concurrency: Sends in flight at once, across the whole run.
+        parallel_chunks: Chunk tasks in flight at once; each gets its share of
+            ``max_concurrency`` and ``requests_per_second``. More than 1 pays off when the task
+            runner spreads chunks over processes or machines (Dask); in one process, one chunk
+            with all the concurrency is fastest.
+        requests_per_second: Client-side cap on sends per second for this run.
+        global_rate_limit_name: A Prefect global concurrency limit with slot decay that every
+            send takes a slot from, so all runs and workers share one rate limit.
+        resend_unknown: Also send to contacts whose earlier send has an unknown outcome.
+        ledger_storage: Where the ledger lives: a local directory (default
+            ``.autotalk/ledger``), a ``WritableFileSystem`` block, or a block slug
+            ``"<type>/<name>"`` to share it across machines.
+        credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` environment).
+        task_runner: Where chunk tasks run: ``threads`` in this process, or ``dask`` (extra
+            ``autotalk-prefect[dask]``): a LocalCluster of ``parallel_chunks`` processes, or
+            the cluster at ``dask_address``. Workers need ``PREFECT_API_URL`` of a server.
+        dask_address: Scheduler address of an existing Dask cluster (``task_runner="dask"``).
+    """
+    started = time.monotonic()
+    logger = get_run_logger()
+    audience = audience or Audience()
+    check_numbers(
+        chunk_size=chunk_size,
+        max_concurrency=max_concurrency,
+        requests_per_second=requests_per_second,
+        parallel_chunks=parallel_chunks,
+    )
+    if channel_id is not None and not channel_id.strip():
+        raise ValueError("channel_id is empty: give a channel id, or leave it unset")
+    template = compile_template(message_template)  # a bad template fails before anything else
+    ledger = Ledger(campaign_id, ledger_storage)
+    block = resolve_credentials(credentials)
+    with block.get_client() as client:
+        check_audience_type(client, audience, template)
+    if global_rate_limit_name:
+        limit = run_coro_as_sync(check_global_rate_limit(global_rate_limit_name))
+        logger.info("global rate limit %r: %s", global_rate_limit_name, limit)
+    plan = Plan(ledger.snapshot(), resend_unknown=resend_unknown)
+    key = artifact_key(campaign_id)
+
+    if quiet_hours is not None and not _wait_for_quiet_hours(quiet_hours, on_quiet_hours):
+        summary = summarise(campaign_id, plan, [], started=started, ledger=ledger.describe())
+        summary.quiet_hours_skipped = True
+        create_markdown_artifact(summary_markdown(summary), key=f"{key}-summary")
+        return summary
+
+    per_chunk = max(1, max_concurrency // parallel_chunks)
+    per_chunk_rate = requests_per_second / parallel_chunks if requests_per_second else None
+    fetch_type = audience.dynadata_type if audience.contact_ids is not None else None
+    progress = cast(
+        UUID,
+        create_progress_artifact(0.0, key=f"{key}-progress", description="Chunks done"),
+    )
+    results: list[ChunkResult] = []
+    in_flight: set[PrefectFuture[ChunkResult]] = set()
+    submitted = 0
+
+    def collect_one() -> None:
+        finished = next(as_completed(list(in_flight)))
+        in_flight.discard(finished)
+        results.append(finished.result())  # a failed chunk (e.g. a revoked key) fails the run
+
+    def show_progress() -> None:
+        # the audience is streamed, so its size is known only at the end: show chunks done
+        update_progress_artifact(progress, 100.0 * len(results) / max(submitted, 1))
+
+    with (
+        chunk_submitter(task_runner, dask_address, n_workers=parallel_chunks) as submit,
+        block.get_client() as client,
+    ):
+        work = (item for item in iter_audience(client, audience, template) if plan.wants(item[0]))
+        # The next chunk is read from the API while the chunks in flight send (prefetch), and
+        # is submitted as soon as one of them finishes.
+        for number, items in enumerate(chunked(work, chunk_size), start=1):
+            collected = len(results)
+            while len(in_flight) >= parallel_chunks:
+                collect_one()
+            in_flight.add(
+                submit(
+                    send_chunk,
+                    quote(items),  # a chunk is opaque data: Prefect need not walk its items
+                    number,
+                    campaign_id,
+                    message_template,
+                    ledger_storage,
+                    credentials if task_runner == "threads" else block,  # remote: by value
+                    channel_id,
+                    per_chunk,
+                    per_chunk_rate,
+                    global_rate_limit_name,
+                    fetch_type,
+                )
+            )
+            submitted += 1
+            if len(results) > collected:  # after the submit: the next chunk starts first
+                show_progress()
+        while in_flight:  # inside the block: a Dask cluster lives until its chunks are done
+            collect_one()
+            show_progress()
+    update_progress_artifact(progress, 100.0)
+
+    summary = summarise(campaign_id, plan, results, started=started, ledger=ledger.describe())
+    create_table_artifact(summary_table(summary), key=f"{key}-outcomes")
+    create_markdown_artifact(summary_markdown(summary), key=f"{key}-summary")
+    logger.info(
+        "campaign %s: %s sent, %s already sent, %s failed, %s unknown of %s contacts",
+        campaign_id,
+        summary.sent,
+        summary.skipped_already_sent,
+        summary.failed,
+        summary.unknown,
+        summary.total,
+    )
+    return summary

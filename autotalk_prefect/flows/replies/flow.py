@@ -1,0 +1,211 @@
+"""The prebuilt flow ``handle_reply`` (deployment entrypoint ``flows/replies.py``): act on one inbound customer message.
+
+Meant for a deployment triggered by ``autotalk.message.received`` events (emitted by the webhook
+receiver) with ``parameters={"event": "{{ event.payload }}"}``. Loads the contact's record, picks
+the first matching rule (``autotalk_prefect.flows.replies.engine``), runs its actions as Prefect tasks, and
+logs what it did. A redelivered event (same id) changes nothing: each action and the event itself
+are recorded in the ledger, and an action already done is never repeated.
+"""
+
+# No ``from __future__ import annotations`` here: a deployment's flow-run process must see
+# the parameter types as objects (string annotations broke its parameter validation).
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from autotalk_prefect.api.errors import AutoTalkError, NotFoundError
+from autotalk_prefect.api.models import DynadataItem, Message
+from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.common import unknown_type_error
+from autotalk_prefect.flows.replies.engine import (
+    DEFAULT_RULES,
+    ActionOutcome,
+    InboundReplyEvent,
+    ReplyOutcome,
+    ReplyRule,
+    RunFunction,
+    SendAnswer,
+    UnknownContactError,
+    UpdateField,
+    describe_action,
+    match_rule,
+    parse_event,
+    summary_markdown,
+)
+from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.steps import StepLedger, done, ledger_name, unresolved
+from autotalk_prefect.ledger.store import ContactStatus
+from autotalk_prefect.tasks import (
+    execute_dynadata_item_function,
+    get_dynadata_item,
+    list_dynadata_types,
+    send_message,
+    update_dynadata_item,
+)
+
+
+def _perform(
+    action: UpdateField | RunFunction | SendAnswer,
+    dynadata_type: str,
+    contact: DynadataItem,
+    event: InboundReplyEvent,
+    answer: str | None,
+    credentials: AutoTalkCredentials | None,
+) -> str | None:
+    """Run one action with its task; returns the answer's message id for ``send_answer``."""
+    if isinstance(action, UpdateField):
+        update_dynadata_item(
+            dynadata_type, contact.id, {action.field: action.value}, credentials=credentials
+        )
+        return None
+    if isinstance(action, RunFunction):
+        execute_dynadata_item_function(
+            dynadata_type, contact.id, action.function, action.args, credentials=credentials
+        )
+        return None
+    assert answer is not None
+    fields = {"conversationId": event.conversation_id, "channelId": event.channel_id}
+    fields = {k: v for k, v in fields.items() if v}
+    sent: Message = send_message(contact.id, answer, credentials=credentials, **fields)
+    return sent.id
+
+
+def _act_once(
+    steps: StepLedger,
+    step: str,
+    status: ContactStatus | None,
+    action: UpdateField | RunFunction | SendAnswer,
+    resend_unknown: bool,
+    perform: Callable[[], str | None],
+) -> ActionOutcome:
+    """Run one action unless the ledger says it was done (or may have been)."""
+    logger = get_run_logger()
+    target = describe_action(action)
+    if done(status) and status:
+        return ActionOutcome(
+            kind=action.kind, target=target, status="already_done", message_id=status.message_id
+        )
+    # Setting a field twice is harmless; a function or an answer may not be.
+    if unresolved(status) and not resend_unknown and not isinstance(action, UpdateField):
+        logger.warning("Action %s (%s) has an unknown outcome: not repeated", step, target)
+        return ActionOutcome(
+            kind=action.kind,
+            target=target,
+            status="unknown",
+            detail="an earlier attempt may have applied it; not repeated",
+        )
+    attempt = steps.begin(step)
+    try:
+        message_id = perform()
+    except AutoTalkError as exc:
+        steps.record_failure(step, attempt, exc)
+        raise
+    steps.sent(step, attempt, message_id)
+    logger.info("Did %s %s%s", action.kind, target, f" ({message_id})" if message_id else "")
+    return ActionOutcome(kind=action.kind, target=target, status="done", message_id=message_id)
+
+
+@flow(name="autotalk-handle-reply", log_prints=False)
+def handle_reply(
+    event: InboundReplyEvent | dict[str, Any] | str,
+    rules: list[ReplyRule] | None = None,
+    dynadata_type: str = "clients",
+    resend_unknown: bool = False,
+    ledger_storage: str | None = None,
+    credentials: AutoTalkCredentials | None = None,
+) -> ReplyOutcome:
+    """Decide what an inbound message asks for and do it, once per event.
+
+    Args:
+        event: The ``message.received`` webhook body (``client``, ``message``, ``trigger``,
+            ``id``); a deployment trigger passes ``{{ event.payload }}``. JSON text is accepted.
+        rules: The rule table; first match wins (default: STOP/unsubscribe, YES/confirm, HELP,
+            then a no-op default).
+        dynadata_type: The Dynadata type holding contacts.
+        resend_unknown: Repeat an action whose earlier attempt's outcome is unknown (a crash or
+            a lost answer): may send a second answer.
+        ledger_storage: Where handled events are recorded: a directory (default
+            ``.autotalk/ledger``) or a ``WritableFileSystem`` block slug shared by all workers.
+        credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
+    """
+    logger = get_run_logger()
+    evt = parse_event(event)
+    table = DEFAULT_RULES if rules is None else rules
+    event_key, contact_id = evt.event_key, evt.client.id
+
+    with StepLedger(ledger_name("replies", dynadata_type, contact_id), ledger_storage) as steps:
+        known = steps.statuses()
+        outcome = ReplyOutcome(
+            event_id=event_key,
+            contact_id=contact_id,
+            dynadata_type=dynadata_type,
+            rule=None,
+            duplicate=done(known.get(event_key)),
+            ledger=steps.describe(),
+        )
+        if outcome.duplicate:
+            logger.info("Event %s was handled before: nothing to do", event_key)
+        else:
+            try:
+                contact = get_dynadata_item(dynadata_type, contact_id, credentials=credentials)
+            except NotFoundError:
+                type_names = [t.name for t in list_dynadata_types(credentials=credentials)]
+                if dynadata_type not in type_names:
+                    raise unknown_type_error(
+                        "dynadata_type", dynadata_type, type_names, "nothing was done."
+                    ) from None
+                raise UnknownContactError(
+                    f"Event {event_key} names contact {contact_id!r}, but the {dynadata_type!r} "
+                    "type has no such item: nothing was done."
+                ) from None
+            rule, found = match_rule(table, evt.message.text)
+            outcome.rule, outcome.matched_keywords = (rule.name if rule else None), found
+            logger.info(
+                "Event %s from contact %s: rule %r%s",
+                event_key,
+                contact_id,
+                outcome.rule,
+                f" (keywords {found})" if found else "",
+            )
+            actions = rule.actions if rule else []
+            # Render every answer before any action runs: a template that does not fit the
+            # record fails the run with nothing done.
+            record = {**contact.data, "_id": contact.id}
+            answers = [
+                compile_template(a.template).render(record) if isinstance(a, SendAnswer) else None
+                for a in actions
+            ]
+            for index, (action, answer) in enumerate(zip(actions, answers, strict=True)):
+                step = f"{event_key}#{index}"
+                try:
+                    result = _act_once(
+                        steps,
+                        step,
+                        known.get(step),
+                        action,
+                        resend_unknown,
+                        partial(_perform, action, dynadata_type, contact, evt, answer, credentials),
+                    )
+                except AutoTalkError as exc:
+                    logger.error(
+                        "Rule %r action %d (%s %s) failed: %s",
+                        outcome.rule,
+                        index + 1,
+                        action.kind,
+                        describe_action(action),
+                        exc,
+                    )
+                    raise
+                outcome.actions.append(result)
+            if not any(a.status == "unknown" for a in outcome.actions):
+                steps.sent(event_key, steps.begin(event_key), None)
+
+    create_markdown_artifact(
+        markdown=summary_markdown(outcome),
+        description=f"Reply {event_key} from contact {contact_id}",
+    )
+    return outcome

@@ -1,0 +1,1 @@
+"""Warehouse sync: AutoTalk data into a dlt destination (``flow``; the dlt source in ``source``)."""
