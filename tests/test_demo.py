@@ -1,35 +1,128 @@
-"""The README's main job: ``autotalk-prefect demo`` runs clean and every check holds."""
+"""What a user installs is the product: the built wheel alone runs the README's main job.
+
+The wheel is built from this checkout, installed (with its dependencies, no dev tools) into a
+fresh virtual environment, and used from an empty directory: the four prebuilt flows import
+from the package, and ``autotalk-prefect demo`` holds every check. Nothing of the repository
+(``flows/``, ``blocks/``) is on the path.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
-CLI = Path(sys.executable).parent / "autotalk-prefect"
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+
+pytestmark = pytest.mark.skipif(UV is None, reason="needs uv (make install puts it in .venv)")
 
 
-def _clean_environment(tmp_path: Path) -> dict[str, str]:
+def _clean_environment(home: Path) -> dict[str, str]:
     """The user's environment, minus this test session's Prefect and AutoTalk settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AUTOTALK_"))}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONPATH", None)
+    env["PREFECT_HOME"] = str(home / "prefect-home")
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env["COLUMNS"] = "120"
     return env
 
 
-def test_demo_runs_clean_and_every_check_holds(tmp_path: Path) -> None:
+def _run(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> str:
     done = subprocess.run(
-        [str(CLI), "demo", "--contacts", "40"],
-        cwd=tmp_path,  # any directory: the flows come from the installed package
-        env=_clean_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=420,
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
+    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{output[-6000:]}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the wheel, a fresh venv's bin directory with only that wheel and its dependencies)."""
+    assert UV is not None
+    work = tmp_path_factory.mktemp("wheel")
+    env = _clean_environment(work)
+    _run(
+        [UV, "build", "--wheel", "--out-dir", str(work / "dist"), str(REPO)],
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
+    (wheel,) = (work / "dist").glob("autotalk_prefect-*.whl")
+    venv = work / "venv"
+    _run(
+        [UV, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        cwd=work,
+        env=env,
+        timeout=120,
+    )
+    python = venv / "bin" / "python"
+    _run(
+        [UV, "pip", "install", "--quiet", "--python", str(python), str(wheel)],
+        cwd=work,
+        env=env,
+        timeout=600,
+    )
+    return wheel, venv / "bin"
+
+
+def test_the_wheel_ships_the_flows_the_contract_and_the_types(
+    installed_wheel: tuple[Path, Path],
+) -> None:
+    wheel, _ = installed_wheel
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "autotalk_prefect/py.typed",
+        "autotalk_prefect/api/openapi.yaml",
+        "autotalk_prefect/flows/__init__.py",
+        "autotalk_prefect/flows/outreach/flow.py",
+        "autotalk_prefect/flows/onboarding/flow.py",
+        "autotalk_prefect/flows/replies/flow.py",
+        "autotalk_prefect/flows/sync/flow.py",
+    ):
+        assert expected in names, f"{expected} missing from {wheel.name}"
+    assert not any(n.startswith(("tests/", "flows/", "bench/")) for n in names)
+
+
+def test_in_an_empty_directory_the_flows_import_and_the_demo_holds_every_check(
+    installed_wheel: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, bin_dir = installed_wheel
+    env = _clean_environment(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    imported = _run(
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "from autotalk_prefect.flows import onboard_contact, outreach_campaign, "
+            "handle_reply, sync_to_warehouse\n"
+            "print(*(f.name for f in (onboard_contact, outreach_campaign, handle_reply, "
+            "sync_to_warehouse)))",
+        ],
+        cwd=empty,
+        env=env,
+        timeout=120,
+    )
+    assert imported.split() == [
+        "autotalk-onboard-contact",
+        "autotalk-outreach-campaign",
+        "autotalk-handle-reply",
+        "autotalk-sync-to-warehouse",
+    ]
+    output = _run(
+        [str(bin_dir / "autotalk-prefect"), "demo", "--contacts", "40"],
+        cwd=empty,
+        env=env,
+        timeout=420,
+    )
     assert "Every check held." in output
     assert "FAIL" not in output
     assert "Traceback" not in output, output[-6000:]

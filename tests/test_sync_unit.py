@@ -172,6 +172,7 @@ def test_destination_credentials_from_a_prefect_secret_block(
 
 def test_deployment_runs_on_an_interval_and_references_the_credentials_block() -> None:
     from prefect.client.orchestration import get_client
+    from prefect.flows import load_flow_from_entrypoint
 
     from deployments.sync import ENTRYPOINT, build_deployment
 
@@ -184,7 +185,9 @@ def test_deployment_runs_on_an_interval_and_references_the_credentials_block() -
         destination_secret="warehouse-dsn",
         credentials_block="autotalk-sync-deploy-test",
     )
-    assert deployment.entrypoint.endswith(ENTRYPOINT.split("/")[-1])
+    # the flow's own module (the package's), which the entrypoint file imports
+    assert deployment.entrypoint.endswith(":" + ENTRYPOINT.split(":")[-1])
+    assert load_flow_from_entrypoint(deployment.entrypoint).name == sync_to_warehouse.name
     assert deployment.schedules[0].schedule.interval.total_seconds() == 30 * 60
     assert deployment.concurrency_limit == 1
     deployment_id = deployment.apply()

@@ -9,8 +9,9 @@ only when it runs).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from autotalk_prefect._lazy import lazy_exports
 
 _FLOWS: dict[str, str] = {
     "onboard_contact": "autotalk_prefect.flows.onboarding.flow",
@@ -22,17 +23,7 @@ _FLOWS: dict[str, str] = {
 __all__ = ["handle_reply", "onboard_contact", "outreach_campaign", "sync_to_warehouse"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _FLOWS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autotalk_prefect.flows' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_FLOWS))
+__getattr__, __dir__ = lazy_exports(__name__, _FLOWS)
 
 
 if TYPE_CHECKING:

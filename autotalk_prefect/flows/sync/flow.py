@@ -304,6 +304,3 @@ def sync_to_warehouse(
     )
     return summary
 
-
-if __name__ == "__main__":
-    print(sync_to_warehouse().model_dump_json(indent=2))
