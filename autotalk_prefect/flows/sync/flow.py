@@ -303,4 +303,3 @@ def sync_to_warehouse(
         ),
     )
     return summary
-
