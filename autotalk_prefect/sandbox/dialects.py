@@ -153,24 +153,22 @@ def auth_headers(dialect: str, api_key: str) -> dict[str, str]:
 
 Kind = Literal["object", "send", "paged", "listing"]
 _DYN = r"/v1/dynadata/type/[^/]+"
-_ROUTES: tuple[tuple[str, re.Pattern[str], Kind, str], ...] = tuple(
-    (method, re.compile(pattern), kind, resource)
-    for method, pattern, kind, resource in (
-        ("GET", r"/v1/self", "object", "company"),
-        ("POST", r"/v1/contacts/[^/]+/send_message", "send", "message"),
-        ("GET", r"/v1/conversations", "paged", "conversation"),
-        ("POST", r"/v1/conversations", "object", "conversation"),
-        ("POST", r"/v1/conversations/[^/]+/messages", "object", "process"),
-        ("GET", r"/v1/conversations/[^/]+/messages", "paged", "message"),
-        ("GET", r"/v1/dynadata/types", "listing", "type"),
-        ("GET", rf"{_DYN}/list", "paged", "item"),
-        ("GET", rf"{_DYN}/item/[^/]+", "object", "item"),
-        ("POST", rf"{_DYN}/create", "object", "item"),
-        ("PUT", rf"{_DYN}/update", "object", "item"),
-        ("GET", r"/v1/integrations/channels", "listing", "channel"),
-        ("GET", r"/v1/assistants", "listing", "assistant"),
-    )
+_ROUTE_TABLE: tuple[tuple[str, str, Kind, str], ...] = (
+    ("GET", r"/v1/self", "object", "company"),
+    ("POST", r"/v1/contacts/[^/]+/send_message", "send", "message"),
+    ("GET", r"/v1/conversations", "paged", "conversation"),
+    ("POST", r"/v1/conversations", "object", "conversation"),
+    ("POST", r"/v1/conversations/[^/]+/messages", "object", "process"),
+    ("GET", r"/v1/conversations/[^/]+/messages", "paged", "message"),
+    ("GET", r"/v1/dynadata/types", "listing", "type"),
+    ("GET", rf"{_DYN}/list", "paged", "item"),
+    ("GET", rf"{_DYN}/item/[^/]+", "object", "item"),
+    ("POST", rf"{_DYN}/create", "object", "item"),
+    ("PUT", rf"{_DYN}/update", "object", "item"),
+    ("GET", r"/v1/integrations/channels", "listing", "channel"),
+    ("GET", r"/v1/assistants", "listing", "assistant"),
 )
+_ROUTES = tuple((m, re.compile(p), k, r) for m, p, k, r in _ROUTE_TABLE)
 
 
 def classify(method: str, path: str) -> tuple[Kind, str]:
@@ -212,7 +210,7 @@ def decode_cursor(cursor: str) -> int:
     """The offset inside a cursor this sandbox issued; 400 for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset = json.loads(raw)["o"]
+        offset: object = json.loads(raw)["o"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         offset = None
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
