@@ -106,3 +106,8 @@ def delete_command(name: str = NAME_OPTION) -> None:
     """Delete the rate limit (succeeds if it is already gone)."""
     removed = remove_rate_limit(name)
     typer.echo(f"deleted {name!r}" if removed else f"no rate limit named {name!r}: nothing to do")
+
+
+from autotalk_prefect.doctor import doctor_command  # noqa: E402
+
+app.command("doctor")(doctor_command)

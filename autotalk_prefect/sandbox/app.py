@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 from autotalk_prefect.sandbox.admin import admin_routes
 from autotalk_prefect.sandbox.api import api_routes
 from autotalk_prefect.sandbox.config import SandboxConfig
+from autotalk_prefect.sandbox.dialects import DialectLayer, get_dialect
 from autotalk_prefect.sandbox.faults import FaultConfig
 from autotalk_prefect.sandbox.gate import (
     REQUEST_ID_SCOPE_KEY,
@@ -34,9 +35,13 @@ class SandboxApp(FastAPI):
 
     runtime: SandboxRuntime
     gate: SandboxGate
+    dialect_layer: DialectLayer | None = None  # None: the contract, untranslated
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.gate(scope, receive, send, self._dispatch)
+        if self.dialect_layer is None:
+            await self.gate(scope, receive, send, self._dispatch)
+        else:
+            await self.dialect_layer(scope, receive, send, self.gate, self._dispatch)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route straight to the router: FastAPI's middleware stack (error pages, telemetry,
@@ -96,5 +101,7 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox
     )
     app.runtime = runtime
     app.gate = SandboxGate(runtime)
+    if config.dialect != "contract":
+        app.dialect_layer = DialectLayer(get_dialect(config.dialect), config.max_page_size)
 
     return app

@@ -38,6 +38,11 @@ def sandbox_command(
         None, help="x-autotalk-secret sent with webhooks.", envvar="AUTOTALK_WEBHOOK_SECRET"
     ),
     webhook_hmac: bool = typer.Option(False, help="Also sign webhooks (HMAC-SHA256)."),
+    dialect: str = typer.Option(
+        "contract",
+        help="Wire shapes served: contract (default), mongoose, cursor, minimal "
+        "(see docs/sandbox.md). The data is the same in each.",
+    ),
 ) -> None:
     """Run the AutoTalk sandbox on 127.0.0.1: every API endpoint, faults and an admin API."""
     from autotalk_prefect.sandbox.server import run_sandbox
@@ -53,7 +58,9 @@ def sandbox_command(
             drop_after_processing=drop_rate,
             seed=seed,
         )
-        config = SandboxConfig(api_key=api_key, seed=seed, contacts=contacts, faults=faults)
+        config = SandboxConfig(
+            api_key=api_key, seed=seed, contacts=contacts, faults=faults, dialect=dialect
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if webhook_url and not webhook_secret:
@@ -64,7 +71,10 @@ def sandbox_command(
             sandbox.configure_webhook(webhook_url, webhook_secret, hmac=webhook_hmac)
         typer.echo(f"AutoTalk sandbox: {sandbox.base_url}", color=False)
         typer.echo(f"admin API: {sandbox.root_url}/_sandbox (see docs/sandbox.md)")
-        typer.echo("send the x-api-key you passed with --api-key (default sk-test); Ctrl-C stops")
+        header = next(iter(sandbox.auth_headers()))
+        how = "Authorization: Bearer <key>" if header == "authorization" else "x-api-key: <key>"
+        typer.echo(f"dialect: {sandbox.dialect}; send {how} with the key you passed with --api-key")
+        typer.echo("(default sk-test); Ctrl-C stops")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -14,7 +14,8 @@ class SandboxConfig:
     """Start-up settings of one sandbox (keys are left out of the repr).
 
     ``extra_api_keys`` are accepted like ``api_key``; ``read_only_api_keys`` may only GET (other
-    methods answer 403). ``max_page_size`` is the server-side cap on ``limit``.
+    methods answer 403). ``max_page_size`` is the server-side cap on ``limit``. ``dialect``
+    names the wire shapes served (``contract``, today's; the others: sandbox/dialects.py).
     """
 
     api_key: str = field(default=DEFAULT_API_KEY, repr=False)
@@ -24,6 +25,7 @@ class SandboxConfig:
     extra_api_keys: tuple[str, ...] = field(default=(), repr=False)
     read_only_api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_page_size: int = 100
+    dialect: str = "contract"
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key:
@@ -32,3 +34,6 @@ class SandboxConfig:
             raise ValueError(f"contacts must be >= 0, got {self.contacts}")
         if self.max_page_size < 1:
             raise ValueError(f"max_page_size must be >= 1, got {self.max_page_size}")
+        from autotalk_prefect.sandbox.dialects import get_dialect  # it imports the gate
+
+        get_dialect(self.dialect)

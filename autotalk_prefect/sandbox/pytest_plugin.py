@@ -9,13 +9,23 @@ Fixtures:
   ``AUTOTALK_BASE_URL`` pointing at it, so code that reads ``AutoTalkSettings`` finds it.
 - ``autotalk_sandbox_config`` (session): the ``SandboxConfig`` used; override it in your
   conftest.py to change the key, seed or number of contacts.
+- ``autotalk_sandbox_in`` (function): a callable, ``autotalk_sandbox_in("cursor")``, giving the
+  sandbox that speaks that dialect (one server per dialect for the session, started on first
+  use), reset with no faults. Use ``handle.auth_headers()`` for the header it wants.
+- ``autotalk_sandbox_each_dialect`` (function, parametrized over ``SANDBOX_DIALECTS``): a test
+  that takes it runs once per dialect, ids ``[contract]``, ``[mongoose]``...
+
+``SANDBOX_DIALECTS`` (importable from this module) lists the dialects, for
+``@pytest.mark.parametrize("dialect", SANDBOX_DIALECTS)`` with ``autotalk_sandbox_in(dialect)``.
 
 The sandbox is imported lazily, so merely having the plugin installed costs nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,6 +33,10 @@ import pytest
 if TYPE_CHECKING:
     from autotalk_prefect.sandbox.config import SandboxConfig
     from autotalk_prefect.sandbox.server import SandboxHandle
+
+#: the sandbox's dialects (sandbox/dialects.py DIALECT_NAMES; spelled out so that importing the
+#: plugin does not import the sandbox)
+SANDBOX_DIALECTS: tuple[str, ...] = ("contract", "mongoose", "cursor", "minimal")
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +72,56 @@ def autotalk_sandbox_env(
     monkeypatch.setenv("AUTOTALK_API_KEY", autotalk_sandbox.api_key)
     monkeypatch.setenv("AUTOTALK_BASE_URL", autotalk_sandbox.base_url)
     return autotalk_sandbox
+
+
+class DialectSandboxes:
+    """One sandbox per dialect, started on first use, all closed at the end of the session."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._stack = contextlib.ExitStack()
+        self._handles: dict[str, SandboxHandle] = {}
+
+    def get(self, dialect: str) -> SandboxHandle:
+        from autotalk_prefect.sandbox.server import run_sandbox
+
+        if dialect not in self._handles:
+            config = replace(self.config, dialect=dialect)  # an unknown name is refused here
+            self._handles[dialect] = self._stack.enter_context(run_sandbox(config=config))
+        return self._handles[dialect]
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def autotalk_sandbox_dialects(autotalk_sandbox_config: SandboxConfig) -> Iterator[DialectSandboxes]:
+    """The session's per-dialect sandboxes (prefer ``autotalk_sandbox_in``, which resets)."""
+    servers = DialectSandboxes(autotalk_sandbox_config)
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture
+def autotalk_sandbox_in(
+    autotalk_sandbox_dialects: DialectSandboxes,
+) -> Callable[[str], SandboxHandle]:
+    """``autotalk_sandbox_in(dialect)``: that dialect's sandbox, reset with no faults."""
+
+    def get(dialect: str) -> SandboxHandle:
+        handle = autotalk_sandbox_dialects.get(dialect)
+        handle.reset()
+        handle.clear_faults()
+        return handle
+
+    return get
+
+
+@pytest.fixture(params=SANDBOX_DIALECTS, ids=list(SANDBOX_DIALECTS))
+def autotalk_sandbox_each_dialect(
+    request: pytest.FixtureRequest, autotalk_sandbox_in: Callable[[str], SandboxHandle]
+) -> SandboxHandle:
+    """A reset sandbox in each dialect in turn (the test runs once per dialect)."""
+    return autotalk_sandbox_in(str(request.param))

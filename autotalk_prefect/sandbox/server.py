@@ -29,9 +29,16 @@ class SandboxHandle:
         self.root_url = f"http://{HOST}:{port}"
         self.base_url = f"{self.root_url}/v1"
         self.api_key: str = app.runtime.config.api_key
+        self.dialect: str = app.runtime.config.dialect
 
     def __repr__(self) -> str:
-        return f"SandboxHandle(base_url={self.base_url!r})"
+        return f"SandboxHandle(base_url={self.base_url!r}, dialect={self.dialect!r})"
+
+    def auth_headers(self) -> dict[str, str]:
+        """The auth header this sandbox's dialect wants (``x-api-key`` or a Bearer token)."""
+        from autotalk_prefect.sandbox.dialects import auth_headers
+
+        return auth_headers(self.dialect, self.api_key)
 
     # faults
     def set_faults(self, faults: FaultConfig | None = None, **knobs: Any) -> FaultConfig:
@@ -101,10 +108,16 @@ def run_sandbox(
     port: int = 0,
     *,
     config: SandboxConfig | None = None,
+    dialect: str = "contract",
 ) -> Iterator[SandboxHandle]:
-    """Serve a fresh sandbox on 127.0.0.1 (``port=0``: a free port) until the block exits."""
+    """Serve a fresh sandbox on 127.0.0.1 (``port=0``: a free port) until the block exits.
+
+    ``dialect`` applies when no ``config`` is given (a config carries its own).
+    """
     if config is None:
-        config = SandboxConfig(api_key=api_key, seed=seed, contacts=contacts, faults=faults)
+        config = SandboxConfig(
+            api_key=api_key, seed=seed, contacts=contacts, faults=faults, dialect=dialect
+        )
     app = create_app(config)
     try:
         with serve_in_thread(
