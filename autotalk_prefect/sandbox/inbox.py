@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from autotalk_prefect.sandbox import inbox_queries as queries
 from autotalk_prefect.sandbox.admin import ADMIN_PREFIX
+from autotalk_prefect.sandbox.fragments import RowCache
 from autotalk_prefect.sandbox.http import endpoint, json_response, page_params, time_param
 from autotalk_prefect.sandbox.inbox_forms import (
     FORM_FIELDS,
@@ -23,13 +24,14 @@ from autotalk_prefect.sandbox.inbox_forms import (
     read_form,
     reply_from_form,
 )
-from autotalk_prefect.sandbox.pages import page, pager, redirect, render, static_asset
+from autotalk_prefect.sandbox.pages import macro, page, pager, redirect, render, static_asset
 from autotalk_prefect.sandbox.problems import ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
 
 INBOX_API = f"{ADMIN_PREFIX}/inbox"
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+ROWS_CACHED = 20_000  # rendered message rows kept (~0.5 KB each)
 
 
 def _text(request: Request, name: str) -> str | None:
@@ -57,6 +59,13 @@ def message_query(request: Request) -> queries.MessageQuery:
 def inbox_routes(runtime: SandboxRuntime) -> list[Route]:
     """The inbox's pages and JSON twins, bound to one runtime."""
 
+    state = runtime.state
+    message_rows = RowCache(
+        macro("_rows.html", "message_row"),
+        lambda m: (state.generation, m["_id"], m["contactName"], m["channelName"]),
+        ROWS_CACHED,
+    )
+
     def ctx(title: str, **values: Any) -> dict[str, Any]:
         return {"title": title, "summary": queries.summary(runtime), "error": None, **values}
 
@@ -67,7 +76,9 @@ def inbox_routes(runtime: SandboxRuntime) -> list[Route]:
         query = message_query(request)
         data = queries.messages(runtime, query)
         paging = pager("/", query.params(), data["total"], query.limit, query.skip)
-        return render("messages.html", ctx("Messages", data=data, query=query, pager=paging))
+        rows = message_rows.render(data["data"])
+        context = ctx("Messages", data=data, rows=rows, query=query, pager=paging)
+        return render("messages.html", context)
 
     @endpoint
     async def messages_json(request: Request) -> Response:

@@ -38,6 +38,7 @@ _env = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates ship with the package: no stat() per render
 )
 _STATIC: dict[str, tuple[bytes, str]] = {
     path.name: (path.read_bytes(), STATIC_TYPES[path.suffix])
@@ -52,6 +53,11 @@ def render(
     """The page ``template`` with ``context`` (every value escaped by Jinja's autoescape)."""
     html = _env.get_template(template).render(nav=NAV, active=active, **context)
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+
+
+def macro(template: str, name: str) -> Callable[..., str]:
+    """A macro of a template, as a function (to render a fragment on its own)."""
+    return getattr(_env.get_template(template).module, name)  # type: ignore[no-any-return]
 
 
 def redirect(path: str) -> Response:
