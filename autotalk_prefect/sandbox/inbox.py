@@ -24,7 +24,7 @@ from autotalk_prefect.sandbox.inbox_forms import (
     read_form,
     reply_from_form,
 )
-from autotalk_prefect.sandbox.pages import macro, page, pager, redirect, render, static_asset
+from autotalk_prefect.sandbox.pages import fragment, page, pager, redirect, render, static_asset
 from autotalk_prefect.sandbox.problems import ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
 
@@ -61,7 +61,7 @@ def inbox_routes(runtime: SandboxRuntime) -> list[Route]:
 
     state = runtime.state
     message_rows = RowCache(
-        macro("_rows.html", "message_row"),
+        fragment("_rows.html", "rows"),
         lambda m: (state.generation, m["_id"], m["contactName"], m["channelName"]),
         ROWS_CACHED,
     )

@@ -55,9 +55,10 @@ def render(
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
 
-def macro(template: str, name: str) -> Callable[..., str]:
-    """A macro of a template, as a function (to render a fragment on its own)."""
-    return getattr(_env.get_template(template).module, name)  # type: ignore[no-any-return]
+def fragment(template: str, name: str) -> Callable[[Any], str]:
+    """A template rendered on its own with one variable ``name`` (a page's part, cached apart)."""
+    compiled = _env.get_template(template)
+    return lambda value: compiled.render({name: value})
 
 
 def redirect(path: str) -> Response:

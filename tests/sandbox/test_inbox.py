@@ -101,12 +101,14 @@ def test_everything_rendered_is_escaped_and_the_key_never_shows(
 ) -> None:
     contact = sb.contact_ids()[0]
     _send(sb, contact, "<script>alert('x')</script>")
+    _send(sb, contact, "<!--row--> the row marker, typed by a customer")
     sb.simulate_reply(contact, '"><img src=x onerror=alert(1)>')
     for path in (*PAGES, f"/contacts/{contact}"):
         html = inbox.get(path).text
         assert "<script>alert" not in html and "<img src=x" not in html, path
         assert API_KEY not in html, path
-    assert "&lt;script&gt;alert" in inbox.get("/").text
+    front = inbox.get("/").text
+    assert "&lt;script&gt;alert" in front and "&lt;!--row--&gt; the row marker" in front
 
 
 def test_pages_ship_their_assets_and_fetch_nothing_from_elsewhere(inbox: httpx.Client) -> None:
