@@ -64,6 +64,7 @@ def sandbox_command(
             sandbox.configure_webhook(webhook_url, webhook_secret, hmac=webhook_hmac)
         typer.echo(f"AutoTalk sandbox: {sandbox.base_url}", color=False)
         typer.echo(f"admin API: {sandbox.root_url}/_sandbox (see docs/sandbox.md)")
+        typer.echo(f"inbox (what your customers received): {sandbox.root_url}/")
         typer.echo("send the x-api-key you passed with --api-key (default sk-test); Ctrl-C stops")
         try:
             threading.Event().wait()
