@@ -12,6 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# ``browser`` / ``browser_page``: a real chromium, for any test that asks (tests/browser.py).
+pytest_plugins = ("tests.browser",)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from autotalk_prefect.demo.prefect_api import prepare_environment
+
+if TYPE_CHECKING:
+    from autotalk_prefect.demo.report import DemoReport
 
 DEMO_DIR = Path(".autotalk") / "demo"
 
@@ -54,17 +59,46 @@ def demo_command(
         report=report,
         run_id=secrets.token_hex(3),
     )
+    held = False
+
+    def hold(inbox_url: str) -> None:
+        """With a person at the terminal: the verdict, then the inbox until they press Enter."""
+        nonlocal held
+        held = True
+        _verdict(report)
+        report.console.print(f"\n[bold]What the customers received:[/] {inbox_url}")
+        report.console.print("The sandbox stays up for the inbox: press Enter to stop it.")
+        with contextlib.suppress(EOFError, KeyboardInterrupt):
+            input()
+
     try:
         if api_key:
             os.environ.pop("AUTOTALK_API_KEY", None)  # the steps pass the key as a SecretStr
             run_real_demo(context, api_key, base_url, contact_id or [])
         else:
-            run_sandbox_demo(context, contacts=contacts, with_events=not skip_events)
+            run_sandbox_demo(
+                context,
+                contacts=contacts,
+                with_events=not skip_events,
+                hold=hold if _at_terminal() else None,
+            )
     except KeyboardInterrupt:
         report.console.print("[yellow]interrupted[/]")
         raise typer.Exit(code=130) from None
-    report.print_summary()
+    if not held:
+        _verdict(report)
     if not report.all_ok:
-        report.console.print("[red bold]The demo found a problem: see the FAIL lines above.[/]")
         raise typer.Exit(code=1)
-    report.console.print("[green bold]Every check held.[/]")
+
+
+def _at_terminal() -> bool:
+    """A person can read the URL and press Enter (not CI, not a pipe)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _verdict(report: DemoReport) -> None:
+    report.print_summary()
+    if report.all_ok:
+        report.console.print("[green bold]Every check held.[/]")
+    else:
+        report.console.print("[red bold]The demo found a problem: see the FAIL lines above.[/]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -211,8 +211,18 @@ def _sandbox(contacts: int, api_key: str) -> Iterator[Any]:
         yield sandbox
 
 
-def run_sandbox_demo(ctx: DemoContext, *, contacts: int, with_events: bool) -> None:
-    """The default demo: everything local, nothing leaves the machine."""
+def run_sandbox_demo(
+    ctx: DemoContext,
+    *,
+    contacts: int,
+    with_events: bool,
+    hold: Callable[[str], None] | None = None,
+) -> None:
+    """The default demo: everything local, nothing leaves the machine.
+
+    ``hold`` is called last with the sandbox inbox's URL while the sandbox still runs (the
+    command passes one when a person is at the terminal, to let them look before it stops).
+    """
     import secrets
 
     report = ctx.report
@@ -233,6 +243,8 @@ def run_sandbox_demo(ctx: DemoContext, *, contacts: int, with_events: bool) -> N
             f"demo's Prefect database: PREFECT_HOME={ctx.work_dir / 'prefect-home'} "
             "prefect server start, then open http://127.0.0.1:4200"
         )
+        if hold is not None:
+            hold(f"{sandbox.root_url}/")
 
 
 def run_real_demo(

@@ -1,6 +1,7 @@
 """A contract-faithful AutoTalk server for offline work and tests (see docs/sandbox.md).
 
 ``run_sandbox()`` serves it on loopback in a thread; ``create_app()`` gives the ASGI app.
+Its root URL is a web inbox of everything sent and received (``inbox.py``).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from autotalk_prefect.sandbox.gate import (
     Send,
     send_problem,
 )
+from autotalk_prefect.sandbox.inbox import inbox_routes
 from autotalk_prefect.sandbox.problems import ERROR_CODES, ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
 
@@ -97,7 +98,7 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        routes=[*api_routes(runtime), *admin_routes(runtime)],
+        routes=[*api_routes(runtime), *admin_routes(runtime), *inbox_routes(runtime)],
     )
     app.runtime = runtime
     app.gate = SandboxGate(runtime)

@@ -71,6 +71,7 @@ def sandbox_command(
             sandbox.configure_webhook(webhook_url, webhook_secret, hmac=webhook_hmac)
         typer.echo(f"AutoTalk sandbox: {sandbox.base_url}", color=False)
         typer.echo(f"admin API: {sandbox.root_url}/_sandbox (see docs/sandbox.md)")
+        typer.echo(f"inbox (what your customers received): {sandbox.root_url}/")
         header = next(iter(sandbox.auth_headers()))
         how = "Authorization: Bearer <key>" if header == "authorization" else "x-api-key: <key>"
         typer.echo(f"dialect: {sandbox.dialect}; send {how} with the key you passed with --api-key")

@@ -99,18 +99,28 @@ def _int_param(request: Request, name: str, default: int, minimum: int) -> int:
     return value
 
 
-def page_params(request: Request, max_page_size: int) -> tuple[int, int]:
+def page_params(
+    request: Request, max_page_size: int, default: int = DEFAULT_LIMIT
+) -> tuple[int, int]:
     """``(limit, skip)`` from the query (limit defaults to 20 and is capped server-side)."""
-    limit = min(_int_param(request, "limit", DEFAULT_LIMIT, 1), max_page_size)
+    limit = min(_int_param(request, "limit", default, 1), max_page_size)
     return limit, _int_param(request, "skip", 0, 0)
 
 
-def updated_since_param(request: Request) -> str | None:
-    """``updatedSince`` normalised to the wire format (400 if it is not a date-time)."""
-    raw = request.query_params.get("updatedSince")
-    if raw is None:
+def time_param(request: Request, name: str, *, blank_is_absent: bool = False) -> str | None:
+    """A date-time query parameter normalised to the wire format (400 if it is not one).
+
+    ``blank_is_absent``: an empty value filters nothing (an HTML form's blank field).
+    """
+    raw = request.query_params.get(name)
+    if raw is None or (blank_is_absent and not raw.strip()):
         return None
     try:
         return normalize_timestamp(raw)
     except ValueError as exc:
-        raise bad_request(f"query parameter updatedSince: {exc}") from None
+        raise bad_request(f"query parameter {name}: {exc}") from None
+
+
+def updated_since_param(request: Request) -> str | None:
+    """``updatedSince`` normalised to the wire format (400 if it is not a date-time)."""
+    return time_param(request, "updatedSince")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotalk_prefect.sandbox import seed as seeding
+from autotalk_prefect.sandbox.campaigns import CampaignIndex
 from autotalk_prefect.sandbox.functions import FUNCTIONS, FunctionDef, FunctionFailed
 from autotalk_prefect.sandbox.ids import IdFactory, now_iso
 from autotalk_prefect.sandbox.problems import (
@@ -108,6 +109,7 @@ class SandboxState:
         self.seed: int = seed
         self.contacts_seeded: int = contacts
         self.ids = IdFactory(seed)
+        self.generation = 0
         self.reset()
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -127,6 +129,11 @@ class SandboxState:
             self.open_conversation: dict[str, str] = {}
             self.messages: dict[str, list[Record]] = {}
             self.sent: list[Record] = []
+            # The inbox's indexes: every message in time order, per contact, and by template.
+            self.message_log: list[Record] = []
+            self.messages_by_contact: dict[str, list[Record]] = {}
+            self.campaigns = CampaignIndex()
+            self.generation += 1  # tells the inbox's live view that a reset happened
             self.company, self.channels, self.assistants = seeding.seed_org(self.ids)
             self.channel_by_id = {c["_id"]: c for c in self.channels}
             self.assistant_by_id = {a["_id"]: a for a in self.assistants}
@@ -380,6 +387,8 @@ class SandboxState:
             "createdAt": now,
         }
         self.messages[conversation["_id"]].append(message)
+        self.message_log.append(message)
+        self.messages_by_contact.setdefault(message["contactId"], []).append(message)
         self.conversations[conversation["_id"]] = {**conversation, "updatedAt": now}
         return message
 
@@ -420,6 +429,7 @@ class SandboxState:
                 fields["mediaUrl"] = body["mediaUrl"]
             message = self._append(conversation, **fields)
             self.sent.append(message)
+            self.campaigns.add(message, contact)
         self._fire(events)
         return message
 

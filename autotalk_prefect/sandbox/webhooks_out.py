@@ -24,6 +24,7 @@ from autotalk_prefect.sandbox.ids import IdFactory, now_iso
 
 WEBHOOK_EVENTS = ("message.received", "client.created", "conversation.opened")
 RETRY_DELAYS = (0.1, 0.3)  # so at most 3 attempts
+RESPONSE_KEPT = 2000  # characters of the receiver's answer kept per delivery (the inbox shows it)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,16 @@ class WebhookDispatcher:
         with self._lock:
             return [dict(d) for d in self._deliveries]
 
+    def delivery_count(self) -> int:
+        with self._lock:
+            return len(self._deliveries)
+
+    def recent_deliveries(self, limit: int, skip: int = 0) -> list[dict[str, Any]]:
+        """Newest first, one page: the inbox never copies the whole log."""
+        with self._lock:
+            end = len(self._deliveries) - skip
+            return [dict(d) for d in reversed(self._deliveries[max(0, end - limit) : max(0, end)])]
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event was delivered or given up; False on timeout."""
         deadline = time.monotonic() + timeout
@@ -164,6 +175,7 @@ class WebhookDispatcher:
             "attempts": 0,
             "delivered": False,
             "error": None,
+            "response": None,
             "body": json.loads(raw),
         }
         for attempt in range(len(RETRY_DELAYS) + 1):
@@ -181,6 +193,7 @@ class WebhookDispatcher:
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 continue
             record["statusCode"] = response.status_code
+            record["response"] = response.text[:RESPONSE_KEPT]
             if response.is_success:
                 record["delivered"], record["error"] = True, None
                 break
