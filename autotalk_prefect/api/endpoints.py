@@ -330,6 +330,9 @@ def write_reader(
             if value is not None and missing:
                 fields[key] = value
         found = _lenient(model, fields)
+        known_id = (known or {}).get("_id")
+        if known_id is not None and getattr(found, "id", None) in (None, ""):
+            found = found.model_copy(update={"id": known_id})  # the answer's was unreadable
         found._raw_answer = payload
         return found
 

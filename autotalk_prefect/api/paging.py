@@ -95,8 +95,8 @@ class PageAnswer:
         if found is not None and (found[1] is None or isinstance(found[1], (str, int))):
             return True, found[1]
         nxt = self.signals.get("next", False)
-        if isinstance(nxt, str) and not _is_link(nxt):
-            return True, nxt
+        if nxt is None or (isinstance(nxt, str) and not _is_link(nxt)):
+            return True, nxt  # a null ``next``: nothing follows, in any dialect
         return False, None
 
     def describe(self) -> str:
@@ -300,17 +300,18 @@ class Pager:
         """The same items as the previous page: try page numbers once (auto), else refuse."""
         if self.requested == "auto" and self.style == "skip" and not self._fell_back:
             self._fell_back = True
-            self.style = "page"
+            self.style = "page"  # self.skip stays: the error below names it
             self.page = 2
             return []  # the repeat is not new: ask for page 2 instead
         where = {
-            "skip": f"skip={self.skip}",
-            "page": f"page={self.page}",
-            "cursor": f"cursor={self.cursor!r}",
+            "skip": f"for skip={self.skip}",
+            "page": f"for page={self.page}",
+            "cursor": f"for cursor={self.cursor!r}",
         }.get(self.style, self.style)
-        tried = " and page numbers" if self._fell_back else ""
+        if self._fell_back:
+            where = f"for skip={self.skip}, then {where}"
         raise PageShapeError(
-            f"the server returned the same page twice ({where}{tried}): it ignores how the "
+            f"the server returned the same page twice ({where}): it ignores how the "
             f"client pages, so the listing cannot make progress; {answer.describe()}; "
             f"{SETTING_HINT}"
         )
