@@ -719,7 +719,7 @@ def _check_request(request: httpx.Request, shape: Shape, values: dict[str, Any])
         else:
             assert segment == expected, raw
     query = httpx.QueryParams(url.query.decode("ascii"))
-    assert set(query) <= {"limit", "skip", "status", "contactId"}, raw
+    assert set(query) <= {"limit", "skip", "page", "cursor", "status", "contactId"}, raw
 
 
 @given(

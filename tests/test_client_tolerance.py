@@ -9,6 +9,7 @@ test_client_sandbox.py.
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -169,6 +170,18 @@ def test_a_2xx_to_a_write_is_never_an_error(empty: Handler, raw: Any) -> None:
     result = c.execute_dynadata_function("clients", "recount", {})
     assert result.raw_answer == raw
     assert len(rec.requests) == 7  # each sent once: a 2xx is never retried
+
+
+def test_broken_json_in_a_2xx_to_a_write_is_kept_as_text_and_raw_answer_pickles() -> None:
+    broken = always(200, "{oops", headers={"content-type": "application/json"})
+    c, rec = client(broken)
+    sent = c.send_message("contact1", "hello")
+    assert (sent.id, sent.raw_answer) == (None, "{oops")
+    assert len(rec.requests) == 1
+    again = pickle.loads(pickle.dumps(sent))  # Prefect moves task results between processes
+    assert (again.contactId, again.raw_answer) == ("contact1", "{oops")
+    with pytest.raises(AutoTalkError, match="not JSON"):
+        c.get_self()  # a read gets no such pass
 
 
 @pytest.mark.parametrize(

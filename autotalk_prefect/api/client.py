@@ -229,7 +229,8 @@ class _ClientBase:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def _decode(self, response: httpx.Response, call: ep.Call[Any]) -> Any:
-        """The answer's JSON (or text for a non-JSON body); an error status raises."""
+        """The answer's JSON (or text for a non-JSON body); an error status raises, and so does
+        a body labelled JSON that is not, unless the call is a write (then its text is kept)."""
         if not response.is_success:
             raise error_from_response(
                 response,
@@ -245,7 +246,8 @@ class _ClientBase:
             try:
                 return response.json()
             except ValueError:
-                if "json" in content_type:
+                # A write that got a 2xx was applied, whatever its body: its text is the answer.
+                if "json" in content_type and call.idempotent:
                     raise AutoTalkError(
                         f"unexpected answer: {response.status_code} with a body that is not JSON",
                         status_code=response.status_code,
