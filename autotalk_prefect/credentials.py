@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, cast
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr, field_validator
 
-from autotalk_prefect.api.settings import DEFAULT_BASE_URL, AutoTalkSettings
+from autotalk_prefect.api.config import ClientOptions
+from autotalk_prefect.api.settings import AutoTalkSettings
 
 if TYPE_CHECKING:
     from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
-    from autotalk_prefect.api.retries import RetryPolicy
 
 __all__ = [
     "AutoTalkCredentials",
@@ -40,7 +40,7 @@ MISSING_KEY_MESSAGE = (
 )
 
 
-class AutoTalkCredentials(CredentialsBlock):
+class AutoTalkCredentials(CredentialsBlock, ClientOptions):
     """Credentials and connection settings for the AutoTalk customer-messaging API.
 
     Example:
@@ -59,45 +59,20 @@ class AutoTalkCredentials(CredentialsBlock):
     _logo_url = "https://autotalk.io/favicon.png"  # type: ignore[assignment]
     _documentation_url = "https://docs.autotalk.io/channels/api-reference"  # type: ignore[assignment]
     _description = (
-        "Stores an AutoTalk API key and the client's connection, timeout and retry settings."
+        "Stores an AutoTalk API key and the client's connection, auth, paging, timeout and "
+        "retry settings."
     )
 
     api_key: SecretStr = Field(
         default=...,
         title="API Key",
-        description="The AutoTalk API key (sk-...), sent in the x-api-key header.",
+        description=(
+            "The AutoTalk API key (sk-...), sent in the x-api-key header or as a Bearer token "
+            "(see auth scheme)."
+        ),
     )
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL,
-        title="Base URL",
-        description="The AutoTalk API base URL; plain http is accepted only for loopback hosts.",
-    )
-    connect_timeout: float = Field(
-        default=5.0, gt=0, description="Seconds to wait while opening a connection."
-    )
-    read_timeout: float = Field(
-        default=30.0, gt=0, description="Seconds to wait for an answer once a request is sent."
-    )
-    retry_attempts: int = Field(
-        default=5, ge=1, description="Attempts per call, the first included (1 = no retries)."
-    )
-    retry_max_seconds: float = Field(
-        default=60.0, gt=0, description="Total seconds one call may spend retrying."
-    )
-    retry_after_cap: float = Field(
-        default=30.0, gt=0, description="Longest Retry-After wait honoured, in seconds."
-    )
-    max_concurrency: int = Field(
-        default=16, ge=1, description="Concurrent requests in bulk work (and the pool size)."
-    )
-
-    @field_validator("base_url", mode="before")
-    @classmethod
-    def _check_base_url(cls, value: object) -> str:
-        """The client's own check, at save time: a block that cannot make a client is refused."""
-        from autotalk_prefect.api.client import check_base_url
-
-        return check_base_url(value)
+    # base_url, auth_scheme, page_style, the timeouts, retry bounds and max_concurrency come
+    # from ClientOptions: defined once for the block, the settings and the clients.
 
     @field_validator("api_key")
     @classmethod
@@ -108,26 +83,6 @@ class AutoTalkCredentials(CredentialsBlock):
 
     # ---- building clients ---------------------------------------------------------------------
 
-    def retry_policy(self) -> RetryPolicy:
-        """The client retry policy these fields describe (HTTP retries live in the client)."""
-        from autotalk_prefect.api.retries import RetryPolicy
-
-        return RetryPolicy(
-            attempts=self.retry_attempts,
-            max_seconds=self.retry_max_seconds,
-            retry_after_cap=self.retry_after_cap,
-        )
-
-    def _client_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "connect_timeout": self.connect_timeout,
-            "read_timeout": self.read_timeout,
-            "retry_policy": self.retry_policy(),
-            "max_connections": self.max_concurrency,
-        }
-        kwargs.update(overrides)
-        return kwargs
-
     def get_client(self, **overrides: Any) -> AutoTalkClient:
         """A sync client (use it as a context manager so its connection pool is closed).
 
@@ -135,13 +90,13 @@ class AutoTalkCredentials(CredentialsBlock):
         """
         from autotalk_prefect.api.client import AutoTalkClient
 
-        return AutoTalkClient(self.api_key, self.base_url, **self._client_kwargs(overrides))
+        return AutoTalkClient(self.api_key, **self.client_kwargs(**overrides))
 
     def get_async_client(self, **overrides: Any) -> AsyncAutoTalkClient:
         """An async client (``async with credentials.get_async_client() as client: ...``)."""
         from autotalk_prefect.api.client import AsyncAutoTalkClient
 
-        return AsyncAutoTalkClient(self.api_key, self.base_url, **self._client_kwargs(overrides))
+        return AsyncAutoTalkClient(self.api_key, **self.client_kwargs(**overrides))
 
     @classmethod
     def from_settings(cls, settings: AutoTalkSettings | None = None) -> AutoTalkCredentials:
@@ -153,16 +108,7 @@ class AutoTalkCredentials(CredentialsBlock):
         settings = settings if settings is not None else AutoTalkSettings()
         if settings.api_key is None or not settings.api_key.get_secret_value():
             raise MissingCredentialsError(MISSING_KEY_MESSAGE)
-        return cls(
-            api_key=settings.api_key,
-            base_url=settings.base_url,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            retry_attempts=settings.retry_attempts,
-            retry_max_seconds=settings.retry_max_seconds,
-            retry_after_cap=settings.retry_after_cap,
-            max_concurrency=settings.max_concurrency,
-        )
+        return cls(api_key=settings.api_key, **settings.options())
 
     def same_values(self, other: AutoTalkCredentials) -> bool:
         """Whether both blocks hold the same key and settings (secrets compared by value)."""

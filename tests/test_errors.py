@@ -215,3 +215,42 @@ def test_transport_level_errors_have_no_status() -> None:
     error = AutoTalkConnectionError("could not reach", method="GET", path="/self")
     assert error.status_code is None
     assert str(error) == "GET /self: could not reach"
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "issues"),
+    [
+        # RFC 7807 problem details
+        (
+            {"type": "about:blank", "title": "Bad Request", "detail": "name is required"},
+            "Bad Request: name is required",
+            [],
+        ),
+        ({"detail": "Not authenticated"}, "Not authenticated", []),
+        # {"error": {"message": ..., "issues": [...]}} (Zod's error object, wrapped)
+        (
+            {"error": {"message": "Invalid input", "issues": [{"path": ["a", 1], "message": "x"}]}},
+            "Invalid input",
+            [("a.1", "x")],
+        ),
+        # issues under errors / details, string or array paths, or plain strings
+        (
+            {"message": "Validation failed", "errors": [{"path": "email", "message": "bad"}]},
+            "Validation failed",
+            [("email", "bad")],
+        ),
+        (
+            {"title": "Invalid", "details": [{"field": "qty", "msg": "too small"}, "name missing"]},
+            "Invalid",
+            [("qty", "too small"), ("", "name missing")],
+        ),
+    ],
+)
+def test_error_bodies_in_other_shapes(
+    body: dict[str, object], message: str, issues: list[tuple[str, str]]
+) -> None:
+    error = error_from_response(_response(400, body), "POST", "/conversations")
+    assert error.message == message
+    assert [(i.path, i.message) for i in error.issues] == issues
+    for path, text in issues:
+        assert f"{path}: {text}" in str(error)

@@ -1,8 +1,9 @@
 """AutoTalkClient and AsyncAutoTalkClient: one method per AutoTalk endpoint, over pooled httpx.
 
 The only module that speaks HTTP. Each call goes through the one retry policy (retries.py) and
-the one status -> exception mapping (errors.py); what each endpoint sends and returns lives in
-``_endpoints.py`` and page reading in ``_paging.py``, shared by both clients.
+the one status -> exception mapping (errors.py); what each endpoint sends and how its answer is
+read lives in ``endpoints.py`` (so each method here is one line) and paging in ``paging.py``,
+shared by both clients: the two differ only in how they send.
 
 The key is a ``SecretStr`` until the moment a request leaves: it is set per request by an
 ``httpx.Auth`` hook, so it is never among the client's default headers (whose repr httpx does
@@ -22,10 +23,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from autotalk_prefect._version import __version__
 from autotalk_prefect.api import endpoints as ep
+from autotalk_prefect.api.config import (
+    DEFAULT_AUTH_SCHEME,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_PAGE_STYLE,
+    DEFAULT_READ_TIMEOUT,
+    AuthScheme,
+    check_auth_scheme,
+)
 from autotalk_prefect.api.errors import AutoTalkError, error_from_response
 from autotalk_prefect.api.lanes import Lanes
 from autotalk_prefect.api.models import (
@@ -40,17 +51,24 @@ from autotalk_prefect.api.models import (
     Message,
     ProcessMessagesResult,
     ValidationResult,
+    WireModel,
 )
-from autotalk_prefect.api.paging import DEFAULT_PAGE_SIZE, Pager, PageShapeError
+from autotalk_prefect.api.paging import (
+    DEFAULT_PAGE_SIZE,
+    Pager,
+    PageShapeError,
+    PageStyle,
+    check_page_style,
+)
 from autotalk_prefect.api.retries import RetryPolicy
-from autotalk_prefect.api.settings import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
     from autotalk_prefect.api.settings import AutoTalkSettings
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=WireModel)
+T = TypeVar("T")
 
 USER_AGENT = f"autotalk-prefect/{__version__}"
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -59,18 +77,28 @@ _HOST = re.compile(r"[A-Za-z0-9._:-]+")  # a DNS name, an IPv4 or an (unbrackete
 __all__ = ["USER_AGENT", "AsyncAutoTalkClient", "AutoTalkClient"]
 
 
-class _ApiKeyAuth(httpx.Auth):
-    """Sets ``x-api-key`` on each outgoing request, holding the key as a SecretStr."""
+#: the header each auth scheme puts the key in
+AUTH_HEADERS = {"x-api-key": "x-api-key", "bearer": "authorization"}
 
-    def __init__(self, api_key: SecretStr) -> None:
+
+class _ApiKeyAuth(httpx.Auth):
+    """Sets the key on each outgoing request, holding it as a SecretStr: ``x-api-key: <key>``
+    (the API reference) or ``Authorization: Bearer <key>`` (AutoTalk's API Tokens page)."""
+
+    def __init__(self, api_key: SecretStr, scheme: AuthScheme = DEFAULT_AUTH_SCHEME) -> None:
         self._api_key = api_key
+        self.scheme = scheme
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["x-api-key"] = self._api_key.get_secret_value()
+        key = self._api_key.get_secret_value()
+        if self.scheme == "bearer":
+            request.headers["authorization"] = f"Bearer {key}"
+        else:
+            request.headers["x-api-key"] = key
         yield request
 
     def __repr__(self) -> str:
-        return "ApiKeyAuth(x-api-key=**********)"
+        return f"ApiKeyAuth({AUTH_HEADERS[self.scheme]}=**********)"
 
 
 def _secret(api_key: SecretStr | str) -> SecretStr:
@@ -137,10 +165,12 @@ class _ClientBase:
         api_key: SecretStr | str,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
+        auth_scheme: AuthScheme = DEFAULT_AUTH_SCHEME,
+        page_style: PageStyle = DEFAULT_PAGE_STYLE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
-        max_connections: int = 16,
+        max_connections: int = DEFAULT_MAX_CONCURRENCY,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -158,15 +188,19 @@ class _ClientBase:
                 f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}"
             )
         extra = dict(headers or {})
-        if any(key.lower() == "x-api-key" for key in extra):
-            raise ValueError("pass the key as api_key, not in headers (it must stay a secret)")
+        if any(key.lower() in AUTH_HEADERS.values() for key in extra):
+            raise ValueError(
+                "pass the key as api_key (and auth_scheme=), not in headers: it must stay a secret"
+            )
+        self.auth_scheme = check_auth_scheme(auth_scheme)
+        self.page_style = check_page_style(page_style)
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self.retry_policy = retry_policy or RetryPolicy()
         self.max_connections = max_connections
         self._http_options: dict[str, Any] = {
             "base_url": self.base_url,
-            "auth": _ApiKeyAuth(self._api_key),
+            "auth": _ApiKeyAuth(self._api_key, self.auth_scheme),
             "headers": {"user-agent": USER_AGENT, "accept": "application/json", **extra},
             # A pool wait is not a server problem: allow it the whole time a call may take.
             "timeout": httpx.Timeout(
@@ -189,25 +223,21 @@ class _ClientBase:
             settings = AutoTalkSettings()
         if settings.api_key is None and "api_key" not in overrides:
             raise ValueError("no AutoTalk API key: set AUTOTALK_API_KEY (or pass api_key=...)")
-        options: dict[str, Any] = {
-            "api_key": settings.api_key,
-            "base_url": settings.base_url,
-            "connect_timeout": settings.connect_timeout,
-            "read_timeout": settings.read_timeout,
-            "retry_policy": RetryPolicy.from_settings(settings),
-            "max_connections": settings.max_concurrency,
-        }
-        options.update(overrides)
-        return cls(**options)
+        return cls(**settings.client_kwargs(**{"api_key": settings.api_key, **overrides}))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
-    def _decode(self, response: httpx.Response, call: ep.Call) -> Any:
-        """The answer's JSON (or text for a non-JSON body); an error status raises."""
+    def _decode(self, response: httpx.Response, call: ep.Call[Any]) -> Any:
+        """The answer's JSON (or text for a non-JSON body); an error status raises, and so does
+        a body labelled JSON that is not, unless the call is a write (then its text is kept)."""
         if not response.is_success:
             raise error_from_response(
-                response, call.method, call.path, redact=[self._api_key.get_secret_value()]
+                response,
+                call.method,
+                call.path,
+                redact=[self._api_key.get_secret_value()],
+                auth_scheme=self.auth_scheme,
             )
         if not response.content:
             return None
@@ -216,7 +246,8 @@ class _ClientBase:
             try:
                 return response.json()
             except ValueError:
-                if "json" in content_type:
+                # A write that got a 2xx was applied, whatever its body: its text is the answer.
+                if "json" in content_type and call.idempotent:
                     raise AutoTalkError(
                         f"unexpected answer: {response.status_code} with a body that is not JSON",
                         status_code=response.status_code,
@@ -228,7 +259,7 @@ class _ClientBase:
         return response.text
 
     @staticmethod
-    def _request_kwargs(call: ep.Call) -> dict[str, Any]:
+    def _request_kwargs(call: ep.Call[Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         if call.json is not None:
             kwargs["json"] = call.json
@@ -236,18 +267,19 @@ class _ClientBase:
             kwargs["params"] = call.params
         return kwargs
 
+    def _pager(self, listing: ep.Listing[Any], page_size: int) -> Pager:
+        return Pager(
+            page_size, style=self.page_style, probe_page=listing.probe_page, names=listing.names
+        )
+
     @staticmethod
-    def _page_items(pager: Pager, payload: Any, call: ep.Call) -> list[Any]:
+    def _page_items(pager: Pager, payload: Any, call: ep.Call[Any]) -> list[Any]:
         try:
             return pager.feed(payload)
         except PageShapeError as exc:
             raise AutoTalkError(
                 f"unexpected answer: {exc}", method=call.method, path=call.path
             ) from None
-
-
-def _page_calls(name: str, query: dict[str, Any], pager: Pager, ids: dict[str, str]) -> ep.Call:
-    return ep.build(name, params={**query, **pager.params()}, **ids)
 
 
 class AutoTalkClient(_ClientBase):
@@ -262,16 +294,20 @@ class AutoTalkClient(_ClientBase):
         api_key: SecretStr | str,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
+        auth_scheme: AuthScheme = DEFAULT_AUTH_SCHEME,
+        page_style: PageStyle = DEFAULT_PAGE_STYLE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
-        max_connections: int = 16,
+        max_connections: int = DEFAULT_MAX_CONCURRENCY,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             api_key,
             base_url,
+            auth_scheme=auth_scheme,
+            page_style=page_style,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retry_policy=retry_policy,
@@ -304,7 +340,7 @@ class AutoTalkClient(_ClientBase):
 
     # ---- plumbing ------------------------------------------------------------------------------
 
-    def _send(self, call: ep.Call) -> Any:
+    def _send(self, call: ep.Call[Any]) -> Any:
         kwargs = self._request_kwargs(call)
 
         def attempt() -> Any:
@@ -315,49 +351,44 @@ class AutoTalkClient(_ClientBase):
             attempt, method=call.method, path=call.path, idempotent=call.idempotent
         )
 
-    def _pages(
-        self, name: str, model: type[M], filters: Mapping[str, Any], page_size: int, **ids: str
-    ) -> Iterator[list[M]]:
-        query = ep.filters_query(filters)  # checked now, not at the first next()
-        pager = Pager(page_size)
-        return self._page_loop(name, model, query, pager, ids)
+    def _run(self, call: ep.Call[T]) -> T:
+        return call.answer(self._send(call))
 
-    def _page_loop(
-        self, name: str, model: type[M], query: dict[str, Any], pager: Pager, ids: dict[str, str]
-    ) -> Iterator[list[M]]:
+    def _pages(self, listing: ep.Listing[M], page_size: int) -> Iterator[list[M]]:
+        pager = self._pager(listing, page_size)  # checked now, not at the first next()
+        return self._page_loop(listing, pager)
+
+    def _page_loop(self, listing: ep.Listing[M], pager: Pager) -> Iterator[list[M]]:
         while not pager.done:
-            call = _page_calls(name, query, pager, ids)
+            call = listing.call(pager.params())
             items = self._page_items(pager, self._send(call), call)
             if items:
-                yield [ep.parse(model, item, call) for item in items]
+                yield call.answer(items)
 
     @staticmethod
     def _flatten(pages: Iterator[list[M]]) -> Iterator[M]:
         for page in pages:
             yield from page
 
-    # ---- endpoints -----------------------------------------------------------------------------
+    # ---- endpoints: each one line, what it sends and reads is in endpoints.py -----------
 
     def get_self(self) -> Company:
         """GET /self: the company the API key belongs to."""
-        call = ep.build("get_self")
-        return ep.parse(Company, self._send(call), call)
+        return self._run(ep.get_self())
 
     def send_message(self, contact_id: str, message: str, **fields: Any) -> Message:
         """POST /contacts/{contactId}/send_message: send ``message`` to a contact.
 
         ``fields``: ``channelId``, ``conversationId``, ``mediaUrl`` (and anything else the API
         accepts). Not idempotent: an ambiguous failure raises OutcomeUnknownError, never a
-        second send.
-        """
-        call = ep.send_message(contact_id, message, fields)
-        return ep.parse(Message, self._send(call), call)
+        second send; any 2xx returns a Message (``id`` ``None`` if the answer carried none)."""
+        return self._run(ep.send_message(contact_id, message, fields))
 
     def iter_conversation_pages(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> Iterator[list[Conversation]]:
         """GET /conversations, one list per page (filters: contactId, status, updatedSince)."""
-        return self._pages("list_conversations", Conversation, filters, page_size)
+        return self._pages(ep.list_conversations(filters), page_size)
 
     def list_conversations(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
@@ -367,43 +398,37 @@ class AutoTalkClient(_ClientBase):
 
     def create_conversation(self, **fields: Any) -> Conversation:
         """POST /conversations: open a conversation (``contactId=...``, ``channelId=...``)."""
-        call = ep.create_conversation(fields)
-        return ep.parse(Conversation, self._send(call), call)
+        return self._run(ep.create_conversation(fields))
 
     def process_messages(
         self, conversation_id: str, messages: Sequence[InboundMessage | Mapping[str, Any]]
     ) -> ProcessMessagesResult:
-        """POST /conversations/{id}/messages: feed messages into a conversation."""
-        call = ep.process_messages(conversation_id, messages)
-        return ep.parse(ProcessMessagesResult, self._send(call), call)
+        """POST /conversations/{id}/messages: feed messages (any mappings, sent unchanged)."""
+        return self._run(ep.process_messages(conversation_id, messages))
 
     def iter_message_pages(
         self, conversation_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> Iterator[list[Message]]:
         """GET /conversations/{id}/messages, one list per page."""
-        conversation = ep.segment(conversation_id, "conversation_id")
-        return self._pages("list_messages", Message, filters, page_size, id=conversation)
+        return self._pages(ep.list_messages(conversation_id, filters), page_size)
 
     def list_messages(
         self, conversation_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> Iterator[Message]:
         """GET /conversations/{id}/messages: every message of a conversation, lazily."""
-        pages = self.iter_message_pages(conversation_id, page_size=page_size, **filters)
-        return self._flatten(pages)
+        return self._flatten(
+            self.iter_message_pages(conversation_id, page_size=page_size, **filters)
+        )
 
     def list_dynadata_types(self) -> list[DynadataType]:
         """GET /dynadata/types: every Dynadata type (not paged)."""
-        call = ep.build("list_dynadata_types")
-        return ep.parse_list(DynadataType, self._send(call), call)
+        return self._run(ep.list_dynadata_types())
 
     def iter_dynadata_pages(
         self, type: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> Iterator[list[DynadataItem]]:
         """GET /dynadata/type/{type}/list, one list per page (filters: updatedSince, fields)."""
-        type_segment = ep.segment(type, "type")
-        return self._pages(
-            "list_dynadata_items", DynadataItem, filters, page_size, type=type_segment
-        )
+        return self._pages(ep.list_dynadata_items(type, filters), page_size)
 
     def list_dynadata_items(
         self, type: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
@@ -413,76 +438,49 @@ class AutoTalkClient(_ClientBase):
 
     def get_dynadata_item(self, type: str, item_id: str) -> DynadataItem:
         """GET /dynadata/type/{type}/item/{_id}: one item."""
-        call = ep.build(
-            "get_dynadata_item", type=ep.segment(type, "type"), _id=ep.segment(item_id, "item_id")
-        )
-        return ep.parse(DynadataItem, self._send(call), call)
+        return self._run(ep.get_dynadata_item(type, item_id))
 
     def create_dynadata_item(self, type: str, data: Mapping[str, Any]) -> DynadataItem:
-        """POST /dynadata/type/{type}/create: create an item (not idempotent)."""
-        call = ep.dynadata_create(type, data)
-        return ep.parse(DynadataItem, self._send(call), call)
+        """POST /dynadata/type/{type}/create: create an item (not idempotent; ``data`` sent unchanged)."""
+        return self._run(ep.create_dynadata_item(type, data))
 
     def update_dynadata_item(
         self, type: str, item_id: str, data: Mapping[str, Any]
     ) -> DynadataItem:
         """PUT /dynadata/type/{type}/update: merge ``data`` into the item (id in the body)."""
-        call = ep.dynadata_update(type, item_id, data)
-        return ep.parse(DynadataItem, self._send(call), call)
+        return self._run(ep.update_dynadata_item(type, item_id, data))
 
     def validate_dynadata_item(self, type: str, data: Mapping[str, Any]) -> ValidationResult:
         """POST /dynadata/type/{type}/validate: check ``data`` against the type's schema."""
-        call = ep.dynadata_validate(type, data)
-        return ep.parse(ValidationResult, self._send(call), call)
+        return self._run(ep.validate_dynadata_item(type, data))
 
     def get_dynadata_schema(self, type: str) -> dict[str, Any]:
         """GET /dynadata/type/{type}/schema: the type's JSON Schema."""
-        call = ep.build("get_dynadata_schema", type=ep.segment(type, "type"))
-        return ep.parse_object(self._send(call), call)
+        return self._run(ep.get_dynadata_schema(type))
 
     def get_dynadata_zod_schema(self, type: str) -> str:
         """GET /dynadata/type/{type}/schema/zod: the type's Zod schema source text."""
-        call = ep.build("get_dynadata_zod_schema", type=ep.segment(type, "type"))
-        return ep.parse_zod(self._send(call), call)
+        return self._run(ep.get_dynadata_zod_schema(type))
 
     def execute_dynadata_function(
         self, type: str, function_name: str, args: Mapping[str, Any] | None = None
     ) -> FunctionResult:
         """POST /dynadata/type/{type}/executeFunction/{functionName} (not idempotent)."""
-        call = ep.build(
-            "execute_dynadata_function",
-            json=ep.function_body(args),
-            type=ep.segment(type, "type"),
-            functionName=ep.segment(function_name, "function_name"),
-        )
-        return ep.parse(FunctionResult, self._send(call), call)
+        return self._run(ep.execute_dynadata_function(type, function_name, args))
 
     def execute_dynadata_item_function(
-        self,
-        type: str,
-        item_id: str,
-        function_name: str,
-        args: Mapping[str, Any] | None = None,
+        self, type: str, item_id: str, function_name: str, args: Mapping[str, Any] | None = None
     ) -> FunctionResult:
         """POST /dynadata/type/{type}/item/{_id}/executeFunction/{functionName}."""
-        call = ep.build(
-            "execute_dynadata_item_function",
-            json=ep.function_body(args),
-            type=ep.segment(type, "type"),
-            _id=ep.segment(item_id, "item_id"),
-            functionName=ep.segment(function_name, "function_name"),
-        )
-        return ep.parse(FunctionResult, self._send(call), call)
+        return self._run(ep.execute_dynadata_item_function(type, item_id, function_name, args))
 
     def list_channels(self) -> list[Channel]:
         """GET /integrations/channels: the connected channels (not paged)."""
-        call = ep.build("list_channels")
-        return ep.parse_list(Channel, self._send(call), call)
+        return self._run(ep.list_channels())
 
     def list_assistants(self) -> list[Assistant]:
         """GET /assistants: the configured AI assistants (not paged)."""
-        call = ep.build("list_assistants")
-        return ep.parse_list(Assistant, self._send(call), call)
+        return self._run(ep.list_assistants())
 
 
 class AsyncAutoTalkClient(_ClientBase):
@@ -498,16 +496,20 @@ class AsyncAutoTalkClient(_ClientBase):
         api_key: SecretStr | str,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
+        auth_scheme: AuthScheme = DEFAULT_AUTH_SCHEME,
+        page_style: PageStyle = DEFAULT_PAGE_STYLE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
-        max_connections: int = 16,
+        max_connections: int = DEFAULT_MAX_CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             api_key,
             base_url,
+            auth_scheme=auth_scheme,
+            page_style=page_style,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retry_policy=retry_policy,
@@ -555,7 +557,7 @@ class AsyncAutoTalkClient(_ClientBase):
 
     # ---- plumbing ------------------------------------------------------------------------------
 
-    async def _send(self, call: ep.Call) -> Any:
+    async def _send(self, call: ep.Call[Any]) -> Any:
         kwargs = self._request_kwargs(call)
 
         async def attempt() -> Any:
@@ -570,21 +572,19 @@ class AsyncAutoTalkClient(_ClientBase):
             attempt, method=call.method, path=call.path, idempotent=call.idempotent
         )
 
-    def _pages(
-        self, name: str, model: type[M], filters: Mapping[str, Any], page_size: int, **ids: str
-    ) -> AsyncIterator[list[M]]:
-        query = ep.filters_query(filters)  # checked now, not at the first __anext__()
-        pager = Pager(page_size)
-        return self._page_loop(name, model, query, pager, ids)
+    async def _run(self, call: ep.Call[T]) -> T:
+        return call.answer(await self._send(call))
 
-    async def _page_loop(
-        self, name: str, model: type[M], query: dict[str, Any], pager: Pager, ids: dict[str, str]
-    ) -> AsyncIterator[list[M]]:
+    def _pages(self, listing: ep.Listing[M], page_size: int) -> AsyncIterator[list[M]]:
+        pager = self._pager(listing, page_size)  # checked now, not at the first __anext__()
+        return self._page_loop(listing, pager)
+
+    async def _page_loop(self, listing: ep.Listing[M], pager: Pager) -> AsyncIterator[list[M]]:
         while not pager.done:
-            call = _page_calls(name, query, pager, ids)
+            call = listing.call(pager.params())
             items = self._page_items(pager, await self._send(call), call)
             if items:
-                yield [ep.parse(model, item, call) for item in items]
+                yield call.answer(items)
 
     @staticmethod
     async def _flatten(pages: AsyncIterator[list[M]]) -> AsyncIterator[M]:
@@ -592,26 +592,25 @@ class AsyncAutoTalkClient(_ClientBase):
             for item in page:
                 yield item
 
-    # ---- endpoints -----------------------------------------------------------------------------
+    # ---- endpoints: each one line, what it sends and reads is in endpoints.py -----------
 
     async def get_self(self) -> Company:
         """GET /self: the company the API key belongs to."""
-        call = ep.build("get_self")
-        return ep.parse(Company, await self._send(call), call)
+        return await self._run(ep.get_self())
 
     async def send_message(self, contact_id: str, message: str, **fields: Any) -> Message:
         """POST /contacts/{contactId}/send_message: send ``message`` to a contact.
 
-        Not idempotent: an ambiguous failure raises OutcomeUnknownError, never a second send.
-        """
-        call = ep.send_message(contact_id, message, fields)
-        return ep.parse(Message, await self._send(call), call)
+        ``fields``: ``channelId``, ``conversationId``, ``mediaUrl`` (and anything else the API
+        accepts). Not idempotent: an ambiguous failure raises OutcomeUnknownError, never a
+        second send; any 2xx returns a Message (``id`` ``None`` if the answer carried none)."""
+        return await self._run(ep.send_message(contact_id, message, fields))
 
     def iter_conversation_pages(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> AsyncIterator[list[Conversation]]:
         """GET /conversations, one list per page (filters: contactId, status, updatedSince)."""
-        return self._pages("list_conversations", Conversation, filters, page_size)
+        return self._pages(ep.list_conversations(filters), page_size)
 
     def list_conversations(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
@@ -621,119 +620,88 @@ class AsyncAutoTalkClient(_ClientBase):
 
     async def create_conversation(self, **fields: Any) -> Conversation:
         """POST /conversations: open a conversation (``contactId=...``, ``channelId=...``)."""
-        call = ep.create_conversation(fields)
-        return ep.parse(Conversation, await self._send(call), call)
+        return await self._run(ep.create_conversation(fields))
 
     async def process_messages(
         self, conversation_id: str, messages: Sequence[InboundMessage | Mapping[str, Any]]
     ) -> ProcessMessagesResult:
-        """POST /conversations/{id}/messages: feed messages into a conversation."""
-        call = ep.process_messages(conversation_id, messages)
-        return ep.parse(ProcessMessagesResult, await self._send(call), call)
+        """POST /conversations/{id}/messages: feed messages (any mappings, sent unchanged)."""
+        return await self._run(ep.process_messages(conversation_id, messages))
 
     def iter_message_pages(
         self, conversation_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> AsyncIterator[list[Message]]:
         """GET /conversations/{id}/messages, one list per page."""
-        conversation = ep.segment(conversation_id, "conversation_id")
-        return self._pages("list_messages", Message, filters, page_size, id=conversation)
+        return self._pages(ep.list_messages(conversation_id, filters), page_size)
 
     def list_messages(
         self, conversation_id: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> AsyncIterator[Message]:
-        """GET /conversations/{id}/messages: every message of a conversation (``async for``)."""
-        pages = self.iter_message_pages(conversation_id, page_size=page_size, **filters)
-        return self._flatten(pages)
+        """GET /conversations/{id}/messages: every message of a conversation, lazily (``async for``)."""
+        return self._flatten(
+            self.iter_message_pages(conversation_id, page_size=page_size, **filters)
+        )
 
     async def list_dynadata_types(self) -> list[DynadataType]:
         """GET /dynadata/types: every Dynadata type (not paged)."""
-        call = ep.build("list_dynadata_types")
-        return ep.parse_list(DynadataType, await self._send(call), call)
+        return await self._run(ep.list_dynadata_types())
 
     def iter_dynadata_pages(
         self, type: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> AsyncIterator[list[DynadataItem]]:
         """GET /dynadata/type/{type}/list, one list per page (filters: updatedSince, fields)."""
-        type_segment = ep.segment(type, "type")
-        return self._pages(
-            "list_dynadata_items", DynadataItem, filters, page_size, type=type_segment
-        )
+        return self._pages(ep.list_dynadata_items(type, filters), page_size)
 
     def list_dynadata_items(
         self, type: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
     ) -> AsyncIterator[DynadataItem]:
-        """GET /dynadata/type/{type}/list: every item of a type (``async for``)."""
+        """GET /dynadata/type/{type}/list: every item of a type, lazily (``async for``)."""
         return self._flatten(self.iter_dynadata_pages(type, page_size=page_size, **filters))
 
     async def get_dynadata_item(self, type: str, item_id: str) -> DynadataItem:
         """GET /dynadata/type/{type}/item/{_id}: one item."""
-        call = ep.build(
-            "get_dynadata_item", type=ep.segment(type, "type"), _id=ep.segment(item_id, "item_id")
-        )
-        return ep.parse(DynadataItem, await self._send(call), call)
+        return await self._run(ep.get_dynadata_item(type, item_id))
 
     async def create_dynadata_item(self, type: str, data: Mapping[str, Any]) -> DynadataItem:
-        """POST /dynadata/type/{type}/create: create an item (not idempotent)."""
-        call = ep.dynadata_create(type, data)
-        return ep.parse(DynadataItem, await self._send(call), call)
+        """POST /dynadata/type/{type}/create: create an item (not idempotent; ``data`` sent unchanged)."""
+        return await self._run(ep.create_dynadata_item(type, data))
 
     async def update_dynadata_item(
         self, type: str, item_id: str, data: Mapping[str, Any]
     ) -> DynadataItem:
         """PUT /dynadata/type/{type}/update: merge ``data`` into the item (id in the body)."""
-        call = ep.dynadata_update(type, item_id, data)
-        return ep.parse(DynadataItem, await self._send(call), call)
+        return await self._run(ep.update_dynadata_item(type, item_id, data))
 
     async def validate_dynadata_item(self, type: str, data: Mapping[str, Any]) -> ValidationResult:
         """POST /dynadata/type/{type}/validate: check ``data`` against the type's schema."""
-        call = ep.dynadata_validate(type, data)
-        return ep.parse(ValidationResult, await self._send(call), call)
+        return await self._run(ep.validate_dynadata_item(type, data))
 
     async def get_dynadata_schema(self, type: str) -> dict[str, Any]:
         """GET /dynadata/type/{type}/schema: the type's JSON Schema."""
-        call = ep.build("get_dynadata_schema", type=ep.segment(type, "type"))
-        return ep.parse_object(await self._send(call), call)
+        return await self._run(ep.get_dynadata_schema(type))
 
     async def get_dynadata_zod_schema(self, type: str) -> str:
         """GET /dynadata/type/{type}/schema/zod: the type's Zod schema source text."""
-        call = ep.build("get_dynadata_zod_schema", type=ep.segment(type, "type"))
-        return ep.parse_zod(await self._send(call), call)
+        return await self._run(ep.get_dynadata_zod_schema(type))
 
     async def execute_dynadata_function(
         self, type: str, function_name: str, args: Mapping[str, Any] | None = None
     ) -> FunctionResult:
         """POST /dynadata/type/{type}/executeFunction/{functionName} (not idempotent)."""
-        call = ep.build(
-            "execute_dynadata_function",
-            json=ep.function_body(args),
-            type=ep.segment(type, "type"),
-            functionName=ep.segment(function_name, "function_name"),
-        )
-        return ep.parse(FunctionResult, await self._send(call), call)
+        return await self._run(ep.execute_dynadata_function(type, function_name, args))
 
     async def execute_dynadata_item_function(
-        self,
-        type: str,
-        item_id: str,
-        function_name: str,
-        args: Mapping[str, Any] | None = None,
+        self, type: str, item_id: str, function_name: str, args: Mapping[str, Any] | None = None
     ) -> FunctionResult:
         """POST /dynadata/type/{type}/item/{_id}/executeFunction/{functionName}."""
-        call = ep.build(
-            "execute_dynadata_item_function",
-            json=ep.function_body(args),
-            type=ep.segment(type, "type"),
-            _id=ep.segment(item_id, "item_id"),
-            functionName=ep.segment(function_name, "function_name"),
+        return await self._run(
+            ep.execute_dynadata_item_function(type, item_id, function_name, args)
         )
-        return ep.parse(FunctionResult, await self._send(call), call)
 
     async def list_channels(self) -> list[Channel]:
         """GET /integrations/channels: the connected channels (not paged)."""
-        call = ep.build("list_channels")
-        return ep.parse_list(Channel, await self._send(call), call)
+        return await self._run(ep.list_channels())
 
     async def list_assistants(self) -> list[Assistant]:
         """GET /assistants: the configured AI assistants (not paged)."""
-        call = ep.build("list_assistants")
-        return ep.parse_list(Assistant, await self._send(call), call)
+        return await self._run(ep.list_assistants())

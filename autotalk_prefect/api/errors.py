@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from autotalk_prefect.api.models import ValidationIssue
+from autotalk_prefect.api.models import ISSUE_KEYS, ValidationIssue, issues_from
 
 MAX_BODY_CHARS = 8192  # enough for any error body; keeps a pathological page out of logs
 
@@ -190,20 +190,63 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds)
 
 
-def _issues_from(value: Any) -> list[ValidationIssue]:
-    if not isinstance(value, list):
-        return []
+#: where an error body may carry its human message, in order (RFC 7807 uses title/detail)
+MESSAGE_KEYS = ("message", "error", "title", "detail", "error_description")
+
+
+def _text_of(value: Any) -> str | None:
+    """A message from a body field: a string, or an object's ``message``/``title``/``detail``."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, dict):
+        return next(
+            (v for k in ("message", "title", "detail") if (v := _text_of(value.get(k)))), None
+        )
+    return None
+
+
+def _read_body(payload: dict[str, Any]) -> tuple[str | None, str | None, list[ValidationIssue]]:
+    """(message, machine code, issues) of a JSON error body, whichever fields carry them.
+
+    The message is the first of ``message``, ``error`` (text, or an object with a message),
+    ``title``, ``detail``; when both a title and a detail are given, both are kept. The code is
+    ``error`` or ``code`` when it is a short token. Issues come from ``issues``, ``errors`` or
+    ``details`` (or ``error.issues``), with string or array paths.
+    """
+    texts = [(key, _text_of(payload.get(key))) for key in MESSAGE_KEYS]
+    found = [(key, text) for key, text in texts if text]
+    message = found[0][1] if found else None
+    title, detail = _text_of(payload.get("title")), _text_of(payload.get("detail"))
+    if message == title and detail and detail != title:
+        message = f"{title}: {detail}"
+    code = next(
+        (v for k in ("error", "code") if isinstance(v := payload.get(k), str) and v.strip()),
+        None,
+    )
+    inner = payload.get("error")
+    sources = [payload, inner] if isinstance(inner, dict) else [payload]
     issues: list[ValidationIssue] = []
-    for entry in value:
-        if isinstance(entry, dict):
-            path = entry.get("path", "")
-            if isinstance(path, list):  # some servers send ["items", 0, "name"]
-                path = ".".join(str(part) for part in path)
-            message = entry.get("message") or entry.get("error") or ""
-            issues.append(ValidationIssue(path=str(path), message=str(message)))
-        elif isinstance(entry, str):
-            issues.append(ValidationIssue(path="", message=entry))
-    return issues
+    for source in sources:
+        for key in ISSUE_KEYS:
+            issues = issues_from(source.get(key))
+            if issues:
+                return message, code, issues
+    return message, code, issues
+
+
+def _auth_hint(auth_scheme: str) -> str:
+    """What a 401 says about how the key was sent (never the key itself)."""
+    if auth_scheme == "bearer":
+        return (
+            "the key was sent as Authorization: Bearer (auth_scheme='bearer'); AutoTalk's API "
+            "reference also documents the x-api-key header: try auth_scheme='x-api-key' "
+            "(AUTOTALK_AUTH_SCHEME or the credentials block's auth_scheme)"
+        )
+    return (
+        "the key was sent in the x-api-key header (auth_scheme='x-api-key'); AutoTalk's API "
+        "Tokens page also documents Authorization: Bearer: try auth_scheme='bearer' "
+        "(AUTOTALK_AUTH_SCHEME or the credentials block's auth_scheme)"
+    )
 
 
 def error_from_response(
@@ -212,10 +255,13 @@ def error_from_response(
     path: str,
     *,
     redact: Iterable[str] = (),
+    auth_scheme: str | None = None,
 ) -> AutoTalkError:
     """The exception for an error response: THE one status -> exception mapping.
 
-    Reads ``message`` (or ``error``) from a JSON body, or uses a text body as the message;
+    Reads the message from ``message``, ``error`` (text or an object), ``title`` or ``detail``
+    of a JSON body, or uses a text body as the message; issues from ``issues``, ``errors`` or
+    ``details``. A 401 says which ``auth_scheme`` carried the key and that the other exists;
     keeps the raw body; takes the request id from ``x-request-id`` (or the body's
     ``requestId``); fills ``issues`` and ``retry_after``. Any string in ``redact`` is blanked
     out of the message and body, should a server ever echo something secret back.
@@ -236,16 +282,7 @@ def error_from_response(
     issues: list[ValidationIssue] = []
     request_id = response.headers.get("x-request-id")
     if isinstance(payload, dict):
-        raw_message, raw_code = payload.get("message"), payload.get("error")
-        if isinstance(raw_code, str):
-            code = raw_code
-        elif isinstance(raw_code, dict) and isinstance(raw_code.get("message"), str):
-            raw_message = raw_message or raw_code["message"]  # {"error": {"message": ...}}
-        if isinstance(raw_message, str) and raw_message:
-            message = raw_message
-        elif code:
-            message = code
-        issues = _issues_from(payload.get("issues") or payload.get("errors"))
+        message, code, issues = _read_body(payload)
         if not request_id and isinstance(payload.get("requestId"), str):
             request_id = payload["requestId"]
     elif isinstance(payload, str) and payload:
@@ -254,6 +291,8 @@ def error_from_response(
         message = text.strip()[:500]
     if not message:
         message = response.reason_phrase or f"HTTP {status}"
+    if status == 401 and auth_scheme:
+        message = f"{message} ({_auth_hint(auth_scheme)})"
 
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     cls = error_class_for_status(status)

@@ -15,6 +15,7 @@ The rules (DESIGN.md):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
 import logging
@@ -26,6 +27,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
+from autotalk_prefect.api.config import (
+    DEFAULT_RETRY_AFTER_CAP,
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_MAX_SECONDS,
+)
 from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
     AutoTalkError,
@@ -34,7 +40,7 @@ from autotalk_prefect.api.errors import (
 )
 
 if TYPE_CHECKING:
-    from autotalk_prefect.api.settings import AutoTalkSettings
+    from autotalk_prefect.api.config import ClientOptions
 
 logger = logging.getLogger("autotalk_prefect.api.retries")
 
@@ -156,9 +162,9 @@ class RetryPolicy:
     (default: full jitter, uniform between 0 and the ceiling).
     """
 
-    attempts: int = 5
-    max_seconds: float = 60.0
-    retry_after_cap: float = 30.0
+    attempts: int = DEFAULT_RETRY_ATTEMPTS
+    max_seconds: float = DEFAULT_RETRY_MAX_SECONDS
+    retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
     backoff_base: float = 0.5
     backoff_max: float = 10.0
     sleep: Callable[[float], Any] | None = field(default=None, compare=False)
@@ -172,21 +178,15 @@ class RetryPolicy:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
     @classmethod
-    def from_settings(
-        cls, settings: AutoTalkSettings | None = None, **overrides: Any
-    ) -> RetryPolicy:
-        """The policy the settings describe (``retry_attempts``, ``retry_max_seconds``, ...)."""
+    def from_settings(cls, settings: ClientOptions | None = None, **overrides: Any) -> RetryPolicy:
+        """The policy the settings (or a credentials block) describe (``retry_attempts``,
+        ``retry_max_seconds``, ``retry_after_cap``); ``AutoTalkSettings()`` when not given."""
         if settings is None:
             from autotalk_prefect.api.settings import AutoTalkSettings
 
             settings = AutoTalkSettings()
-        values: dict[str, Any] = {
-            "attempts": settings.retry_attempts,
-            "max_seconds": settings.retry_max_seconds,
-            "retry_after_cap": settings.retry_after_cap,
-        }
-        values.update(overrides)
-        return cls(**values)
+        policy = settings.retry_policy()
+        return dataclasses.replace(policy, **overrides) if overrides else policy
 
     @classmethod
     def never(cls) -> RetryPolicy:

@@ -1,6 +1,9 @@
 """AutoTalkSettings: configuration from the environment (``AUTOTALK_*``) or a ``.env`` file.
 
-The fallback when no credentials block is given, so that a flow runs from env alone.
+The fallback when no credentials block is given, so that a flow runs from env alone. Every field
+but the key is defined once, in :class:`~autotalk_prefect.api.config.ClientOptions`:
+``AUTOTALK_BASE_URL``, ``AUTOTALK_AUTH_SCHEME``, ``AUTOTALK_PAGE_STYLE``, the timeouts, the retry
+bounds and ``AUTOTALK_MAX_CONCURRENCY``.
 """
 
 from __future__ import annotations
@@ -8,31 +11,22 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_BASE_URL = "https://api.autotalk.io/v1"
+from autotalk_prefect.api.config import DEFAULT_BASE_URL, ClientOptions
+
+__all__ = ["DEFAULT_BASE_URL", "AutoTalkSettings"]
 
 
-class AutoTalkSettings(BaseSettings):
+class AutoTalkSettings(ClientOptions, BaseSettings):
     """Everything the client needs; the key stays a SecretStr from the environment onwards."""
 
     model_config = SettingsConfigDict(
         env_prefix="AUTOTALK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    api_key: SecretStr | None = Field(default=None, description="The AutoTalk API key (sk-...).")
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="The AutoTalk API base URL.")
-    connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
-    read_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for an answer.")
-    retry_attempts: int = Field(
-        default=5, ge=1, description="Attempts per call, the first included."
-    )
-    retry_max_seconds: float = Field(
-        default=60.0, gt=0, description="Total seconds one call may spend retrying."
-    )
-    retry_after_cap: float = Field(
-        default=30.0, gt=0, description="Longest Retry-After wait honoured, in seconds."
-    )
-    max_concurrency: int = Field(
-        default=16, ge=1, description="Concurrent requests in bulk work (and pool size)."
+    api_key: SecretStr | None = Field(
+        default=None,
+        title="API Key",
+        description="The AutoTalk API key (sk-...), sent as the auth scheme says.",
     )
 
     @field_validator("api_key")
@@ -40,11 +34,3 @@ class AutoTalkSettings(BaseSettings):
     def _blank_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         """An empty ``AUTOTALK_API_KEY`` counts as unset (``from_settings`` then says so)."""
         return value if value is not None and value.get_secret_value().strip() else None
-
-    @field_validator("base_url", mode="before")
-    @classmethod
-    def _check_base_url(cls, value: object) -> str:
-        """Refused here, naming ``base_url``, rather than at the first request."""
-        from autotalk_prefect.api.client import check_base_url
-
-        return check_base_url(value)

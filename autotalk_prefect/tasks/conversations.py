@@ -123,7 +123,8 @@ async def aprocess_messages(
     messages: Sequence[InboundMessage | Mapping[str, Any]],
     credentials: AutoTalkCredentials | None = None,
 ) -> ProcessMessagesResult:
-    """POST /conversations/{id}/messages: feed messages in (``{"role", "message"}`` each).
+    """POST /conversations/{id}/messages: feed messages in (``InboundMessage`` or any mapping,
+    sent unchanged).
 
     The answer holds the appended messages plus any assistant reply. Not idempotent (an
     ambiguous failure raises ``OutcomeUnknownError``). Prefect retries stay 0.
@@ -141,7 +142,8 @@ def process_messages(
     messages: Sequence[InboundMessage | Mapping[str, Any]],
     credentials: AutoTalkCredentials | None = None,
 ) -> ProcessMessagesResult:
-    """POST /conversations/{id}/messages: feed messages in (``{"role", "message"}`` each).
+    """POST /conversations/{id}/messages: feed messages in (``InboundMessage`` or any mapping,
+    sent unchanged).
 
     The answer holds the appended messages plus any assistant reply. Not idempotent (an
     ambiguous failure raises ``OutcomeUnknownError``). Prefect retries stay 0.

@@ -12,6 +12,14 @@ from autotalk_prefect.tasks._compat import async_dispatch
 
 def _log_sent(sent: Message, contact_id: str) -> None:
     # Message text is customer content: the log names ids and the length, never the text.
+    if sent.id is None:  # a 2xx without a readable message: sent all the same
+        run_logger().info(
+            "Sent a message to contact %s (%d characters); AutoTalk's answer named no message "
+            "id (see the result's raw_answer)",
+            contact_id,
+            len(sent.message),
+        )
+        return
     run_logger().info(
         "Sent message %s to contact %s in conversation %s (%d characters, status %s)",
         sent.id,
