@@ -22,6 +22,7 @@ from pydantic import BaseModel, SecretStr
 from autotalk_prefect._version import __version__
 from autotalk_prefect.api import endpoints as ep
 from autotalk_prefect.api.client import AutoTalkClient, check_base_url
+from autotalk_prefect.api.config import AuthScheme
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError
 from autotalk_prefect.api.models import (
     Assistant,
@@ -32,7 +33,7 @@ from autotalk_prefect.api.models import (
     DynadataType,
     Message,
 )
-from autotalk_prefect.api.paging import ENVELOPE_KEYS
+from autotalk_prefect.api.paging import LIST_KEYS
 from autotalk_prefect.api.retries import RetryPolicy
 
 CURSOR_KEYS = ("nextCursor", "next_cursor", "cursor", "has_more", "hasMore", "next")
@@ -49,7 +50,7 @@ def list_items(payload: Any) -> tuple[str, list[Any]]:
     if isinstance(payload, list):
         return "bare array", payload
     if isinstance(payload, dict):
-        for key in (*ENVELOPE_KEYS, "results"):
+        for key in LIST_KEYS:
             if isinstance(payload.get(key), list):
                 return key, payload[key]
     return "unknown", []
@@ -162,10 +163,12 @@ def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def _client(api_key: SecretStr, base_url: str, scheme: str) -> AutoTalkClient:
-    headers = None
-    if scheme == "bearer":  # the client sends x-api-key too; it was refused alone just before
-        headers = {"authorization": f"Bearer {api_key.get_secret_value()}"}
-    return AutoTalkClient(api_key, base_url, retry_policy=RetryPolicy(attempts=2), headers=headers)
+    return AutoTalkClient(
+        api_key,
+        base_url,
+        auth_scheme=cast(AuthScheme, scheme),
+        retry_policy=RetryPolicy(attempts=2),
+    )
 
 
 def _connect(report: DoctorReport, api_key: SecretStr) -> tuple[AutoTalkClient, Any] | None:
@@ -216,7 +219,8 @@ def _listing(
 ) -> Any:
     """One page of a list endpoint, recorded; its raw answer (``None`` if it failed)."""
     try:
-        answer, latency = _timed(lambda: client._send(ep.build(name, params=params, **ids)))
+        call = ep.build(name, params=params, **cast("dict[str, Any]", ids))
+        answer, latency = _timed(lambda: client._send(call))
     except AutoTalkError as exc:
         report.endpoints.append(EndpointReport(name, ok=False, error=str(exc)))
         return None
@@ -267,8 +271,10 @@ def diagnose(api_key: SecretStr, base_url: str) -> DoctorReport:
             for extra in ({"skip": PROBE_SIZE}, {"page": 2, "pageSize": PROBE_SIZE}):
                 params = {"limit": PROBE_SIZE, **extra}
                 try:
-                    call = ep.build("list_dynadata_items", params=params, type=segment)
-                    probes.append(client._send(call))
+                    probe: ep.Call[Any] = ep.build(
+                        "list_dynadata_items", params=params, type=segment
+                    )
+                    probes.append(client._send(probe))
                 except AutoTalkError:
                     probes.append(None)
             report.page_style = page_style(first, probes[0], probes[1])
