@@ -95,7 +95,7 @@ class ContractDiff:
 
     def to_text(self) -> str:
         lines = [
-            f"{'BREAKING' if d.breaking else 'differs '}  {d.kind:<16} {d.where}: {d.detail}"
+            f"{'BREAKING' if d.breaking else 'differs '}  {d.kind}  {d.where}: {d.detail}"
             for d in self.differences
         ]
         if not lines:
