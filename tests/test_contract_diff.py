@@ -199,6 +199,21 @@ def test_parse_spec_takes_yaml_and_json_and_refuses_others() -> None:
             parse_spec(bad)
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"paths": {"/self": {"get": {"responses": ["a"]}}}, "components": {"securitySchemes": [1]}},
+        {
+            "paths": {"/self": {"get": {"responses": {"200": {"content": ["x"]}}}}},
+            "components": "x",
+        },
+    ],
+)
+def test_a_misshapen_document_is_one_clear_error(spec: dict[str, Any]) -> None:
+    with pytest.raises(SpecError, match="not shaped like OpenAPI 3"):
+        diff_contracts(spec)
+
+
 # ---- the command ---------------------------------------------------------------------------
 
 

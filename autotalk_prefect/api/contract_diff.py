@@ -546,10 +546,23 @@ class _Judge:
 def diff_contracts(
     theirs: Mapping[str, Any], ours: Mapping[str, Any] | None = None
 ) -> ContractDiff:
-    """How ``theirs`` (an OpenAPI document) differs from ``ours`` (default: our contract)."""
+    """How ``theirs`` (an OpenAPI document) differs from ``ours`` (default: our contract).
+
+    Raises SpecError when ``theirs`` is not shaped like an OpenAPI 3 document.
+    """
     if not isinstance(theirs.get("paths"), Mapping):
         raise SpecError("the document is not an OpenAPI document (no 'paths' object)")
-    mine, other = _Doc(ours if ours is not None else load_contract()), _Doc(theirs)
+    try:
+        return _diff(theirs, ours if ours is not None else load_contract())
+    except (AttributeError, TypeError, KeyError) as exc:
+        # a node of the wrong type somewhere (a list where OpenAPI has an object, ...)
+        raise SpecError(
+            f"the document is not shaped like OpenAPI 3 ({type(exc).__name__}: {exc})"[:400]
+        ) from None
+
+
+def _diff(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> ContractDiff:
+    mine, other = _Doc(ours), _Doc(theirs)
     differences = [*_operations(mine, other), *_auth(mine, other)]
     for key in mine.ops:
         if key in other.ops:
