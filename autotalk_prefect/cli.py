@@ -111,3 +111,51 @@ def delete_command(name: str = NAME_OPTION) -> None:
 from autotalk_prefect.doctor import doctor_command  # noqa: E402
 
 app.command("doctor")(doctor_command)
+
+
+contract_app = typer.Typer(
+    help="Compare AutoTalk's own OpenAPI document with the contract this library follows.",
+    no_args_is_help=True,
+)
+app.add_typer(contract_app, name="contract")
+
+
+def _read_spec(spec: str) -> str:
+    """The document's text from a file path or an http(s) URL (fetched without credentials)."""
+    if spec.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            response = httpx.get(spec, follow_redirects=True, timeout=30)
+        except httpx.HTTPError as exc:
+            raise ValueError(f"could not fetch {spec}: {type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise ValueError(f"could not fetch {spec}: HTTP {response.status_code}")
+        return response.text
+    from pathlib import Path
+
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"no such file: {spec} (give a path or an http(s) URL)")
+    return path.read_text(encoding="utf-8")
+
+
+@contract_app.command("diff")
+def contract_diff_command(
+    spec: str = typer.Argument(
+        ..., help="AutoTalk's OpenAPI document: a file path (YAML or JSON) or an http(s) URL."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Report how SPEC differs from our contract; exit 1 if a difference would break a call."""
+    import json
+
+    from autotalk_prefect.api.contract_diff import SpecError, diff_contracts, parse_spec
+
+    try:
+        result = diff_contracts(parse_spec(_read_spec(spec)))
+    except (SpecError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.to_text())
+    raise typer.Exit(code=1 if result.breaking else 0)

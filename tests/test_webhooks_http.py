@@ -61,12 +61,13 @@ class RecordingEmitter:
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
+def serve(app: Any, *, access_log: bool = False) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 (free port) in a thread that sees this test's Prefect settings."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
+    level = "info" if access_log else "warning"
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(app, log_level=level, access_log=access_log, lifespan="off")
     )
     context = contextvars.copy_context()
     thread = threading.Thread(
@@ -252,14 +253,30 @@ CASES: list[Case] = [
         "unauthorized",
     ),
     (
-        "form content type",
+        "multipart content type",
+        lambda url, b: post(
+            f"{url}/hooks/autotalk/message.received",
+            b,
+            content_type="multipart/form-data; boundary=x",
+        ),
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "JSON under a form content type",
         lambda url, b: post(
             f"{url}/hooks/autotalk/message.received",
             b,
             content_type="application/x-www-form-urlencoded",
         ),
-        415,
-        "unsupported_media_type",
+        400,
+        "bad_request",
+    ),
+    (
+        "wrong secret in the path",
+        lambda url, b: post(f"{url}/hooks/autotalk/guess/message.received", b, secret=None),
+        401,
+        "unauthorized",
     ),
     (
         "malformed JSON",
@@ -398,18 +415,74 @@ def test_replayed_event_id_is_refused_and_stored_once(site: Site) -> None:
     # Another receiver (own replay cache) took the same event: same Prefect id, so Prefect
     # keeps one copy (a redelivery is idempotent on Prefect's side).
     assert signed_first.json()["eventId"] == first.json()["eventId"]
-    # without an id the body's digest is the event id
+    # without an id (AutoTalk's placeholders carry none) identical bodies are separate events
     no_id = {k: v for k, v in body.items() if k != "id"}
-    assert post(f"{site.url}/hooks/autotalk/client.created", no_id).status_code == 202
-    assert post(f"{site.url}/hooks/autotalk/client.created", no_id).status_code == 409
+    twice = [post(f"{site.url}/hooks/autotalk/client.created", no_id) for _ in range(2)]
+    assert [r.status_code for r in twice] == [202, 202]
+    assert twice[0].json()["eventId"] != twice[1].json()["eventId"]
 
     settle()
     resource = EventFilter(resource=EventResourceFilter(id=[f"autotalk.contact.{contact}"]))
     events = asyncio.run(read_events(resource))
     assert sorted(e.event for e in events) == [
         "autotalk.client.created",
+        "autotalk.client.created",
         "autotalk.message.received",
     ]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_workflow_call_with_the_secret_in_the_path(caplog: pytest.LogCaptureFixture) -> None:
+    """What an AutoTalk workflow sends: no headers, a form or JSON body, no id."""
+    caplog.set_level(logging.DEBUG)
+    emitter = RecordingEmitter()
+    fields = "client.phone,message.text,event.date"
+    app = create_webhook_app(settings(dedupe_fields=fields), emitter)
+    phone = f"+55{uuid.uuid4().int % 10**11:011d}"
+    form = (
+        f"client.name=Ana&client.phone={phone.replace('+', '%2B')}&message.text=yes"
+        "&trigger.channel=whatsapp&event.date=2026-11-25"
+    ).encode()
+    access = _Records()
+    with serve(app, access_log=True) as url:
+        logging.getLogger("uvicorn.access").addHandler(access)
+        try:
+            hook = f"{url}/autotalk/{SECRET}/message.received"
+            form_type = {"content-type": "application/x-www-form-urlencoded"}
+            first = httpx.post(hook, content=form, headers=form_type, timeout=30)
+            again = httpx.post(hook, content=form, headers=form_type, timeout=30)
+            next_day = httpx.post(
+                hook, content=form.replace(b"2026-11-25", b"2026-11-26"), headers=form_type
+            )
+            plain_text = httpx.post(
+                hook,
+                content=json.dumps({"client": {"phone": phone}, "message": {"text": "no"}}),
+                headers={"content-type": "text/plain"},
+                timeout=30,
+            )
+        finally:
+            logging.getLogger("uvicorn.access").removeHandler(access)
+    assert [r.status_code for r in (first, again, next_day, plain_text)] == [202, 409, 202, 202]
+    ids = [first.json()["eventId"], next_day.json()["eventId"], plain_text.json()["eventId"]]
+    stored = wait_for_events(by_id(*ids), 3)
+    assert len(stored) == 3
+    assert {e.payload["client"]["phone"] for e in stored} == {phone}
+    for event in stored:
+        assert SECRET not in event.model_dump_json()
+    assert len(access.lines) == 4
+    assert all("/autotalk/***/message.received" in line for line in access.lines), access.lines
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any("/autotalk/***/message.received" in line for line in ours)
+    for line in access.lines + ours:  # (the test's own httpx client logs the URL it calls)
+        assert SECRET not in line
 
 
 # ---- Prefect trouble -----------------------------------------------------------------------
@@ -533,7 +606,7 @@ def test_cli_serves_the_receiver(tmp_path: Path) -> None:
     }
     exe = Path(sys.executable).with_name("autotalk-prefect")
     proc = subprocess.Popen(
-        [str(exe), "webhooks", "--port", str(port), "--log-level", "warning"],
+        [str(exe), "webhooks", "--port", str(port), "--dedupe-fields", "client._id"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -555,8 +628,14 @@ def test_cli_serves_the_receiver(tmp_path: Path) -> None:
         response = post(f"http://127.0.0.1:{port}/autotalk/client.created", recipe(contact))
         assert response.status_code == 202, response.text  # 202 only once Prefect said 204
         assert response.json()["event"] == "autotalk.client.created"
+        in_path = f"http://127.0.0.1:{port}/autotalk/{SECRET}/client.created"
+        no_id = {"client": {"_id": contact}}
+        assert post(in_path, no_id, secret=None).status_code == 202
+        assert post(in_path, no_id, secret=None).status_code == 409, "--dedupe-fields client._id"
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
     assert SECRET not in output
-    assert "/autotalk/<event>" in output
+    assert "/autotalk/<event>" in output and "/autotalk/<secret>/<event>" in output
+    assert "deduplicated by client._id" in output
+    assert '"POST /autotalk/***/client.created HTTP/1.1" 202' in output  # the access log

@@ -40,6 +40,8 @@ class Collect(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("httpx"):
+            return  # the test's own client logs the URL it calls (the sender's side)
         self.messages.append(record.getMessage())
 
 
@@ -123,7 +125,15 @@ secrets = mostly(
 content_types = mostly(
     st.sampled_from(["application/json", "application/json; charset=utf-8", "APPLICATION/JSON"]),
     st.none(),
-    st.sampled_from(["application/cloudevents+json", "multipart/form-data", "text/plain", ""]),
+    st.sampled_from(
+        [
+            "application/cloudevents+json",
+            "multipart/form-data",
+            "text/plain",
+            "",
+            "application/x-www-form-urlencoded",
+        ]
+    ),
     latin1_text,
 )
 events = mostly(
@@ -135,6 +145,7 @@ events = mostly(
 timestamps = mostly(st.just("now"), st.none(), st.just("stale"), latin1_text)
 signatures = mostly(st.just("good"), st.none(), st.just("sha256=" + "0" * 64), latin1_text)
 methods = mostly(st.just("POST"), st.sampled_from(["GET", "PUT", "DELETE"]))
+placements = st.sampled_from(["header", "path"])
 
 
 _RECEIVERS: dict[bool, tuple[Any, Recorder]] = {}
@@ -155,10 +166,13 @@ def build_request(
     body: bytes,
     timestamp: str | None,
     signature: str | None,
+    placement: str = "header",
 ) -> tuple[str, list[tuple[bytes, bytes]]]:
     path = "/autotalk" if event is None else "/autotalk/" + quote(event, safe="")
     headers: list[tuple[bytes, bytes]] = []
-    if secret is not None:
+    if placement == "path" and secret and event is not None:
+        path = "/autotalk/" + quote(secret, safe="") + "/" + quote(event, safe="")
+    elif secret is not None:
         headers.append((b"x-autotalk-secret", secret.encode("latin-1")))
     if content_type is not None:
         headers.append((b"content-type", content_type.encode("latin-1")))
@@ -188,6 +202,7 @@ def build_request(
     body=bodies,
     timestamp=timestamps,
     signature=signatures,
+    placement=placements,
 )
 def test_fuzzed_requests_never_500_and_strangers_never_emit(
     loop: asyncio.AbstractEventLoop,
@@ -200,10 +215,13 @@ def test_fuzzed_requests_never_500_and_strangers_never_emit(
     body: bytes,
     timestamp: str | None,
     signature: str | None,
+    placement: str,
 ) -> None:
     app, recorder = receivers(hmac_on)  # shared across examples, so replays (409) occur too
     before = len(recorder.events)
-    path, headers = build_request(secret, content_type, event, body, timestamp, signature)
+    path, headers = build_request(
+        secret, content_type, event, body, timestamp, signature, placement
+    )
 
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -231,7 +249,114 @@ def test_fuzzed_requests_never_500_and_strangers_never_emit(
         assert len(recorder.events) == before
     if secret != SECRET and response.status_code != 405:
         assert response.status_code in (401, 404), "a stranger learned more than 401/404"
+    assert not [line for line in log_lines if SECRET in line][:3]
+    assert not any(quote(SECRET, safe="") in line for line in log_lines)
+
+
+# ---- how AutoTalk workflows call the receiver ----------------------------------------------
+
+
+def call(
+    loop: asyncio.AbstractEventLoop,
+    app: Any,
+    path: str,
+    content: bytes,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            return await client.post(path, content=content, headers=headers or {})
+
+    return loop.run_until_complete(go())
+
+
+WORKFLOW_BODY = {
+    "client": {"name": "Ana Lima", "phone": "+5511999990000", "email": "ana@example.com"},
+    "message": {"text": "yes"},
+    "trigger": {"channel": "whatsapp"},
+    "event": {"date": "2026-11-25"},
+    "employee": {"name": "Bruno"},
+}
+
+
+def test_secret_in_the_path_content_types_and_forms(
+    loop: asyncio.AbstractEventLoop, log_lines: list[str]
+) -> None:
+    recorder = Recorder()
+    app = create_webhook_app(make_settings(), recorder)
+    url = f"/autotalk/{SECRET}/message.received"
+    raw = json.dumps(WORKFLOW_BODY).encode()
+    form = (
+        b"client.name=Ana+Lima&client.phone=%2B5511999990000&message.text=yes"
+        b"&trigger.channel=whatsapp&event.date=2026-11-25"
+    )
+    answers = [
+        call(loop, app, url, raw),  # no content type at all
+        call(loop, app, url, raw, {"content-type": "text/plain"}),
+        call(loop, app, url, raw, {"content-type": "application/json"}),
+        call(loop, app, url, form, {"content-type": "application/x-www-form-urlencoded"}),
+    ]
+    assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
+    assert [e.payload for e in recorder.events[:3]] == [WORKFLOW_BODY] * 3
+    assert recorder.events[3].payload == {
+        "client": {"name": "Ana Lima", "phone": "+5511999990000"},
+        "message": {"text": "yes"},
+        "trigger": {"channel": "whatsapp"},
+        "event": {"date": "2026-11-25"},
+    }
+    assert [e.related[0].id for e in recorder.events] == ["autotalk.channel.whatsapp"] * 4
+    # identical id-less deliveries are four events with four ids: nothing real is dropped
+    assert len({str(e.id) for e in recorder.events}) == 4
+    for event in recorder.events:
+        assert SECRET not in event.model_dump_json()
+
+    refused = {
+        "wrong path secret": call(loop, app, "/autotalk/guess/message.received", raw),
+        "header secret but wrong path secret": call(
+            loop, app, "/autotalk/guess/message.received", raw, {"x-autotalk-secret": SECRET}
+        ),
+        "multipart": call(loop, app, url, raw, {"content-type": "multipart/form-data; boundary=x"}),
+        "not JSON, not a form": call(loop, app, url, b"yes", {"content-type": "text/plain"}),
+        "bad event in the path": call(loop, app, f"/autotalk/{SECRET}/Bad%20Event", raw),
+    }
+    assert {name: r.status_code for name, r in refused.items()} == {
+        "wrong path secret": 401,
+        "header secret but wrong path secret": 401,
+        "multipart": 415,
+        "not JSON, not a form": 415,
+        "bad event in the path": 404,
+    }
+    for response in refused.values():
+        assert SECRET not in response.text
+    assert len(recorder.events) == 4
     assert not any(SECRET in line for line in log_lines)
+    assert any("/autotalk/***/message.received" in line for line in log_lines)
+
+
+def test_dedupe_fields_refuse_the_same_delivery_and_keep_different_ones(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    recorder = Recorder()
+    fields = "client.phone,message.text,event.date"
+    app = create_webhook_app(make_settings(dedupe_fields=fields), recorder)
+    url = f"/autotalk/{SECRET}/message.received"
+
+    def send(body: dict[str, Any]) -> int:
+        return call(loop, app, url, json.dumps(body).encode()).status_code
+
+    other_customer = {**WORKFLOW_BODY, "client": {"phone": "+5522888880000"}}
+    next_day = {**WORKFLOW_BODY, "event": {"date": "2026-11-26"}}
+    renamed = {**WORKFLOW_BODY, "employee": {"name": "Carla"}}
+    assert [send(WORKFLOW_BODY), send(WORKFLOW_BODY), send(renamed)] == [202, 409, 409]
+    assert [send(other_customer), send(next_day)] == [202, 202]
+    assert send({"unrelated": "no named field"}) == 202
+    assert send({"unrelated": "no named field"}) == 202, "a body without the fields is unkeyed"
+    assert send({**WORKFLOW_BODY, "id": "evt_1"}) == 202, "the sender's id comes first"
+    assert send({**other_customer, "id": "evt_1"}) == 409
+    assert len(recorder.events) == 6
+    refused = call(loop, app, url, json.dumps(WORKFLOW_BODY).encode())
+    assert "dedupe key" in refused.json()["message"]
 
 
 # ---- reading bodies ------------------------------------------------------------------------

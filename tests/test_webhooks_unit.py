@@ -17,9 +17,11 @@ from autotalk_prefect.webhooks import (
     sign,
 )
 from autotalk_prefect.webhooks.app import Refusal, parse_body
+from autotalk_prefect.webhooks.bodies import body_kind, decode_body, parse_form
 from autotalk_prefect.webhooks.events import event_key, prefect_event_id
+from autotalk_prefect.webhooks.redact import RedactSecretPath, redact_path
 from autotalk_prefect.webhooks.replay import ReplayGuard
-from autotalk_prefect.webhooks.verify import secret_matches, signature_problem
+from autotalk_prefect.webhooks.verify import path_secret_matches, secret_matches, signature_problem
 
 SECRET = "whsec-unit-9f8e7d"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
@@ -39,7 +41,20 @@ def test_settings_come_from_autotalk_webhook_env(monkeypatch: pytest.MonkeyPatch
     assert settings.event_field == "meta.event"
     assert settings.max_body_bytes == 256 * 1024
     assert settings.tolerance_seconds == 300
+    assert settings.dedupe_fields == ()
     assert SECRET not in repr(settings)
+
+
+def test_dedupe_fields_come_from_a_comma_separated_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUTOTALK_WEBHOOK_DEDUPE_FIELDS", " client.phone, message.text,event.date ,")
+    settings = WebhookSettings(secret=SecretStr(SECRET), _env_file=None)  # type: ignore[call-arg]
+    assert settings.dedupe_fields == ("client.phone", "message.text", "event.date")
+    assert WebhookSettings(secret=SecretStr(SECRET), dedupe_fields=["a", "b.c"]).dedupe_fields == (
+        "a",
+        "b.c",
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,6 +86,8 @@ def test_receiver_refuses_to_start_without_a_usable_secret(
         ("event_field", "a..b"),
         ("tolerance_seconds", 0),
         ("max_body_bytes", 10),
+        ("dedupe_fields", "client.phone,a..b"),
+        ("dedupe_fields", "client.phone,client.phone"),
     ],
 )
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
@@ -89,6 +106,13 @@ def test_secret_comparison() -> None:
     assert not secret_matches(SECRET + "x", SECRET.encode())
     assert not secret_matches(SECRET.upper(), SECRET.encode())
     assert not secret_matches("ümlaut-\u20ac", SECRET.encode())  # non-latin-1 never raises
+
+
+def test_path_secret_comparison() -> None:
+    assert path_secret_matches(SECRET, SECRET.encode())
+    assert not path_secret_matches("", SECRET.encode())
+    assert not path_secret_matches(SECRET[:-1], SECRET.encode())
+    assert not path_secret_matches("\udcff-\u20ac", SECRET.encode())  # never raises
 
 
 def test_signature_agrees_with_the_sandboxs_independent_signer() -> None:
@@ -266,8 +290,135 @@ def test_unusable_occurred_at_falls_back_to_now(occurred_at: object) -> None:
 
 
 def test_event_key_prefers_the_senders_id() -> None:
-    assert event_key({"id": "evt_9"}, b"{}") == "id:evt_9"
-    assert event_key({"id": 42}, b"{}") == "id:42"
-    assert event_key({"id": True}, b"{}").startswith("sha256:")
-    assert event_key({"id": " "}, b"{}").startswith("sha256:")
-    assert event_key({}, b'{"a":1}') != event_key({}, b'{"a":2}')
+    assert event_key({"id": "evt_9"}) == "id:evt_9"
+    assert event_key({"id": 42}) == "id:42"
+    assert event_key({"id": "evt_9", "client": {"phone": "+1"}}, ["client.phone"]) == "id:evt_9"
+
+
+def test_without_an_id_or_dedupe_fields_every_delivery_is_its_own_event() -> None:
+    """Two customers' identical bodies, or one customer's on two days, are two real events."""
+    same = {"client": {"phone": "+5511"}, "message": {"text": "yes"}}
+    for body in (same, {"id": True}, {"id": " "}, {"id": "x" * 300}, {}):
+        assert event_key(body) is None
+    ids = {build_event("message.received", same, None, now=NOW).id for _ in range(3)}
+    assert len(ids) == 3
+    assert all(uuid.UUID(str(i)).version == 4 for i in ids)
+
+
+def test_dedupe_fields_key_the_named_values_only() -> None:
+    fields = ["client.phone", "message.text", "event.date"]
+    day1 = {
+        "client": {"phone": "+5511", "name": "Ana"},
+        "message": {"text": "yes"},
+        "event": {"date": "2026-11-25"},
+    }
+    renamed = {**day1, "client": {"phone": "+5511", "name": "Ana L."}}
+    day2 = {**day1, "event": {"date": "2026-11-26"}}
+    other_customer = {**day1, "client": {"phone": "+5522"}}
+    key = event_key(day1, fields)
+    assert key is not None and key.startswith("fields:")
+    assert event_key(renamed, fields) == key, "fields the user did not name do not count"
+    assert event_key(day2, fields) != key
+    assert event_key(other_customer, fields) != key
+    # a missing field counts as null; a body with none of the fields is unkeyed
+    assert event_key({"client": {"phone": "+5511"}}, fields) is not None
+    assert event_key({"client": {"phone": "+5511"}}, fields) != key
+    assert event_key({"unrelated": 1}, fields) is None
+    # same key, same event name: same Prefect id (Prefect keeps one copy after the window)
+    assert prefect_event_id("autotalk.x", key) == prefect_event_id("autotalk.x", key)
+
+
+# ---- content types and form bodies ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "kind"),
+    [
+        ("application/json", "json"),
+        ("Application/JSON; charset=utf-8", "json"),
+        ("application/cloudevents+json", "json"),
+        ("application/x-www-form-urlencoded", "form"),
+        ("application/x-www-form-urlencoded; charset=UTF-8", "form"),
+        ("multipart/form-data; boundary=x", "multipart"),
+        ("text/plain", "other"),
+        (None, "other"),
+        ("", "other"),
+    ],
+)
+def test_body_kind(content_type: str | None, kind: str) -> None:
+    assert body_kind(content_type) == kind
+
+
+def test_any_content_type_whose_body_is_json_is_read_as_json() -> None:
+    assert decode_body(b'{"a": 1}', "other") == {"a": 1}
+    with pytest.raises(Refusal) as info:
+        decode_body(b"hello", "other")
+    assert info.value.status == 415 and "form-urlencoded" in info.value.message
+    with pytest.raises(Refusal) as info:
+        decode_body(b"hello", "json")
+    assert info.value.status == 400
+
+
+def test_form_bodies_nest_dotted_names() -> None:
+    raw = (
+        b"client.name=Ana+Lima&client.phone=%2B5511999990000&message.text=Oi%21"
+        b"&trigger.channel=whatsapp&event.date=2026-11-25&empty=&tag=a&tag=b"
+    )
+    assert parse_form(raw) == {
+        "client": {"name": "Ana Lima", "phone": "+5511999990000"},
+        "message": {"text": "Oi!"},
+        "trigger": {"channel": "whatsapp"},
+        "event": {"date": "2026-11-25"},
+        "empty": "",
+        "tag": ["a", "b"],
+    }
+    assert decode_body(b"a=1", "form") == {"a": "1"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b"", "empty"),
+        (b'{"a": 1}', "not form-encoded"),
+        (b"a=1&&b", "not form-encoded"),
+        (b"a=%FF", "not UTF-8"),
+        (b"a=\xff", "not UTF-8"),
+        (b"a=1&a.b=2", "both a value and a group"),
+        (b"a.b=2&a=1", "both a value and a group"),
+        (b"a..b=1", "empty part"),
+        (b"a=x%00y", "NUL"),
+        (b"&".join(b"f%d=1" % i for i in range(1001)), "not form-encoded"),
+    ],
+)
+def test_bad_form_bodies_are_refused_with_a_reason(raw: bytes, needle: str) -> None:
+    with pytest.raises(Refusal) as info:
+        parse_form(raw)
+    assert info.value.status == 400
+    assert needle in info.value.message
+
+
+# ---- keeping a path secret out of logs -----------------------------------------------------
+
+
+def test_redact_path_masks_the_secret_segment_only() -> None:
+    assert redact_path(f"/autotalk/{SECRET}/message.received") == "/autotalk/***/message.received"
+    assert redact_path(f"/hooks/autotalk/{SECRET}/x?a=1") == "/hooks/autotalk/***/x?a=1"
+    assert redact_path("/autotalk/message.received") == "/autotalk/message.received"
+    assert redact_path("/healthz") == "/healthz"
+
+
+def test_access_log_filter_rewrites_uvicorn_s_record() -> None:
+    import logging
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "POST", f"/autotalk/{SECRET}/client.created", "1.1", 202),
+        None,
+    )
+    assert RedactSecretPath().filter(record)
+    assert SECRET not in record.getMessage()
+    assert "/autotalk/***/client.created" in record.getMessage()

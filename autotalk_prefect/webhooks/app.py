@@ -1,17 +1,17 @@
 """The receiver's ASGI app: AutoTalk workflow HTTP steps in, Prefect events out.
 
 Order of checks, cheapest and safest first, so that nothing is parsed for a stranger:
-secret -> content type -> event name -> size (Content-Length, then while streaming) ->
-timestamp/signature -> JSON -> replay -> emit. Every refusal is ``{"error", "message"}``;
-no answer or log line contains the secret or a signature.
+secret (header, or the path segment of ``/autotalk/<secret>/<event>``) -> content type
+(multipart refused) -> event name -> size (Content-Length, then while streaming) ->
+timestamp/signature -> body (JSON under any content type, or form-encoded) -> replay (only for
+keyed events) -> emit. Every refusal is ``{"error", "message"}``; no answer, log line or event
+contains the secret or a signature.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import time
 from typing import Any
 
@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from autotalk_prefect.webhooks.bodies import body_kind, decode_body, parse_body
 from autotalk_prefect.webhooks.events import (
     EventEmitter,
     PrefectApiEmitter,
@@ -28,108 +29,15 @@ from autotalk_prefect.webhooks.events import (
     event_key,
     get_path,
 )
+from autotalk_prefect.webhooks.redact import install_access_log_redaction, redact_path
+from autotalk_prefect.webhooks.refusal import ERROR_CODES, Refusal
 from autotalk_prefect.webhooks.replay import ReplayGuard
 from autotalk_prefect.webhooks.settings import EVENT_NAME_RE, WebhookSettings
-from autotalk_prefect.webhooks.verify import secret_matches, signature_problem
+from autotalk_prefect.webhooks.verify import path_secret_matches, secret_matches, signature_problem
+
+__all__ = ["Refusal", "WebhookReceiver", "create_webhook_app", "parse_body"]
 
 logger = logging.getLogger("autotalk_prefect.webhooks")
-
-MAX_DEPTH = 64
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-_ERROR_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    503: "unavailable",
-}
-
-
-class Refusal(Exception):
-    """A request we answer with an error; ``message`` is safe to show the sender."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def response(self) -> JSONResponse:
-        code = _ERROR_CODES.get(self.status, "error")
-        headers = {"retry-after": "5"} if self.status == 503 else None
-        return JSONResponse(
-            {"error": code, "message": self.message}, status_code=self.status, headers=headers
-        )
-
-
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not a JSON number")
-
-
-def _parse_float(token: str) -> float:
-    value = float(token)
-    if not math.isfinite(value):
-        raise ValueError("a number is out of range")
-    return value
-
-
-def _parse_int(token: str) -> int:
-    value = int(token)
-    if not _INT_MIN <= value <= _INT_MAX:
-        raise ValueError("an integer does not fit in 64 bits")
-    return value
-
-
-def _check_storable(value: Any, depth: int = 0) -> None:
-    """Refuse what Prefect cannot store: deep nesting, lone surrogates, NUL characters."""
-    if depth > MAX_DEPTH:
-        raise Refusal(400, f"the JSON body is nested more than {MAX_DEPTH} levels deep")
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise Refusal(400, "the JSON body holds a NUL character (\\u0000)")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Refusal(400, "the JSON body holds an unpaired surrogate escape") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_storable(key, depth + 1)
-            _check_storable(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_storable(item, depth + 1)
-
-
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 Refusal naming what is wrong with it."""
-    if not raw.strip():
-        raise Refusal(400, "the body is empty; send a JSON object")
-    try:
-        body = json.loads(
-            raw,
-            parse_constant=_reject_constant,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-        )
-    except RecursionError:
-        raise Refusal(400, f"the JSON body is nested more than {MAX_DEPTH} levels deep") from None
-    except ValueError as exc:
-        raise Refusal(400, f"the body is not valid JSON: {exc}"[:300]) from None
-    if not isinstance(body, dict):
-        raise Refusal(400, f"the body must be a JSON object, got a JSON {type(body).__name__}")
-    _check_storable(body)
-    return body
-
-
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 class WebhookReceiver:
@@ -148,19 +56,35 @@ class WebhookReceiver:
             client = request.client.host if request.client else "?"
             logger.info(
                 "refused webhook %s from %s: %d %s",
-                request.url.path,
+                redact_path(request.url.path),
                 client,
                 refusal.status,
                 refusal.message,
             )
             return refusal.response()
 
+    def _authenticate(self, request: Request) -> None:
+        s = self.settings
+        in_path = request.path_params.get("secret")
+        if in_path is not None:
+            if not path_secret_matches(in_path, self._secret):
+                raise Refusal(401, "wrong secret in the URL path")
+        elif not secret_matches(request.headers.get(s.secret_header), self._secret):
+            raise Refusal(
+                401,
+                f"missing or wrong {s.secret_header} header (or put the secret in the path: "
+                "POST /autotalk/<secret>/<event>)",
+            )
+
     async def _accept(self, request: Request) -> Response:
         s = self.settings
-        if not secret_matches(request.headers.get(s.secret_header), self._secret):
-            raise Refusal(401, f"missing or wrong {s.secret_header} header")
-        if not _is_json(request.headers.get("content-type")):
-            raise Refusal(415, "send the body as application/json")
+        self._authenticate(request)
+        content_type = request.headers.get("content-type")
+        kind = body_kind(content_type)
+        if kind == "multipart":
+            raise Refusal(
+                415, "multipart bodies are not accepted; send JSON or form-encoded fields"
+            )
         path_event = request.path_params.get("event")
         if path_event is not None and not EVENT_NAME_RE.fullmatch(path_event):
             raise Refusal(404, f"event names in the path must match {EVENT_NAME_RE.pattern}")
@@ -182,12 +106,13 @@ class WebhookReceiver:
             )
             if problem:
                 raise Refusal(401, problem)
-        body = parse_body(raw)
+        body = decode_body(raw, kind)
         event = self._event_name(path_event, body)
-        sender_key = event_key(body, raw)
-        key = f"{event}\n{sender_key}"
-        if not self.replay.reserve(key):
-            raise Refusal(409, "this event id was already accepted (a replay or a redelivery)")
+        sender_key = event_key(body, s.dedupe_fields)
+        key = None if sender_key is None else f"{event}\n{sender_key}"
+        if key is not None and not self.replay.reserve(key):
+            what = "event id" if sender_key and sender_key.startswith("id:") else "dedupe key"
+            raise Refusal(409, f"this {what} was already accepted (a replay or a redelivery)")
         try:
             prefect_event = build_event(
                 event,
@@ -198,7 +123,8 @@ class WebhookReceiver:
             )
             await asyncio.wait_for(self.emitter.emit(prefect_event), s.emit_timeout_seconds)
         except BaseException as exc:
-            self.replay.release(key)
+            if key is not None:
+                self.replay.release(key)
             if not isinstance(exc, Exception):
                 raise
             logger.warning(
@@ -207,8 +133,14 @@ class WebhookReceiver:
                 type(exc).__name__,
             )
             raise Refusal(503, "Prefect did not confirm the event; retry later") from None
-        self.replay.commit(key)
-        logger.info("accepted %s as Prefect event %s", prefect_event.event, prefect_event.id)
+        if key is not None:
+            self.replay.commit(key)
+        logger.info(
+            "accepted %s %s as Prefect event %s",
+            redact_path(request.url.path),
+            prefect_event.event,
+            prefect_event.id,
+        )
         return JSONResponse(
             {"accepted": True, "event": prefect_event.event, "eventId": str(prefect_event.id)},
             status_code=202,
@@ -260,7 +192,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = {404: "no such route", 405: "method not allowed"}.get(status, "request failed")
     headers = getattr(exc, "headers", None)
     return JSONResponse(
-        {"error": _ERROR_CODES.get(status, "error"), "message": message},
+        {"error": ERROR_CODES.get(status, "error"), "message": message},
         status_code=status,
         headers=headers,
     )
@@ -271,13 +203,17 @@ def create_webhook_app(
 ) -> Starlette:
     """The receiver as an ASGI app; mount it anywhere (``app.mount("/hooks", ...)``).
 
-    Routes: ``POST /autotalk/{event}``, ``POST /autotalk`` (event from ``event_field``) and
-    ``GET /healthz``. Raises WebhookConfigError without a usable secret.
+    Routes: ``POST /autotalk/{event}`` (secret in a header), ``POST /autotalk/{secret}/{event}``
+    (secret in the path, for senders that cannot set headers), ``POST /autotalk`` (event from
+    ``event_field``) and ``GET /healthz``. Building the app also masks the path secret in
+    uvicorn's access log. Raises WebhookConfigError without a usable secret.
     """
     settings = settings or WebhookSettings()
     receiver = WebhookReceiver(settings, emitter or PrefectApiEmitter())
+    install_access_log_redaction()
     app = Starlette(
         routes=[
+            Route("/autotalk/{secret}/{event}", receiver.handle, methods=["POST"]),
             Route("/autotalk/{event}", receiver.handle, methods=["POST"]),
             Route("/autotalk", receiver.handle, methods=["POST"]),
             Route("/healthz", _healthz, methods=["GET"]),

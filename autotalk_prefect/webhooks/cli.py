@@ -32,13 +32,22 @@ def webhooks_command(
     event_field: str | None = typer.Option(
         None, help="Body field naming the event, for POST /autotalk."
     ),
+    dedupe_fields: str | None = typer.Option(
+        None,
+        help=(
+            "Comma-separated body fields that identify a delivery without an id, e.g. "
+            "'client.phone,message.text,event.date' (default: none, so every id-less "
+            "delivery is its own event)."
+        ),
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Serve the AutoTalk webhook receiver: POST /autotalk/<event> -> Prefect event."""
+    """Serve the AutoTalk webhook receiver: POST /autotalk/[<secret>/]<event> -> Prefect event."""
     import uvicorn
     from pydantic import ValidationError
 
     from autotalk_prefect.webhooks.app import create_webhook_app
+    from autotalk_prefect.webhooks.redact import install_access_log_redaction
     from autotalk_prefect.webhooks.settings import WebhookConfigError, WebhookSettings
 
     overrides: dict[str, Any] = {
@@ -50,6 +59,7 @@ def webhooks_command(
         "tolerance_seconds": tolerance_seconds,
         "max_body_bytes": max_body_bytes,
         "event_field": event_field,
+        "dedupe_fields": dedupe_fields,
     }
     try:
         settings = WebhookSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -71,8 +81,18 @@ def webhooks_command(
             "your automations"
         )
     api = urlsplit(str(PREFECT_API_URL.value()))
+    base = f"http://{settings.host}:{settings.port}/autotalk"
     typer.echo(
-        f"AutoTalk webhook receiver on http://{settings.host}:{settings.port}/autotalk/<event> "
+        f"AutoTalk webhook receiver on {base}/<event> (secret in the {settings.secret_header} "
+        f"header) and {base}/<secret>/<event> "
         f"-> Prefect API at {api.scheme}://{api.hostname}:{api.port or ''}{api.path}"
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, lifespan="off")
+    if settings.dedupe_fields:
+        typer.echo(
+            f"Deliveries without an id are deduplicated by {', '.join(settings.dedupe_fields)}"
+        )
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level, lifespan="off"
+    )
+    install_access_log_redaction()  # masks a path secret; after Config set up the loggers
+    uvicorn.Server(config).run()

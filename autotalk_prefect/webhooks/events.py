@@ -12,8 +12,9 @@ means Prefect has it, and a failure becomes a 503 that AutoTalk retries.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,8 +60,15 @@ def get_path(body: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def event_key(body: Mapping[str, Any], raw: bytes) -> str:
-    """The sender's event id (body ``id``), else a digest of the raw body."""
+def event_key(body: Mapping[str, Any], dedupe_fields: Sequence[str] = ()) -> str | None:
+    """What makes two deliveries "the same event": the sender's id, else the named fields.
+
+    The sender's id (body ``id``) comes first; else, when ``dedupe_fields`` are configured and
+    the body has at least one of them, a digest of their values (a missing field counts as
+    null). Otherwise None: AutoTalk's placeholders carry no event id, and two identical bodies
+    (two customers sending "yes", one customer on two days) are two real events, so an
+    unkeyed delivery is never deduplicated.
+    """
     value = body.get("id")
     if isinstance(value, bool):
         value = None
@@ -68,11 +76,24 @@ def event_key(body: Mapping[str, Any], raw: bytes) -> str:
         value = str(value)
     if isinstance(value, str) and 0 < len(value) <= 256 and value.strip():
         return "id:" + value
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    if dedupe_fields:
+        values = [get_path(body, field) for field in dedupe_fields]
+        if any(v is not None for v in values):
+            canonical = json.dumps(
+                dict(zip(dedupe_fields, values, strict=True)),
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+            return "fields:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return None
 
 
-def prefect_event_id(event_name: str, key: str) -> uuid.UUID:
-    """Deterministic, so a redelivered event carries the same id and Prefect drops the copy."""
+def prefect_event_id(event_name: str, key: str | None) -> uuid.UUID:
+    """The Prefect event id: uuid5 of a keyed event (a redelivery carries the same id, so
+    Prefect keeps one copy), a fresh uuid4 for an unkeyed one (each delivery is its own)."""
+    if key is None:
+        return uuid.uuid4()
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{event_name}\n{key}")
 
 
@@ -114,13 +135,16 @@ def _occurred(value: Any, now: datetime, tolerance_seconds: int) -> datetime:
 def build_event(
     event: str,
     body: Mapping[str, Any],
-    key: str,
+    key: str | None,
     *,
     prefix: str = "autotalk",
     now: datetime | None = None,
     tolerance_seconds: int = 300,
 ) -> Event:
     """The Prefect event for an accepted webhook ``event`` (e.g. ``message.received``).
+
+    ``key`` is what :func:`event_key` returned: a keyed event gets a deterministic id, an
+    unkeyed one (None) a fresh uuid4.
 
     Resource: the contact (``autotalk.contact.<client._id>``), else ``autotalk.webhook``.
     Related, where the body has them: conversation, message, Dynadata item and channel.

@@ -8,9 +8,10 @@ instead of a half-configured receiver that accepts nothing (or, worse, everythin
 from __future__ import annotations
 
 import re
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EVENT_NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 """An AutoTalk event name as it may appear in the URL, the body and the Prefect event name."""
@@ -59,6 +60,14 @@ class WebhookSettings(BaseSettings):
         default=None,
         description="Dotted body field naming the event, for a single-URL setup (POST /autotalk).",
     )
+    dedupe_fields: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Comma-separated dotted body fields whose values identify a delivery when the body "
+            "has no id (e.g. 'client.phone,message.text,event.date'); without them every "
+            "id-less delivery is its own event."
+        ),
+    )
     event_prefix: str = Field(
         default="autotalk", description="Prefix of the Prefect event name (<prefix>.<event>)."
     )
@@ -93,6 +102,23 @@ class WebhookSettings(BaseSettings):
             return None
         if not _FIELD_PATH_RE.fullmatch(value):
             raise ValueError(f"must be a dotted field path such as 'event', got {value!r}")
+        return value
+
+    @field_validator("dedupe_fields", mode="before")
+    @classmethod
+    def _dedupe_fields(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            fields = tuple(str(part).strip() for part in value if str(part).strip())
+            for field in fields:
+                if not _FIELD_PATH_RE.fullmatch(field):
+                    raise ValueError(
+                        f"each field must be a dotted path such as 'client.phone', got {field!r}"
+                    )
+            if len(set(fields)) != len(fields):
+                raise ValueError(f"a field is named twice in {', '.join(fields)}")
+            return fields
         return value
 
     def require_secret(self) -> bytes:

@@ -29,6 +29,11 @@ def secret_matches(presented: str | None, secret: bytes) -> bool:
     return hmac.compare_digest(raw, secret)
 
 
+def path_secret_matches(presented: str, secret: bytes) -> bool:
+    """True when the URL path segment (already percent-decoded) equals the secret; constant time."""
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), secret)
+
+
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     """``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``, as docs/contract.md defines."""
     digest = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
