@@ -422,14 +422,16 @@ def read_processed(conversation_id: str) -> Callable[[Any, Call[Any]], ProcessMe
 
 
 def read_function_result(payload: Any, call: Call[Any]) -> FunctionResult:
-    """executeFunction's answer: ``{"result": ...}``, an envelope (``data`` with ``success``),
-    or any other value, which is then the result itself (a 2xx: the function ran)."""
-    if isinstance(payload, dict) and "result" in payload:
-        found = FunctionResult.model_validate(payload)
-    elif isinstance(payload, dict) and "data" in payload and set(payload) <= ENVELOPE_FLAGS:
-        found = FunctionResult(result=payload["data"])
+    """executeFunction's answer: ``{"result": ...}``, an envelope (``data`` with ``success``)
+    around either, or any other value, which is then the result itself (a 2xx: the function
+    ran)."""
+    inner = payload
+    if isinstance(inner, dict) and "data" in inner and set(inner) <= ENVELOPE_FLAGS:
+        inner = inner["data"]
+    if isinstance(inner, dict) and "result" in inner:
+        found = FunctionResult.model_validate(inner)
     else:
-        found = FunctionResult(result=payload)
+        found = FunctionResult(result=inner)
     found._raw_answer = payload
     return found
 

@@ -171,8 +171,8 @@ class ValidationIssue(WireModel):
     """One problem with a document: ``path`` names the field (dotted), ``message`` says why.
 
     Read from ``{"path": "a.b", "message": ...}``, Zod's ``{"path": ["a", 0, "b"], ...}``
-    (joined with ``.``), ``field``/``loc`` for the path, ``error``/``msg`` for the message, or
-    a bare string (the message, no path).
+    (joined with ``.``), ``field``/``loc`` or a JSON pointer ``#/a/0/b`` for the path,
+    ``error``/``msg``/``detail`` for the message, or a bare string (the message, no path).
     """
 
     path: str = ""
@@ -185,7 +185,11 @@ class ValidationIssue(WireModel):
             return {"path": "", "message": data}
         if not isinstance(data, dict):
             return data
-        path = next((data[k] for k in ("path", "field", "loc") if data.get(k) is not None), "")
+        path = next(
+            (data[k] for k in ("path", "field", "loc", "pointer") if data.get(k) is not None), ""
+        )
+        if isinstance(path, str) and path.startswith("#/"):  # a JSON pointer (RFC 7807 errors)
+            path = path[2:].split("/")
         if isinstance(path, (list, tuple)):
             path = ".".join(str(part) for part in path)
         message = next(

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from pydantic import SecretStr
+
+from autotalk_prefect.api.config import AuthScheme
 from autotalk_prefect.sandbox.app import SandboxApp, create_app
 from autotalk_prefect.sandbox.config import DEFAULT_API_KEY, SandboxConfig
 from autotalk_prefect.sandbox.faults import FaultConfig
 from autotalk_prefect.serving import LOOPBACK, serve_in_thread
+
+if TYPE_CHECKING:
+    from autotalk_prefect.credentials import AutoTalkCredentials
 
 HOST = LOOPBACK
 STARTUP_TIMEOUT_S = 30.0
@@ -39,6 +45,23 @@ class SandboxHandle:
         from autotalk_prefect.sandbox.dialects import auth_headers
 
         return auth_headers(self.dialect, self.api_key)
+
+    @property
+    def auth_scheme(self) -> str:
+        """The client ``auth_scheme`` that reaches this sandbox (``x-api-key`` or ``bearer``)."""
+        from autotalk_prefect.sandbox.dialects import get_dialect
+
+        return get_dialect(self.dialect).auth
+
+    def credentials(self) -> AutoTalkCredentials:
+        """An (unsaved) ``AutoTalkCredentials`` block that reaches this sandbox."""
+        from autotalk_prefect.credentials import AutoTalkCredentials
+
+        return AutoTalkCredentials(
+            api_key=SecretStr(self.api_key),
+            base_url=self.base_url,
+            auth_scheme=cast(AuthScheme, self.auth_scheme),
+        )
 
     # faults
     def set_faults(self, faults: FaultConfig | None = None, **knobs: Any) -> FaultConfig:
