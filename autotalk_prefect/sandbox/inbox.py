@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from autotalk_prefect.sandbox import inbox_queries as queries
 from autotalk_prefect.sandbox.admin import ADMIN_PREFIX
-from autotalk_prefect.sandbox.fragments import RowCache
+from autotalk_prefect.sandbox.fragments import RowCache, message_row
 from autotalk_prefect.sandbox.http import endpoint, json_response, page_params, time_param
 from autotalk_prefect.sandbox.inbox_forms import (
     FORM_FIELDS,
@@ -24,7 +24,7 @@ from autotalk_prefect.sandbox.inbox_forms import (
     read_form,
     reply_from_form,
 )
-from autotalk_prefect.sandbox.pages import fragment, page, pager, redirect, render, static_asset
+from autotalk_prefect.sandbox.pages import page, pager, redirect, render, static_asset
 from autotalk_prefect.sandbox.problems import ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
 
@@ -61,7 +61,7 @@ def inbox_routes(runtime: SandboxRuntime) -> list[Route]:
 
     state = runtime.state
     message_rows = RowCache(
-        fragment("_rows.html", "rows"),
+        message_row,
         lambda m: (state.generation, m["_id"], m["contactName"], m["channelName"]),
         ROWS_CACHED,
     )

@@ -10,6 +10,7 @@ import pytest
 
 from autotalk_prefect.sandbox import DEFAULT_API_KEY as API_KEY
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
+from autotalk_prefect.sandbox.fragments import message_row
 
 PAGES = ("/", "/contacts", "/campaigns", "/webhooks", "/faults")
 SANDBOX_DIR = Path(__file__).resolve().parents[2] / "autotalk_prefect" / "sandbox"
@@ -109,6 +110,21 @@ def test_everything_rendered_is_escaped_and_the_key_never_shows(
         assert API_KEY not in html, path
     front = inbox.get("/").text
     assert "&lt;script&gt;alert" in front and "&lt;!--row--&gt; the row marker" in front
+
+
+def test_the_message_row_escapes_every_value_it_shows() -> None:
+    hostile = "'\"><script>alert(1)</script>&amp;"
+    fields = ("direction", "conversationId", "createdAt", "contactId", "contactName")
+    fields += ("channelName", "status", "role", "message")
+    html = message_row({name: f"{name}:{hostile}" for name in fields})
+    escaped = "&#x27;&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;"
+    for name in fields:
+        assert f"{name}:{escaped}" in html, name
+    assert "<script" not in html and "'" not in html
+    assert html.count('"') == 8  # the quotes of the row's own four attributes, nothing else
+    unnamed = {"contactName": None, "channelName": None, "channelId": "x"}
+    absent = message_row(dict.fromkeys(fields, "x") | unnamed)
+    assert absent.count(">x<") == 7  # a contact or channel without a name shows its id
 
 
 def test_pages_ship_their_assets_and_fetch_nothing_from_elsewhere(inbox: httpx.Client) -> None:
