@@ -10,7 +10,7 @@ import pytest
 
 from autotalk_prefect.sandbox import DEFAULT_API_KEY as API_KEY
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
-from autotalk_prefect.sandbox.fragments import message_row
+from autotalk_prefect.sandbox.fragments import message_rows
 
 PAGES = ("/", "/contacts", "/campaigns", "/webhooks", "/faults")
 SANDBOX_DIR = Path(__file__).resolve().parents[2] / "autotalk_prefect" / "sandbox"
@@ -112,18 +112,21 @@ def test_everything_rendered_is_escaped_and_the_key_never_shows(
     assert "&lt;script&gt;alert" in front and "&lt;!--row--&gt; the row marker" in front
 
 
-def test_the_message_row_escapes_every_value_it_shows() -> None:
-    hostile = "'\"><script>alert(1)</script>&amp;"
+@pytest.mark.parametrize("nul", ["", "\x00"], ids=["one-escape", "a-value-holds-nul"])
+def test_the_message_rows_escape_every_value_they_show(nul: str) -> None:
+    hostile = f"'\"><script>alert(1)</script>&amp;{nul}"
     fields = ("direction", "conversationId", "createdAt", "contactId", "contactName")
     fields += ("channelName", "status", "role", "message")
-    html = message_row({name: f"{name}:{hostile}" for name in fields})
-    escaped = "&#x27;&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;"
+    plain = {name: f"{name}-plain" for name in fields}
+    rows = message_rows([plain, {name: f"{name}:{hostile}" for name in fields}, plain])
+    assert len(rows) == 3 and rows[0] == rows[2] and "message-plain" in rows[0]
+    escaped = f"&#x27;&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;{nul}"
     for name in fields:
-        assert f"{name}:{escaped}" in html, name
-    assert "<script" not in html and "'" not in html
-    assert html.count('"') == 8  # the quotes of the row's own four attributes, nothing else
+        assert f"{name}:{escaped}" in rows[1], name
+    assert "<script" not in rows[1] and "'" not in rows[1]
+    assert rows[1].count('"') == 8  # the quotes of the row's own four attributes, nothing else
     unnamed = {"contactName": None, "channelName": None, "channelId": "x"}
-    absent = message_row(dict.fromkeys(fields, "x") | unnamed)
+    (absent,) = message_rows([dict.fromkeys(fields, "x") | unnamed])
     assert absent.count(">x<") == 7  # a contact or channel without a name shows its id
 
 
