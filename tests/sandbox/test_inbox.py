@@ -120,7 +120,7 @@ def test_the_message_rows_escape_every_value_they_show(nul: str) -> None:
     plain = {name: f"{name}-plain" for name in fields}
     rows = message_rows([plain, {name: f"{name}:{hostile}" for name in fields}, plain])
     assert len(rows) == 3 and rows[0] == rows[2] and "message-plain" in rows[0]
-    escaped = f"&#x27;&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;{nul}"
+    escaped = f"&#39;&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;{nul}"
     for name in fields:
         assert f"{name}:{escaped}" in rows[1], name
     assert "<script" not in rows[1] and "'" not in rows[1]
