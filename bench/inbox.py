@@ -7,7 +7,7 @@ rendering. Printed per query: median microseconds of the page and of ``/_sandbox
 and their ratio (the issue's bar: the inbox's first page at most 2x its JSON twin). The front
 page keeps each rendered message row (sandbox/fragments.py); its first line is measured with
 no row reused (as after a reset), the next as the live view sees it, re-rendering a page whose
-rows it already showed.
+rows it already showed. Both are held to the 2x bar (exit status 1 if either is above it).
 
     .venv/bin/python bench/inbox.py [--messages 100000] [--contacts 2000] [--rounds 300]
 """
@@ -108,6 +108,7 @@ async def measure(app: Any, contact: str, rounds: int) -> list[tuple[str, float,
         if label.startswith("first page"):
             cold_us, _ = await median_us(app, page, query, rounds, cold=True)
             json_us, _ = await median_us(app, twin, query, rounds)
+            rows.append(("first page, cold", cold_us, json_us))
             print(
                 f"{'first page, rows rendered':<26} page {cold_us:8.0f} us"
                 f"{'':<12}   json {json_us:8.0f} us{'':<9}   ratio {cold_us / json_us:4.2f}"
@@ -139,11 +140,14 @@ def main() -> int:
         flush=True,
     )
     rows = asyncio.run(measure(app, contact, args.rounds))
-    first = rows[0]
-    verdict = "within" if first[1] <= 2 * first[2] else "ABOVE"
-    print(f"first page: {first[1] / first[2]:.2f}x its JSON twin ({verdict} the 2x target)")
+    within = True
+    for label, page_us, json_us in rows[:2]:  # the first page, cold then as the live view sees it
+        ok = page_us <= 2 * json_us
+        within = within and ok
+        verdict = "within" if ok else "ABOVE"
+        print(f"{label}: {page_us / json_us:.2f}x its JSON twin ({verdict} the 2x target)")
     app.runtime.close()
-    return 0 if verdict == "within" else 1
+    return 0 if within else 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from autotalk_prefect.sandbox import inbox_queries as queries
 from autotalk_prefect.sandbox.admin import ADMIN_PREFIX
-from autotalk_prefect.sandbox.fragments import RowCache
+from autotalk_prefect.sandbox.fragments import RowCache, message_rows
 from autotalk_prefect.sandbox.http import endpoint, json_response, page_params, time_param
 from autotalk_prefect.sandbox.inbox_forms import (
     FORM_FIELDS,
@@ -24,7 +24,7 @@ from autotalk_prefect.sandbox.inbox_forms import (
     read_form,
     reply_from_form,
 )
-from autotalk_prefect.sandbox.pages import fragment, page, pager, redirect, render, static_asset
+from autotalk_prefect.sandbox.pages import page, pager, redirect, render, static_asset
 from autotalk_prefect.sandbox.problems import ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
 
@@ -60,8 +60,8 @@ def inbox_routes(runtime: SandboxRuntime) -> list[Route]:
     """The inbox's pages and JSON twins, bound to one runtime."""
 
     state = runtime.state
-    message_rows = RowCache(
-        fragment("_rows.html", "rows"),
+    row_cache = RowCache(
+        message_rows,
         lambda m: (state.generation, m["_id"], m["contactName"], m["channelName"]),
         ROWS_CACHED,
     )
@@ -76,7 +76,7 @@ def inbox_routes(runtime: SandboxRuntime) -> list[Route]:
         query = message_query(request)
         data = queries.messages(runtime, query)
         paging = pager("/", query.params(), data["total"], query.limit, query.skip)
-        rows = message_rows.render(data["data"])
+        rows = row_cache.render(data["data"])
         context = ctx("Messages", data=data, rows=rows, query=query, pager=paging)
         return render("messages.html", context)
 

@@ -55,12 +55,6 @@ def render(
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
 
-def fragment(template: str, name: str) -> Callable[[Any], str]:
-    """A template rendered on its own with one variable ``name`` (a page's part, cached apart)."""
-    compiled = _env.get_template(template)
-    return lambda value: compiled.render({name: value})
-
-
 def redirect(path: str) -> Response:
     """After a form post: 303 so a reload does not post it again."""
     return RedirectResponse(path, status_code=303)

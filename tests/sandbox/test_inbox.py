@@ -10,6 +10,7 @@ import pytest
 
 from autotalk_prefect.sandbox import DEFAULT_API_KEY as API_KEY
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
+from autotalk_prefect.sandbox.fragments import message_rows
 
 PAGES = ("/", "/contacts", "/campaigns", "/webhooks", "/faults")
 SANDBOX_DIR = Path(__file__).resolve().parents[2] / "autotalk_prefect" / "sandbox"
@@ -109,6 +110,24 @@ def test_everything_rendered_is_escaped_and_the_key_never_shows(
         assert API_KEY not in html, path
     front = inbox.get("/").text
     assert "&lt;script&gt;alert" in front and "&lt;!--row--&gt; the row marker" in front
+
+
+@pytest.mark.parametrize("nul", ["", "\x00"], ids=["one-escape", "a-value-holds-nul"])
+def test_the_message_rows_escape_every_value_they_show(nul: str) -> None:
+    hostile = f"'\"><script>alert(1)</script>&amp;{nul}"
+    fields = ("direction", "conversationId", "createdAt", "contactId", "contactName")
+    fields += ("channelName", "status", "role", "message")
+    plain = {name: f"{name}-plain" for name in fields}
+    rows = message_rows([plain, {name: f"{name}:{hostile}" for name in fields}, plain])
+    assert len(rows) == 3 and rows[0] == rows[2] and "message-plain" in rows[0]
+    escaped = f"&#39;&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;{nul}"
+    for name in fields:
+        assert f"{name}:{escaped}" in rows[1], name
+    assert "<script" not in rows[1] and "'" not in rows[1]
+    assert rows[1].count('"') == 8  # the quotes of the row's own four attributes, nothing else
+    unnamed = {"contactName": None, "channelName": None, "channelId": "x"}
+    (absent,) = message_rows([dict.fromkeys(fields, "x") | unnamed])
+    assert absent.count(">x<") == 7  # a contact or channel without a name shows its id
 
 
 def test_pages_ship_their_assets_and_fetch_nothing_from_elsewhere(inbox: httpx.Client) -> None:
