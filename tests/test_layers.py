@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("flows", ("autotalk_prefect.flows",)),
     ("event receiver", ("autotalk_prefect.webhooks",)),
     ("sandbox", ("autotalk_prefect.sandbox",)),
-    ("apps", ("autotalk_prefect.demo", "autotalk_prefect.cli")),
+    ("apps", ("autotalk_prefect.demo", "autotalk_prefect.cli", "autotalk_prefect.cli_errors")),
 ]
 ROOT = "autotalk_prefect"  # the package root re-exports lazily from any layer
 

@@ -271,6 +271,7 @@ class ReplyOutcome(BaseModel):
 
     event_id: str
     contact_id: str
+    contact_name: str | None = Field(default=None, description="The contact's name, if known.")
     dynadata_type: str
     rule: str | None = Field(description="The matched rule's name (None: no rule matched).")
     matched_keywords: list[str] = Field(default_factory=list)
@@ -291,13 +292,28 @@ def describe_action(action: UpdateField | RunFunction | SendAnswer) -> str:
     return "answer"
 
 
+def reply_headline(outcome: ReplyOutcome) -> str:
+    """``"Reply from Ana Demo: rule stop, 2 actions done"``."""
+    who = outcome.contact_name or outcome.contact_id
+    if outcome.duplicate:
+        return f"Reply from {who} already handled (redelivery): nothing done again"
+    done_count = sum(a.status in ("done", "already_done") for a in outcome.actions)
+    rule = f"rule {outcome.rule}" if outcome.rule else "no rule matched"
+    return f"Reply from {who}: {rule}, {done_count} of {len(outcome.actions)} actions done"
+
+
 def summary_markdown(outcome: ReplyOutcome) -> str:
     """The run's artifact: the decision and ids (never the customer's text or record)."""
+    who = (
+        f"{outcome.contact_name} (`{outcome.contact_id}`)"
+        if outcome.contact_name
+        else f"`{outcome.contact_id}`"
+    )
     lines = [
-        "# Reply handled" if not outcome.duplicate else "# Reply already handled (redelivery)",
+        f"# {reply_headline(outcome)}",
         "",
         f"- Event: `{outcome.event_id}`",
-        f"- Contact: `{outcome.contact_id}` ({outcome.dynadata_type})",
+        f"- Contact: {who} ({outcome.dynadata_type})",
         f"- Rule: {f'**{outcome.rule}**' if outcome.rule else 'none matched'}"
         + (
             f" (keywords: {', '.join(outcome.matched_keywords)})"
