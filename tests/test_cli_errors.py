@@ -130,3 +130,18 @@ def test_debug_shows_the_traceback(autotalk_sandbox: SandboxHandle, tmp_path: Pa
     port = str(urlsplit(autotalk_sandbox.base_url).port)
     done = _run(tmp_path, "--debug", "sandbox", "--port", port)
     assert done.returncode != 0 and "Traceback" in done.stderr
+
+
+def test_troubleshooting_has_a_row_for_each_line_a_user_can_meet() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md").read_text()
+    for phrase in (
+        "AutoTalk refused the API key",
+        "could not reach AutoTalk at",
+        "the port is in use",
+        "could not use http://",
+        "PREFECT_API_URL is not set",
+        "No AutoTalk API key",
+        "already exists with other values",
+        "--debug",
+    ):
+        assert phrase in page, phrase
