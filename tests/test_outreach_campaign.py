@@ -23,12 +23,12 @@ from prefect.client.schemas.filters import (
 from prefect.settings import PREFECT_API_URL
 from pydantic import SecretStr
 
+import autotalk_prefect.flows.outreach.flow as outreach_module
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.flows.outreach.engine import Audience, QuietHours
 from autotalk_prefect.flows.outreach.flow import outreach_campaign
 from autotalk_prefect.flows.templating import TemplateInvalidError
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
-from flows import outreach as outreach_module
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-outreach-test-5f1c"
