@@ -54,7 +54,9 @@ def test_every_client_method_is_in_the_generated_reference(site: Path) -> None:
         public = {n for n in vars(cls) if not n.startswith("_")} | {
             n for n in vars(cls.__mro__[1]) if not n.startswith("_")
         }
-        documented = set(re.findall(rf'id="autotalk_prefect\.client\.{cls.__name__}\.(\w+)"', html))
+        documented = set(
+            re.findall(rf'id="autotalk_prefect\.api\.client\.{cls.__name__}\.(\w+)"', html)
+        )
         assert sorted(public - documented) == [], f"{cls.__name__} methods missing from the docs"
 
 
