@@ -1,17 +1,44 @@
-"""The ``autotalk-prefect`` command: one sub-command per job, each defined beside its feature."""
+"""The ``autotalk-prefect`` command: one sub-command per job, each defined beside its feature.
+
+Every command's failure is one line on stderr that says what was wrong and what to do
+(:mod:`autotalk_prefect.cli_errors`); ``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import typer
 
 from autotalk_prefect._version import __version__
+from autotalk_prefect.cli_errors import DEBUG, one_line_errors
+
+#: plain help (no rich panels): flags without ``<bool>`` labels, defaults wrapped, not cut off
+TYPER_OPTIONS: dict[str, Any] = {
+    "no_args_is_help": True,
+    "add_completion": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 
 app = typer.Typer(
     name="autotalk-prefect",
     help="AutoTalk for Prefect: run the sandbox, the webhook receiver and the demo.",
-    no_args_is_help=True,
-    add_completion=False,
+    **TYPER_OPTIONS,
 )
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(
+        False,
+        "--debug/--no-debug",
+        envvar="AUTOTALK_DEBUG",
+        help="Show the full traceback when a command fails.",
+    ),
+) -> None:
+    """AutoTalk for Prefect: run the sandbox, the webhook receiver and the demo."""
+    DEBUG["on"] = debug
 
 
 @app.command("version")
@@ -22,37 +49,47 @@ def version_command() -> None:
 
 from autotalk_prefect.sandbox.cli import sandbox_command  # noqa: E402
 
-app.command("sandbox")(sandbox_command)
+app.command("sandbox")(one_line_errors(sandbox_command))
 
 
-blocks_app = typer.Typer(help="Save AutoTalk blocks from the environment.", no_args_is_help=True)
+blocks_app = typer.Typer(help="Save AutoTalk blocks from the environment.", **TYPER_OPTIONS)
 app.add_typer(blocks_app, name="blocks")
 
 
 @blocks_app.command("save")
+@one_line_errors
 def blocks_save_command(
     name: str = typer.Option(..., "--name", help="Block document name, e.g. 'autotalk'."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace differing values."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite/--no-overwrite", help="Replace a block that holds other values."
+    ),
+    check: bool = typer.Option(
+        False,
+        "--check/--no-check",
+        help="Verify the key with one read (GET /self) before saving anything.",
+    ),
 ) -> None:
     """Save AUTOTALK_* settings as an AutoTalkCredentials block (idempotent)."""
-    from autotalk_prefect.credentials import MissingCredentialsError, save_credentials_block
+    from autotalk_prefect.api.settings import AutoTalkSettings
+    from autotalk_prefect.credentials import AutoTalkCredentials, save_credentials_block
 
-    try:
-        outcome = save_credentials_block(name, overwrite=overwrite)
-    except (MissingCredentialsError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+    settings = AutoTalkSettings()
+    if check:
+        with AutoTalkCredentials.from_settings(settings).get_client() as client:
+            company = client.get_self()
+        typer.echo(f"the key works: company {company.name or company.id} at {settings.base_url}")
+    outcome = save_credentials_block(name, overwrite=overwrite, settings=settings)
     typer.echo(f"AutoTalkCredentials block {name!r}: {outcome.value}")
 
 
 from autotalk_prefect.webhooks.cli import webhooks_command  # noqa: E402
 
-app.command("webhooks")(webhooks_command)
+app.command("webhooks")(one_line_errors(webhooks_command))
 
 
 from autotalk_prefect.demo import demo_command  # noqa: E402
 
-app.command("demo")(demo_command)
+app.command("demo")(one_line_errors(demo_command))
 
 
 from autotalk_prefect.ratelimit import (  # noqa: E402
@@ -64,7 +101,7 @@ from autotalk_prefect.ratelimit import (  # noqa: E402
 
 rate_limit_app = typer.Typer(
     help="Manage the Prefect global concurrency limit that rate-limits AutoTalk sends.",
-    no_args_is_help=True,
+    **TYPER_OPTIONS,
 )
 app.add_typer(rate_limit_app, name="rate-limit")
 
@@ -72,6 +109,7 @@ NAME_OPTION = typer.Option(DEFAULT_RATE_LIMIT_NAME, "--name", help="Global concu
 
 
 @rate_limit_app.command("set")
+@one_line_errors
 def set_command(
     requests_per_second: float = typer.Option(
         ..., "--rps", help="Sustained requests per second (the limit's slot decay)."
@@ -92,6 +130,7 @@ def set_command(
 
 
 @rate_limit_app.command("show")
+@one_line_errors
 def show_command(name: str = NAME_OPTION) -> None:
     """Print the rate limit as the Prefect server holds it (exit 1 if there is none)."""
     info = describe_rate_limit(name)
@@ -102,6 +141,7 @@ def show_command(name: str = NAME_OPTION) -> None:
 
 
 @rate_limit_app.command("delete")
+@one_line_errors
 def delete_command(name: str = NAME_OPTION) -> None:
     """Delete the rate limit (succeeds if it is already gone)."""
     removed = remove_rate_limit(name)

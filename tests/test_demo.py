@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -128,3 +129,20 @@ def test_in_an_empty_directory_the_flows_import_and_the_demo_holds_every_check(
     assert "Traceback" not in output, output[-6000:]
     for step in ("onboarding", "outreach", "events"):
         assert step in output
+    # What the Prefect UI shows afterwards (the demo's own database): every run and task run
+    # ended as designed. The reply run in particular stays Completed: the runner is stopped
+    # only after the run's process exited (it used to be Cancelled, "Runner is shutting down").
+    with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as db:
+        runs = db.execute("SELECT name, state_type, tags FROM flow_run").fetchall()
+        tasks = db.execute("SELECT name, state_type FROM task_run").fetchall()
+        keys = db.execute("SELECT key, description, type FROM artifact").fetchall()
+    assert runs and all(state == "COMPLETED" for _, state, _ in runs), runs
+    assert all(state == "COMPLETED" for _, state in tasks), [
+        t for t in tasks if t[1] != "COMPLETED"
+    ]
+    names = {name for name, _, _ in runs}
+    assert any(n.startswith("reply-") for n in names), names
+    assert any(n.startswith("outreach-winter-offer-") for n in names), names
+    assert any(n.startswith("onboard-clients-ana-demo") for n in names), names
+    assert all("autotalk" in tags for _, _, tags in runs), runs
+    assert all(key and description for key, description, _ in keys), keys

@@ -76,7 +76,9 @@ def test_writes_are_read_back_and_never_raise_on_a_2xx_in_every_dialect(
         updated = client.update_dynadata_item("clients", created.id, {"status": "inactive"})
         assert updated.id == created.id
         assert client.get_dynadata_item("clients", created.id).data["status"] == "inactive"
-        assert client.validate_dynadata_item("clients", {"name": "Ok", "phone": "+34600000002"}).valid
+        assert client.validate_dynadata_item(
+            "clients", {"name": "Ok", "phone": "+34600000002"}
+        ).valid
         assert client.execute_dynadata_function("clients", "count").result is not None
 
 

@@ -58,3 +58,16 @@ def test_every_client_method_is_in_the_generated_reference(site: Path) -> None:
             re.findall(rf'id="autotalk_prefect\.api\.client\.{cls.__name__}\.(\w+)"', html)
         )
         assert sorted(public - documented) == [], f"{cls.__name__} methods missing from the docs"
+
+
+def test_flow_models_are_one_generated_table_each(site: Path) -> None:
+    """docs_hooks/model_tables.py renders every field of each model the page names."""
+    from autotalk_prefect.flows.outreach.engine import Audience, OutreachSummary
+    from autotalk_prefect.flows.replies.engine import InboundReplyEvent
+
+    html = (site / "reference" / "flows" / "index.html").read_text()
+    for model in (Audience, OutreachSummary, InboundReplyEvent):
+        start = html.index(f"<code>{model.__name__}</code>")
+        table = html[start : html.index("</table>", start)]
+        for name, field in model.model_fields.items():
+            assert f"<code>{field.alias or name}</code>" in table, (model.__name__, name)

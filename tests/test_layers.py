@@ -25,7 +25,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("flows", ("autotalk_prefect.flows",)),
     ("event receiver", ("autotalk_prefect.webhooks",)),
     ("sandbox", ("autotalk_prefect.sandbox",)),
-    ("apps", ("autotalk_prefect.demo", "autotalk_prefect.cli", "autotalk_prefect.doctor")),
+    (
+        "apps",
+        (
+            "autotalk_prefect.demo",
+            "autotalk_prefect.cli",
+            "autotalk_prefect.cli_errors",
+            "autotalk_prefect.doctor",
+        ),
+    ),
 ]
 ROOT = "autotalk_prefect"  # the package root re-exports lazily from any layer
 

@@ -11,7 +11,7 @@ from prefect.client.orchestration import get_client
 import autotalk_prefect.flows.onboarding.flow as onboarding_flow
 from autotalk_prefect.api.errors import OutcomeUnknownError
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.flows.onboarding.engine import STEP_LOG, RecordInvalidError, item_id_for_key
+from autotalk_prefect.flows.onboarding.engine import STEP_LOG, item_id_for_key
 from autotalk_prefect.flows.onboarding.flow import onboard_contact
 from autotalk_prefect.flows.templating import TemplateInvalidError
 from autotalk_prefect.ledger.steps import StepLedger
@@ -118,18 +118,18 @@ def test_different_inputs_or_key_onboard_separately(
     assert len(autotalk_sandbox.sent_messages()) == 3
 
 
-def test_invalid_record_fails_naming_every_bad_field_and_creates_nothing(
+def test_invalid_record_is_refused_naming_every_bad_field_and_creates_nothing(
     autotalk_sandbox: SandboxHandle, creds: AutoTalkCredentials, ledger_dir: str
 ) -> None:
+    """A refusal is the designed outcome: a completed run whose result says why."""
     before = _items(autotalk_sandbox, "clients")
     bad = {"name": "", "phone": "12345", "status": "vip", "shoeSize": 44}
-    with pytest.raises(RecordInvalidError) as caught:
-        _run(creds, ledger_dir, record=bad)
-    text = str(caught.value)
-    for field in ("name", "phone", "status", "shoeSize"):
-        assert field in text
-    assert "Nothing was created" in text
-    assert {issue.path for issue in caught.value.issues} >= {"name", "phone", "status", "shoeSize"}
+    result = _run(creds, ledger_dir, record=bad)
+    assert result.refused and not result.created and not result.sent
+    assert result.send_state == "refused"
+    fields = {problem.split(":")[0] for problem in result.problems}
+    assert fields >= {"name", "phone", "status", "shoeSize"}
+    assert "refused by validation" in result.headline
     assert _items(autotalk_sandbox, "clients") == before
     assert autotalk_sandbox.sent_messages() == []
 

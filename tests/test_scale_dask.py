@@ -57,7 +57,7 @@ def test_3000_contacts_on_two_dask_processes_each_exactly_once(tmp_path: Path) -
     # The chunk task runs ran in the Dask worker processes and still reported to this Prefect
     # API under this flow run (the settings context, with PREFECT_API_URL, reached them).
     runs = asyncio.run(_task_runs(state.state_details.flow_run_id))
-    assert sorted(r.name for r in runs) == [f"send-chunk-{n}" for n in range(1, 7)]
+    assert sorted(r.name for r in runs) == [f"send-chunk-{n}-500-contacts" for n in range(1, 7)]
     assert all(r.state is not None and r.state.is_completed() for r in runs)
 
 

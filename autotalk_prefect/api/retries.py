@@ -15,12 +15,15 @@ The rules (DESIGN.md):
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import contextvars
 import dataclasses
 import enum
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -64,6 +67,50 @@ _AMBIGUOUS_ERRORS: tuple[type[Exception], ...] = (
     httpx.RemoteProtocolError,
     httpx.CloseError,
 )
+
+
+class RetryTally:
+    """Retries absorbed while it is active, counted by reason (``429``, ``503``, ``ReadTimeout``).
+
+    Each retry is logged at INFO (it usually succeeds); a caller that wants one WARNING for a
+    batch of calls (an outreach chunk) opens :func:`count_retries` and reports the sum.
+    """
+
+    def __init__(self) -> None:
+        self.by_reason: collections.Counter[str] = collections.Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+    def add(self, exc: BaseException | None) -> None:
+        if isinstance(exc, AutoTalkError) and exc.status_code is not None:
+            self.by_reason[str(exc.status_code)] += 1
+        else:
+            self.by_reason[type(exc).__name__ if exc is not None else "unknown"] += 1
+
+    def describe(self) -> str:
+        """``"28 retried: 19 x 429, 9 x 503"`` (``""`` when nothing was retried)."""
+        if not self.total:
+            return ""
+        parts = ", ".join(f"{n} x {reason}" for reason, n in self.by_reason.most_common())
+        return f"{self.total} retried: {parts}"
+
+
+_tally: contextvars.ContextVar[RetryTally | None] = contextvars.ContextVar(
+    "autotalk_retry_tally", default=None
+)
+
+
+@contextlib.contextmanager
+def count_retries() -> Iterator[RetryTally]:
+    """Count every retry made in this context (asyncio tasks started inside it included)."""
+    tally = RetryTally()
+    token = _tally.set(tally)
+    try:
+        yield tally
+    finally:
+        _tally.reset(token)
 
 
 class Failure(enum.Enum):
@@ -137,7 +184,10 @@ def final_error(exc: BaseException, *, method: str, path: str, idempotent: bool)
     reason = describe(exc)
     if failure is Failure.NOT_PROCESSED:
         return AutoTalkConnectionError(
-            f"could not reach AutoTalk ({reason})", method=method, path=path
+            f"could not reach AutoTalk{_at(exc)} ({reason}); check the base URL "
+            "(AUTOTALK_BASE_URL or the credentials block) and the network",
+            method=method,
+            path=path,
         )
     if failure is Failure.AMBIGUOUS and not idempotent:
         return OutcomeUnknownError(
@@ -151,6 +201,16 @@ def final_error(exc: BaseException, *, method: str, path: str, idempotent: bool)
     if isinstance(exc, httpx.TransportError):  # e.g. unsupported protocol: nothing was sent
         return AutoTalkConnectionError(f"request failed ({reason})", method=method, path=path)
     return AutoTalkError(f"unreadable answer from AutoTalk ({reason})", method=method, path=path)
+
+
+def _at(exc: BaseException) -> str:
+    """`` at <scheme://host[:port]/path>`` (no query) of the failed request, when httpx knows it."""
+    try:
+        url = exc.request.url  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError when no request is set
+        return ""
+    port = f":{url.port}" if url.port else ""
+    return f" at {url.scheme}://{url.host}{port}{url.path}"
 
 
 @dataclass(frozen=True)
@@ -220,7 +280,11 @@ class RetryPolicy:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
             reason = describe(exc) if exc is not None else "unknown"
-            logger.warning(
+            tally = _tally.get()
+            if tally is not None:
+                tally.add(exc)
+            # INFO: a retry is routine and usually succeeds; the final error is what matters.
+            logger.info(
                 "AutoTalk %s %s failed (attempt %d of %d: %s); retrying in %.2fs",
                 method,
                 path,
@@ -307,7 +371,9 @@ __all__ = [
     "AMBIGUOUS_STATUSES",
     "Failure",
     "RetryPolicy",
+    "RetryTally",
     "classify",
+    "count_retries",
     "describe",
     "final_error",
     "is_retryable",

@@ -56,9 +56,15 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
             ready["deployment_id"] = await runner.aadd_flow(
                 flow,
                 name=DEPLOYMENT_NAME,
+                description="The demo's reply handler: runs handle_reply for each inbound "
+                "customer message (autotalk.message.received) the webhook receiver emits.",
+                tags=["autotalk", "replies", "demo"],
                 parameters={"credentials": block},
                 triggers=[
                     DeploymentEventTrigger(
+                        name="autotalk-demo: reply received -> handle_reply",
+                        description="Runs the replies deployment with the event's payload for "
+                        "every autotalk.message.received event about a contact.",
                         expect={EVENT_NAME},
                         match={"prefect.resource.id": "autotalk.contact.*"},
                         parameters={"event": "{{ event.payload }}"},
@@ -82,9 +88,25 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
     try:
         yield ready["deployment_id"]
     finally:
+        _wait_until_idle(runner, timeout=60)
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=15)
         thread.join(timeout=15)
+
+
+def _wait_until_idle(runner: Any, timeout: float) -> None:
+    """Wait for the runner's flow-run processes to exit before stopping it.
+
+    A run's Completed state is stored before its process ends; stopping the runner then cancels
+    the still-tracked run ("Runner is shutting down"), turning a finished run Cancelled.
+    """
+    manager = getattr(runner, "_process_manager", None)
+    count = getattr(manager, "flow_run_count", None)
+    if count is None:  # another Prefect version: nothing to wait on
+        return
+    deadline = time.monotonic() + timeout
+    while count() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _runs_of(deployment_id: UUID) -> list[Any]:

@@ -176,7 +176,12 @@ def build_event(
         if clean is None or any(r["prefect.resource.id"] == resource_id for r in related):
             return
         related.append(
-            {"prefect.resource.id": resource_id, "prefect.resource.role": role, **labels}
+            {
+                "prefect.resource.id": resource_id,
+                "prefect.resource.role": role,
+                "prefect.resource.name": f"{role} {clean}",  # the UI shows it, not the bare id
+                **labels,
+            }
         )
 
     message = body.get("message")

@@ -45,7 +45,7 @@ STEP_SEND = "send"  # ref: the message id
 STEP_CONVERSATION = "send.conversation"  # ref: the conversation the message landed in
 STEP_LOG = "log"  # ref: the id of the note processed into that conversation
 
-SendState = Literal["sent", "already_sent", "unknown"]
+SendState = Literal["sent", "already_sent", "unknown", "refused"]
 LogState = Literal["logged", "already_logged", "unknown", "skipped"]
 
 
@@ -89,6 +89,31 @@ class OnboardingResult(BaseModel):
         "earlier attempt may have logged it; not repeated) or 'skipped' (nothing was sent)."
     )
     ledger: str = Field(description="Where the send markers are stored.")
+    name: str | None = Field(default=None, description="The record's `name`, when it has one.")
+    refused: bool = Field(
+        default=False,
+        description="True if AutoTalk's validation refused the record: nothing was created or "
+        "sent (``problems`` says why).",
+    )
+    problems: list[str] = Field(
+        default_factory=list, description="Each validation problem, as 'field: message'."
+    )
+
+    @property
+    def headline(self) -> str:
+        """One line for the artifact's description and the run's log."""
+        who = f"{self.name} ({self.item_id})" if self.name else self.item_id
+        if self.refused:
+            fields = ", ".join(dict.fromkeys(p.split(":")[0] for p in self.problems))
+            return f"{self.dynadata_type} record refused by validation (bad fields: {fields})"
+        item = "created" if self.created else "already existed"
+        send = {
+            "sent": "welcomed",
+            "already_sent": "already welcomed",
+            "unknown": "welcome outcome unknown",
+            "refused": "not welcomed",
+        }[self.send_state]
+        return f"{self.dynadata_type} {who}: {item}, {send}"
 
 
 def _canonical(value: Any) -> str:
@@ -164,9 +189,20 @@ def differing_fields(record: Mapping[str, Any], existing: Mapping[str, Any]) -> 
 
 
 def summary_markdown(result: OnboardingResult, notes: Sequence[str] = ()) -> str:
-    """The run's artifact: ids and outcomes only (record contents and message text are customer
-    data and stay out of Prefect)."""
+    """The run's artifact: ids, the record's name and outcomes (the other record fields and the
+    message text are customer data and stay out of Prefect)."""
+    if result.refused:
+        lines = [
+            f"# Onboarding refused: {result.headline}",
+            "",
+            "AutoTalk's validate endpoint refused the record, so nothing was created and no "
+            "message was sent. Fix these fields and run again:",
+            "",
+        ]
+        lines += [f"- {problem}" for problem in result.problems]
+        return "\n".join(lines) + "\n"
     send = {
+        "refused": "not sent (record refused)",
         "sent": "sent by this run",
         "already_sent": "already sent by an earlier run (not sent again)",
         "unknown": "**outcome unknown** from an earlier run (not sent again)",
@@ -179,6 +215,7 @@ def summary_markdown(result: OnboardingResult, notes: Sequence[str] = ()) -> str
     }[result.log_state]
     rows = [
         ("Dynadata type", f"`{result.dynadata_type}`"),
+        ("Name", result.name or "-"),
         ("Item", f"`{result.item_id}` ({'created' if result.created else 'already existed'})"),
         ("Contact", f"`{result.contact_id}`"),
         ("Message", f"`{result.message_id}` - {send}" if result.message_id else send),
@@ -187,8 +224,8 @@ def summary_markdown(result: OnboardingResult, notes: Sequence[str] = ()) -> str
         ("Idempotency key", f"`{result.idempotency_key}`"),
         ("Ledger", result.ledger),
     ]
-    lines = ["# Onboarding", "", "| | |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in rows]
+    lines = [f"# Onboarding: {result.headline}", ""]
+    lines += [f"- **{name}**: {value}" for name, value in rows]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"

@@ -13,19 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from autotalk_prefect.api.errors import AutoTalkError, ConflictError, NotFoundError
 from autotalk_prefect.api.models import DynadataItem, Message
-from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 from autotalk_prefect.flows.onboarding.engine import (
     STEP_CONVERSATION,
     STEP_LOG,
     STEP_SEND,
     LogState,
     OnboardingResult,
-    RecordInvalidError,
     SendState,
     check_inputs,
     default_idempotency_key,
@@ -34,12 +34,17 @@ from autotalk_prefect.flows.onboarding.engine import (
     resolve_contact_id,
     summary_markdown,
 )
+from autotalk_prefect.flows.runinfo import (
+    emit_completed,
+    label_run,
+    resource,
+    run_parameters,
+    slug,
+)
 from autotalk_prefect.flows.templating import compile_template
 from autotalk_prefect.ledger.steps import StepLedger, done, is_ambiguous, ledger_name, unresolved
 from autotalk_prefect.tasks import (
     create_conversation,
-    create_dynadata_item,
-    get_dynadata_item,
     list_conversations,
     list_messages,
     process_messages,
@@ -48,36 +53,53 @@ from autotalk_prefect.tasks import (
 )
 
 
+@task(
+    name="autotalk-create-or-reuse-item",
+    task_run_name="create_dynadata_item-{dynadata_type}",
+    retries=0,  # HTTP retries live in the client, which knows a create is not idempotent
+    cache_policy=NO_CACHE,
+)
 def _create_or_reuse(
     dynadata_type: str,
     data: dict[str, Any],
     credentials: AutoTalkCredentials | None,
-    notes: list[str],
-) -> tuple[DynadataItem, bool]:
-    """Create the item under its derived ``_id``; a 409 means an earlier run made it."""
+) -> tuple[DynadataItem, bool, list[str]]:
+    """Create the item under its derived ``_id``; a 409 means an earlier run made it.
+
+    One task for both outcomes: an item that exists already is an expected result of a re-run
+    (logged at INFO), not a failed task.
+    """
+    logger = get_run_logger()
     item_id = data["_id"]
-    try:
-        return create_dynadata_item(dynadata_type, data, credentials=credentials), True
-    except ConflictError:
-        item = get_dynadata_item(dynadata_type, item_id, credentials=credentials)
-        changed = differing_fields(data, item.data)
-        if changed:
-            notes.append(
-                f"The existing item differs from the record in {', '.join(changed)} (changed "
-                "since it was created, or the idempotency key was reused for another record); "
-                "it was left as it is."
-            )
-        return item, False
-    except AutoTalkError as exc:
-        if not is_ambiguous(exc):
-            raise
-        # The create may have been applied: the deterministic id tells us for sure.
+    notes: list[str] = []
+    with resolve_credentials(credentials).get_client() as client:
         try:
-            item = get_dynadata_item(dynadata_type, item_id, credentials=credentials)
-        except NotFoundError:
-            raise exc from None
-        notes.append("The create call lost its answer, but the item exists: it was created.")
-        return item, True
+            item = client.create_dynadata_item(dynadata_type, data)
+            logger.info("Created %r item %s", dynadata_type, item.id)
+            return item, True, notes
+        except ConflictError:
+            item = client.get_dynadata_item(dynadata_type, item_id)
+            logger.info(
+                "%r item %s exists already (an earlier run): reusing it", dynadata_type, item_id
+            )
+            changed = differing_fields(data, item.data)
+            if changed:
+                notes.append(
+                    f"The existing item differs from the record in {', '.join(changed)} (changed "
+                    "since it was created, or the idempotency key was reused for another "
+                    "record); it was left as it is."
+                )
+            return item, False, notes
+        except AutoTalkError as exc:
+            if not is_ambiguous(exc):
+                raise
+            # The create may have been applied: the deterministic id tells us for sure.
+            try:
+                item = client.get_dynadata_item(dynadata_type, item_id)
+            except NotFoundError:
+                raise exc from None
+            notes.append("The create call lost its answer, but the item exists: it was created.")
+            return item, True, notes
 
 
 def _find_in_autotalk(
@@ -213,7 +235,21 @@ def _log_once(
     return "logged"
 
 
-@flow(name="autotalk-onboard-contact", log_prints=False)
+def _run_name() -> str:
+    """``onboard-clients-ana-demo``: the type and the record's name (or its ``_id``)."""
+    params = run_parameters()
+    record = params.get("record")
+    record = record if isinstance(record, dict) else {}
+    who = record.get("name") or record.get("_id") or params.get("idempotency_key") or "record"
+    return f"onboard-{slug(params.get('dynadata_type', '?'))}-{slug(who).lower()}"
+
+
+@flow(
+    name="autotalk-onboard-contact",
+    flow_run_name=_run_name,
+    description="Validate a record, create its Dynadata item, welcome its contact, log it; once.",
+    log_prints=False,
+)
 def onboard_contact(
     dynadata_type: str,
     record: dict[str, Any],
@@ -246,6 +282,7 @@ def onboard_contact(
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
     """
     logger = get_run_logger()
+    label_run(tags=["onboarding", slug(dynadata_type)])
     check_inputs(dynadata_type, record, idempotency_key)
     for name, value in (("contact_id", contact_id), ("channel_id", channel_id)):
         if value is not None and not value.strip():
@@ -258,15 +295,34 @@ def onboard_contact(
     item_id = record.get("_id") or derived_id
     data = {k: v for k, v in record.items() if k != "_id"}
 
+    record_name = data.get("name") if isinstance(data.get("name"), str) else None
     validation = validate_dynadata_item(dynadata_type, data, credentials=credentials)
     if not validation.valid:
-        raise RecordInvalidError(dynadata_type, validation.errors)
+        # A refusal is the designed outcome for a bad record: a result, not a failed run.
+        refused = OnboardingResult(
+            idempotency_key=key,
+            dynadata_type=dynadata_type,
+            item_id=item_id,
+            contact_id=contact_id or "",
+            message_id=None,
+            conversation_id=None,
+            created=False,
+            sent=False,
+            send_state="refused",
+            logged=False,
+            log_state="skipped",
+            ledger="",
+            name=record_name,
+            refused=True,
+            problems=[f"{issue.path}: {issue.message}" for issue in validation.errors],
+        )
+        logger.info("%s. Nothing was created and no message was sent.", refused.headline)
+        _publish(refused, derived_id, [])
+        return refused
     contact = resolve_contact_id(dynadata_type, data, item_id, contact_id, contact_field)
     text = template.render({**data, "_id": item_id})
 
-    notes: list[str] = []
-    item, created = _create_or_reuse(dynadata_type, {"_id": item_id, **data}, credentials, notes)
-    logger.info("%s %r item %s", "Created" if created else "Reusing", dynadata_type, item.id)
+    item, created, notes = _create_or_reuse(dynadata_type, {"_id": item_id, **data}, credentials)
 
     with StepLedger(ledger_name("onboarding", derived_id), ledger_storage) as steps:
         if not created and steps.status(STEP_SEND) is None:
@@ -290,12 +346,9 @@ def onboard_contact(
             logged=log_state == "logged",
             log_state=log_state,
             ledger=steps.describe(),
+            name=record_name,
         )
-    create_markdown_artifact(
-        markdown=summary_markdown(result, notes),
-        key=f"onboarding-{derived_id}",
-        description=f"Onboarding of {dynadata_type} item {item.id}",
-    )
+    _publish(result, derived_id, notes)
     logger.info(
         "Onboarding of %s item %s: created=%s, send=%s, note=%s",
         dynadata_type,
@@ -305,3 +358,35 @@ def onboard_contact(
         result.log_state,
     )
     return result
+
+
+def _publish(result: OnboardingResult, derived_id: str, notes: list[str]) -> None:
+    """The run's artifact (keyed, described with its headline) and its completion event."""
+    create_markdown_artifact(
+        markdown=summary_markdown(result, notes),
+        key=f"onboarding-{derived_id}",
+        description=result.headline,
+    )
+    emit_completed(
+        "autotalk.onboarding.completed",
+        "onboarding",
+        derived_id,
+        name=result.name or result.item_id,
+        payload={
+            "dynadata_type": result.dynadata_type,
+            "item_id": result.item_id,
+            "contact_id": result.contact_id,
+            "created": int(result.created),
+            "sent": int(result.sent),
+            "refused": int(result.refused),
+            "send_state": result.send_state,
+            "log_state": result.log_state,
+        },
+        related=[_contact_resource(result)] if result.contact_id else [],
+    )
+
+
+def _contact_resource(result: OnboardingResult) -> dict[str, str]:
+    """The contact the welcome went to (its name is the record's for ``clients``)."""
+    name = result.name if result.dynadata_type == "clients" else None
+    return resource("contact", result.contact_id, name)

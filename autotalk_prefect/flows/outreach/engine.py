@@ -147,6 +147,9 @@ class ChunkResult(BaseModel):
     sent: int = 0
     failed: list[ContactProblem] = Field(default_factory=list)
     unknown: list[ContactProblem] = Field(default_factory=list)
+    retries: dict[str, int] = Field(
+        default_factory=dict, description="Requests retried (and absorbed), by status or error."
+    )
 
 
 class OutreachSummary(BaseModel):
@@ -166,6 +169,10 @@ class OutreachSummary(BaseModel):
     duration_seconds: float = 0.0
     ledger: str = ""
     quiet_hours_skipped: bool = False
+    retries: dict[str, int] = Field(
+        default_factory=dict,
+        description="429s, 503s and transport errors the client retried, by status or error.",
+    )
 
 
 # ---- the plan: who still needs the message ---------------------------------------------------
@@ -410,61 +417,6 @@ def summarise(
         duration_seconds=round(time.monotonic() - started, 3),
         ledger=ledger,
     )
-
-
-def summary_table(summary: OutreachSummary) -> list[dict[str, str]]:
-    """Rows for the table artifact: the counts, then each failure / unknown (capped)."""
-    rows = [
-        {"contact": "(all)", "outcome": outcome, "count": str(count), "reason": ""}
-        for outcome, count in (
-            ("sent", summary.sent),
-            ("skipped (already sent)", summary.skipped_already_sent),
-            ("failed", summary.failed),
-            ("unknown", summary.unknown),
-        )
-    ]
-    for outcome, problems in (("failed", summary.failures), ("unknown", summary.unknowns)):
-        rows += [
-            {"contact": p.contact_id, "outcome": outcome, "count": "1", "reason": p.reason[:200]}
-            for p in problems
-        ]
-    return rows
-
-
-def summary_markdown(summary: OutreachSummary) -> str:
-    listed = len(summary.failures) + len(summary.unknowns)
-    more = summary.failed + summary.unknown - listed
-    lines = [
-        f"# Outreach `{summary.campaign_id}`",
-        "",
-        "| audience | sent now | already sent | failed | unknown | seconds |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {summary.total} | {summary.sent} | {summary.skipped_already_sent} | "
-        f"{summary.failed} | {summary.unknown} | {summary.duration_seconds:.1f} |",
-        "",
-        f"Ledger: `{summary.ledger}`.",
-    ]
-    if summary.quiet_hours_skipped:
-        lines.append("\nNothing was sent: the run started inside the quiet hours.")
-    if summary.failed:
-        lines.append(
-            "\n**Failed** contacts were definitely not messaged; re-running the campaign retries "
-            "them."
-        )
-    if summary.unknown:
-        lines.append(
-            "\n**Unknown**: the send may have reached the customer (no answer came back). They "
-            "are not re-sent unless the campaign is re-run with `resend_unknown=True`."
-        )
-    if more > 0:
-        lines.append(f"\n{more} more contacts are not listed in the table (capped).")
-    return "\n".join(lines)
-
-
-def artifact_key(campaign_id: str) -> str:
-    """A Prefect artifact key (lowercase letters, digits, dashes) for the campaign."""
-    cleaned = "".join(c if c.isalnum() else "-" for c in campaign_id.lower()).strip("-")
-    return f"outreach-{cleaned}"[:100]
 
 
 Choice = Literal["wait", "skip"]

@@ -26,6 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from prefect.utilities.asyncutils import run_coro_as_sync
 
+from autotalk_prefect.api.retries import count_retries
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 from autotalk_prefect.flows.outreach.engine import (
     Audience,
@@ -34,16 +35,22 @@ from autotalk_prefect.flows.outreach.engine import (
     Plan,
     QuietHours,
     WorkItem,
-    artifact_key,
     check_audience_type,
     check_numbers,
     chunked,
     iter_audience,
     send_chunk_async,
     summarise,
+)
+from autotalk_prefect.flows.outreach.report import (
+    artifact_key,
+    has_rows,
+    headline,
+    retries_text,
     summary_markdown,
     summary_table,
 )
+from autotalk_prefect.flows.runinfo import emit_completed, label_run, slug
 from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
 from autotalk_prefect.flows.templating import compile_template
 from autotalk_prefect.ledger.store import Ledger
@@ -53,9 +60,20 @@ from autotalk_prefect.ratelimit import check_global_rate_limit
 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
 
 
+def _chunk_run_name() -> str:
+    """``send-chunk-3-1000-contacts``: the chunk's number and size, read from its parameters."""
+    from prefect.runtime import task_run
+
+    params = task_run.parameters or {}
+    items: Any = params.get("items")
+    items = items.unquote() if hasattr(items, "unquote") else items
+    size = f"-{len(items)}-contacts" if isinstance(items, list) else ""
+    return f"send-chunk-{params.get('chunk_number', '?')}{size}"
+
+
 @task(
     name="autotalk-send-chunk",
-    task_run_name="send-chunk-{chunk_number}",
+    task_run_name=_chunk_run_name,
     retries=0,
     cache_policy=NO_CACHE,
 )
@@ -73,19 +91,28 @@ async def send_chunk(
     fetch_type: str | None,
 ) -> ChunkResult:
     """Send one chunk of the campaign (the ledger makes a retry of this task safe)."""
-    result = await send_chunk_async(
-        items,
-        campaign_id=campaign_id,
-        template_source=template_source,
-        ledger_storage=ledger_storage,
-        credentials=credentials,
-        channel_id=channel_id,
-        concurrency=concurrency,
-        requests_per_second=requests_per_second,
-        global_rate_limit_name=global_rate_limit_name,
-        fetch_type=fetch_type,
-    )
-    get_run_logger().info(
+    with count_retries() as tally:  # each retry logs at INFO; the chunk sums them in one line
+        result = await send_chunk_async(
+            items,
+            campaign_id=campaign_id,
+            template_source=template_source,
+            ledger_storage=ledger_storage,
+            credentials=credentials,
+            channel_id=channel_id,
+            concurrency=concurrency,
+            requests_per_second=requests_per_second,
+            global_rate_limit_name=global_rate_limit_name,
+            fetch_type=fetch_type,
+        )
+    result.retries = dict(tally.by_reason)
+    logger = get_run_logger()
+    if tally.total:
+        logger.warning(
+            "chunk %s: %s (the answers were 'not now'; every retry was absorbed)",
+            chunk_number,
+            tally.describe(),
+        )
+    logger.info(
         "chunk %s: %s sent, %s failed, %s unknown",
         chunk_number,
         result.sent,
@@ -111,6 +138,8 @@ def _wait_for_quiet_hours(quiet_hours: QuietHours, on_quiet_hours: str) -> bool:
 
 @flow(
     name="autotalk-outreach-campaign",
+    flow_run_name="outreach-{campaign_id}",
+    description="Send a templated message once to every contact of an audience (ledger-guarded).",
     task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
 )
 def outreach_campaign(
@@ -164,6 +193,7 @@ def outreach_campaign(
     """
     started = time.monotonic()
     logger = get_run_logger()
+    label_run(tags=["outreach", slug(campaign_id)])
     audience = audience or Audience()
     check_numbers(
         chunk_size=chunk_size,
@@ -187,7 +217,7 @@ def outreach_campaign(
     if quiet_hours is not None and not _wait_for_quiet_hours(quiet_hours, on_quiet_hours):
         summary = summarise(campaign_id, plan, [], started=started, ledger=ledger.describe())
         summary.quiet_hours_skipped = True
-        create_markdown_artifact(summary_markdown(summary), key=f"{key}-summary")
+        _publish(summary, key, message_template, channel_id)
         return summary
 
     per_chunk = max(1, max_concurrency // parallel_chunks)
@@ -195,7 +225,9 @@ def outreach_campaign(
     fetch_type = audience.dynadata_type if audience.contact_ids is not None else None
     progress = cast(
         UUID,
-        create_progress_artifact(0.0, key=f"{key}-progress", description="Chunks done"),
+        create_progress_artifact(
+            0.0, key=f"{key}-progress", description=f"Chunks done of campaign {campaign_id}"
+        ),
     )
     results: list[ChunkResult] = []
     in_flight: set[PrefectFuture[ChunkResult]] = set()
@@ -246,15 +278,50 @@ def outreach_campaign(
     update_progress_artifact(progress, 100.0)
 
     summary = summarise(campaign_id, plan, results, started=started, ledger=ledger.describe())
-    create_table_artifact(summary_table(summary), key=f"{key}-outcomes")
-    create_markdown_artifact(summary_markdown(summary), key=f"{key}-summary")
+    for result in results:
+        for reason, n in result.retries.items():
+            summary.retries[reason] = summary.retries.get(reason, 0) + n
+    _publish(summary, key, message_template, channel_id)
     logger.info(
-        "campaign %s: %s sent, %s already sent, %s failed, %s unknown of %s contacts",
+        "campaign %s: %s sent, %s already sent, %s failed, %s unknown of %s contacts; %s",
         campaign_id,
         summary.sent,
         summary.skipped_already_sent,
         summary.failed,
         summary.unknown,
         summary.total,
+        retries_text(summary.retries),
     )
     return summary
+
+
+def _publish(summary: OutreachSummary, key: str, template: str, channel_id: str | None) -> None:
+    """The run's artifacts (each keyed and described with its headline) and its event."""
+    line = headline(summary)
+    if has_rows(summary):
+        create_table_artifact(
+            summary_table(summary),
+            key=f"{key}-outcomes",
+            description=f"Contacts not messaged: {summary.failed} failed, {summary.unknown} unknown",
+        )
+    create_markdown_artifact(
+        summary_markdown(summary, template=template, channel_id=channel_id),
+        key=f"{key}-summary",
+        description=f"{line}; {retries_text(summary.retries)}",
+    )
+    emit_completed(
+        "autotalk.campaign.completed",
+        "campaign",
+        summary.campaign_id,
+        payload={
+            "campaign_id": summary.campaign_id,
+            "total": summary.total,
+            "sent": summary.sent,
+            "already_sent": summary.skipped_already_sent,
+            "failed": summary.failed,
+            "unknown": summary.unknown,
+            "retries": summary.retries,
+            "quiet_hours_skipped": summary.quiet_hours_skipped,
+            "duration_seconds": summary.duration_seconds,
+        },
+    )

@@ -49,35 +49,47 @@ class _Part(BaseModel):
 
 
 class EventClient(_Part):
-    id: str = Field(alias="_id", min_length=1, description="The contact's _id.")
-    name: str | None = None
-    phone: str | None = None
+    """The contact who wrote."""
+
+    id: str = Field(alias="_id", min_length=1, title="Contact id", description="The contact's _id.")
+    name: str | None = Field(default=None, title="Name", description="The contact's name.")
+    phone: str | None = Field(default=None, title="Phone")
 
 
 class EventMessage(_Part):
-    id: str | None = Field(default=None, alias="_id")
-    conversationId: str | None = None
-    text: str = ""
+    """The inbound message."""
+
+    id: str | None = Field(default=None, alias="_id", title="Message id")
+    conversationId: str | None = Field(default=None, title="Conversation id")
+    text: str = Field(default="", title="Text", description="What the customer wrote.")
 
 
 class EventConversation(_Part):
-    id: str | None = Field(default=None, alias="_id")
+    """The conversation the message arrived in."""
+
+    id: str | None = Field(default=None, alias="_id", title="Conversation id")
 
 
 class EventTrigger(_Part):
-    channel: str | None = None
+    """What fired the webhook."""
+
+    channel: str | None = Field(default=None, title="Channel id")
 
 
 class InboundReplyEvent(_Part):
     """The ``message.received`` webhook body (docs/contract.md), as the Prefect event's payload."""
 
-    id: str | None = Field(default=None, description="The event id (redeliveries repeat it).")
-    event: str = "message.received"
-    occurredAt: str | None = None
-    client: EventClient
-    message: EventMessage
-    conversation: EventConversation | None = None
-    trigger: EventTrigger | None = None
+    id: str | None = Field(
+        default=None, title="Event id", description="The event id (redeliveries repeat it)."
+    )
+    event: str = Field(default="message.received", title="Event")
+    occurredAt: str | None = Field(
+        default=None, title="Occurred at", description="When it happened (ISO 8601)."
+    )
+    client: EventClient = Field(title="Contact")
+    message: EventMessage = Field(title="Message")
+    conversation: EventConversation | None = Field(default=None, title="Conversation")
+    trigger: EventTrigger | None = Field(default=None, title="Trigger")
 
     @property
     def event_key(self) -> str:
@@ -271,6 +283,7 @@ class ReplyOutcome(BaseModel):
 
     event_id: str
     contact_id: str
+    contact_name: str | None = Field(default=None, description="The contact's name, if known.")
     dynadata_type: str
     rule: str | None = Field(description="The matched rule's name (None: no rule matched).")
     matched_keywords: list[str] = Field(default_factory=list)
@@ -291,13 +304,28 @@ def describe_action(action: UpdateField | RunFunction | SendAnswer) -> str:
     return "answer"
 
 
+def reply_headline(outcome: ReplyOutcome) -> str:
+    """``"Reply from Ana Demo: rule stop, 2 actions done"``."""
+    who = outcome.contact_name or outcome.contact_id
+    if outcome.duplicate:
+        return f"Reply from {who} already handled (redelivery): nothing done again"
+    done_count = sum(a.status in ("done", "already_done") for a in outcome.actions)
+    rule = f"rule {outcome.rule}" if outcome.rule else "no rule matched"
+    return f"Reply from {who}: {rule}, {done_count} of {len(outcome.actions)} actions done"
+
+
 def summary_markdown(outcome: ReplyOutcome) -> str:
     """The run's artifact: the decision and ids (never the customer's text or record)."""
+    who = (
+        f"{outcome.contact_name} (`{outcome.contact_id}`)"
+        if outcome.contact_name
+        else f"`{outcome.contact_id}`"
+    )
     lines = [
-        "# Reply handled" if not outcome.duplicate else "# Reply already handled (redelivery)",
+        f"# {reply_headline(outcome)}",
         "",
         f"- Event: `{outcome.event_id}`",
-        f"- Contact: `{outcome.contact_id}` ({outcome.dynadata_type})",
+        f"- Contact: {who} ({outcome.dynadata_type})",
         f"- Rule: {f'**{outcome.rule}**' if outcome.rule else 'none matched'}"
         + (
             f" (keywords: {', '.join(outcome.matched_keywords)})"

@@ -34,7 +34,16 @@ from autotalk_prefect.flows.replies.engine import (
     describe_action,
     match_rule,
     parse_event,
+    reply_headline,
     summary_markdown,
+)
+from autotalk_prefect.flows.runinfo import (
+    artifact_key,
+    emit_completed,
+    label_run,
+    resource,
+    run_parameters,
+    slug,
 )
 from autotalk_prefect.flows.templating import compile_template
 from autotalk_prefect.ledger.steps import StepLedger, done, ledger_name, unresolved
@@ -109,7 +118,21 @@ def _act_once(
     return ActionOutcome(kind=action.kind, target=target, status="done", message_id=message_id)
 
 
-@flow(name="autotalk-handle-reply", log_prints=False)
+def _run_name() -> str:
+    """``reply-ana-demo`` at the start (the rule is known later: the run is renamed then)."""
+    try:
+        evt = parse_event(run_parameters().get("event"))  # type: ignore[arg-type]
+    except Exception:
+        return "reply"
+    return f"reply-{slug(evt.client.name or evt.client.id).lower()}"
+
+
+@flow(
+    name="autotalk-handle-reply",
+    flow_run_name=_run_name,
+    description="Act on one inbound customer message by the first matching rule, once per event.",
+    log_prints=False,
+)
 def handle_reply(
     event: InboundReplyEvent | dict[str, Any] | str,
     rules: list[ReplyRule] | None = None,
@@ -136,12 +159,15 @@ def handle_reply(
     evt = parse_event(event)
     table = DEFAULT_RULES if rules is None else rules
     event_key, contact_id = evt.event_key, evt.client.id
+    who = evt.client.name or contact_id
+    label_run(tags=["replies", slug(dynadata_type)])
 
     with StepLedger(ledger_name("replies", dynadata_type, contact_id), ledger_storage) as steps:
         known = steps.statuses()
         outcome = ReplyOutcome(
             event_id=event_key,
             contact_id=contact_id,
+            contact_name=evt.client.name,
             dynadata_type=dynadata_type,
             rule=None,
             duplicate=done(known.get(event_key)),
@@ -164,6 +190,12 @@ def handle_reply(
                 ) from None
             rule, found = match_rule(table, evt.message.text)
             outcome.rule, outcome.matched_keywords = (rule.name if rule else None), found
+            if outcome.contact_name is None and isinstance(contact.data.get("name"), str):
+                outcome.contact_name = who = contact.data["name"]
+            label_run(
+                tags=[f"rule:{slug(outcome.rule or 'none')}"],
+                name=f"reply-{slug(outcome.rule or 'none')}-{slug(who).lower()}",
+            )
             logger.info(
                 "Event %s from contact %s: rule %r%s",
                 event_key,
@@ -206,6 +238,20 @@ def handle_reply(
 
     create_markdown_artifact(
         markdown=summary_markdown(outcome),
-        description=f"Reply {event_key} from contact {contact_id}",
+        key=artifact_key("reply", event_key),
+        description=reply_headline(outcome),
+    )
+    emit_completed(
+        "autotalk.reply.handled",
+        "reply",
+        event_key,
+        payload={
+            "event_id": event_key,
+            "contact_id": contact_id,
+            "rule": outcome.rule,
+            "duplicate": outcome.duplicate,
+            "actions_done": sum(a.status == "done" for a in outcome.actions),
+        },
+        related=[resource("contact", contact_id, outcome.contact_name)],
     )
     return outcome

@@ -24,6 +24,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
 from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.runinfo import label_run, run_parameters, slug
 
 DEFAULT_DUCKDB_PATH = ".autotalk/warehouse.duckdb"
 DUCKDB_MAX_QUERY_BYTES = 256 * 1024
@@ -239,7 +240,20 @@ def run_sync_pipeline(
     return summary
 
 
-@flow(name="autotalk-sync-to-warehouse", log_prints=False)
+def _run_name() -> str:
+    """``sync-clients-orders`` (``sync-all`` without a type list) ``-to-<destination>``."""
+    params = run_parameters()
+    types = params.get("types")
+    what = "-".join(slug(t) for t in types) if isinstance(types, list) and types else "all"
+    return f"sync-{what}-to-{slug(params.get('destination', 'duckdb'))}"[:100]
+
+
+@flow(
+    name="autotalk-sync-to-warehouse",
+    flow_run_name=_run_name,
+    description="Copy AutoTalk's Dynadata, conversations and messages into a warehouse (dlt).",
+    log_prints=False,
+)
 def sync_to_warehouse(
     destination: str = "duckdb",
     destination_credentials: str | dict[str, Any] | None = None,
@@ -270,6 +284,7 @@ def sync_to_warehouse(
         duckdb_memory_limit: DuckDB's memory cap for a DuckDB file destination (it spills to
             disk beyond it), so memory stays flat however large the tables grow.
     """
+    label_run(tags=["sync", slug(destination)])
     _check_name(destination, "destination")
     _check_name(dataset_name, "dataset_name")
     _check_name(pipeline_name, "pipeline_name")

@@ -1,0 +1,150 @@
+"""What a campaign run shows in the Prefect UI: artifact keys, the headline, the table, the summary.
+
+Numbers only and contact ids: message text and record contents are customer data and stay out
+of Prefect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autotalk_prefect.flows.outreach.engine import OutreachSummary
+
+
+def artifact_key(campaign_id: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for the campaign."""
+    cleaned = "".join(c if c.isalnum() else "-" for c in campaign_id.lower()).strip("-")
+    return f"outreach-{cleaned}"[:100]
+
+
+def retries_text(retries: Mapping[str, int]) -> str:
+    """``"28 retried: 19 x 429, 9 x 503"``, or ``"no retries"``."""
+    total = sum(retries.values())
+    if not total:
+        return "no retries"
+    parts = ", ".join(
+        f"{n} x {reason}" for reason, n in sorted(retries.items(), key=lambda kv: -kv[1])
+    )
+    return f"{total} retried: {parts}"
+
+
+def headline(summary: OutreachSummary) -> str:
+    """One line that tells two runs apart: ``"301 sent, 0 failed, 0 unknown of 301"``."""
+    if summary.quiet_hours_skipped:
+        return f"nothing sent: inside the quiet hours ({summary.total} contacts not read)"
+    already = (
+        f", {summary.skipped_already_sent} already sent" if summary.skipped_already_sent else ""
+    )
+    return (
+        f"{summary.sent} sent{already}, {summary.failed} failed, {summary.unknown} unknown "
+        f"of {summary.total}"
+    )
+
+
+def has_rows(summary: OutreachSummary) -> bool:
+    """True when some contact has something to show (a failure or an unknown outcome)."""
+    return bool(summary.failures or summary.unknowns)
+
+
+def summary_table(summary: OutreachSummary) -> list[dict[str, Any]]:
+    """One row per contact that did not get the campaign (failed or unknown), capped."""
+    rows: list[dict[str, Any]] = []
+    for outcome, problems in (("failed", summary.failures), ("unknown", summary.unknowns)):
+        rows += [
+            {"contact": p.contact_id, "outcome": outcome, "reason": p.reason[:200]}
+            for p in problems
+        ]
+    return rows
+
+
+_COLOURS = {"sent": "#2e7d32", "already sent": "#90a4ae", "failed": "#c62828", "unknown": "#ef6c00"}
+
+
+def outcomes_svg(summary: OutreachSummary, width: int = 360) -> str:
+    """A small horizontal bar chart of the outcomes, as SVG text (no plotting library)."""
+    bars = [
+        ("sent", summary.sent),
+        ("already sent", summary.skipped_already_sent),
+        ("failed", summary.failed),
+        ("unknown", summary.unknown),
+    ]
+    top = max([n for _, n in bars] + [1])
+    row, label_w, value_w = 18, 90, 50
+    scale = (width - label_w - value_w) / top
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{row * len(bars) + 4}" '
+        'font-family="sans-serif" font-size="12">'
+    ]
+    for i, (label, n) in enumerate(bars):
+        y = i * row + 2
+        parts.append(f'<text x="0" y="{y + 13}">{label}</text>')
+        parts.append(
+            f'<rect x="{label_w}" y="{y + 2}" width="{n * scale:.1f}" height="{row - 6}" '
+            f'fill="{_COLOURS[label]}"/>'
+        )
+        parts.append(f'<text x="{label_w + n * scale + 4:.1f}" y="{y + 13}">{n}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _data_uri(svg: str) -> str:
+    import base64
+
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def summary_markdown(
+    summary: OutreachSummary, *, template: str | None = None, channel_id: str | None = None
+) -> str:
+    """The run's summary: the counts, what the retries absorbed, where the ledger is."""
+    listed = len(summary.failures) + len(summary.unknowns)
+    more = summary.failed + summary.unknown - listed
+    source = (template or "").strip()
+    first_line = source.splitlines()[0] if source else ""
+    template_text = first_line[:80] + ("..." if first_line[:80] != source else "")
+    lines = [
+        f"# Outreach `{summary.campaign_id}`: {headline(summary)}",
+        "",
+        "| audience | sent now | already sent | failed | unknown | seconds |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {summary.total} | {summary.sent} | {summary.skipped_already_sent} | "
+        f"{summary.failed} | {summary.unknown} | {summary.duration_seconds:.1f} |",
+        "",
+        f"![outcomes by state]({_data_uri(outcomes_svg(summary))})",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Retries absorbed | {retries_text(summary.retries)} (429 and 503 answers are "
+        "retried by the client; each retry is logged at INFO) |",
+        f"| Template | `{template_text}` |" if template_text else "| Template | - |",
+        f"| Channel | `{channel_id}` |" if channel_id else "| Channel | AutoTalk's default |",
+        f"| Ledger | `{summary.ledger}` |",
+        f"| Duration | {summary.duration_seconds:.1f} s |",
+    ]
+    if summary.quiet_hours_skipped:
+        lines.append("\nNothing was sent: the run started inside the quiet hours.")
+    if summary.failed:
+        lines.append(
+            "\n**Failed** contacts were definitely not messaged; re-running the campaign retries "
+            "them."
+        )
+    if summary.unknown:
+        lines.append(
+            "\n**Unknown**: the send may have reached the customer (no answer came back). They "
+            "are not re-sent unless the campaign is re-run with `resend_unknown=True`."
+        )
+    if more > 0:
+        lines.append(f"\n{more} more contacts are not listed in the table (capped).")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "artifact_key",
+    "has_rows",
+    "headline",
+    "outcomes_svg",
+    "retries_text",
+    "summary_markdown",
+    "summary_table",
+]
