@@ -26,7 +26,7 @@ from pydantic import BaseModel, SecretStr
 
 from autotalk_prefect._version import __version__
 from autotalk_prefect.api import endpoints as ep
-from autotalk_prefect.api.errors import AutoTalkError, error_from_response
+from autotalk_prefect.api.errors import AutoTalkError, UnexpectedAnswerError, error_from_response
 from autotalk_prefect.api.lanes import Lanes
 from autotalk_prefect.api.models import (
     Assistant,
@@ -217,7 +217,7 @@ class _ClientBase:
                 return response.json()
             except ValueError:
                 if "json" in content_type:
-                    raise AutoTalkError(
+                    raise UnexpectedAnswerError(
                         f"unexpected answer: {response.status_code} with a body that is not JSON",
                         status_code=response.status_code,
                         body=response.text[:500],

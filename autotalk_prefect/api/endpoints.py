@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from autotalk_prefect.api.contract import ContractOperation, operation_index
-from autotalk_prefect.api.errors import AutoTalkError
+from autotalk_prefect.api.errors import MAX_BODY_CHARS, AutoTalkError, UnexpectedAnswerError
 from autotalk_prefect.api.models import (
     CreateConversationRequest,
     ExecuteFunctionRequest,
@@ -261,12 +261,23 @@ def parse(model: type[M], payload: Any, call: Call) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        raise AutoTalkError(
+        raise UnexpectedAnswerError(
             f"unexpected answer: not a {model.__name__} ({exc.error_count()} problems: "
             f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']})",
+            body=raw_body(payload),
             method=call.method,
             path=call.path,
         ) from None
+
+
+def raw_body(payload: Any) -> str:
+    """A decoded 2xx answer back as text, for the record (an answer only ever reaches the
+    parsers after a success status: error statuses raise before)."""
+    try:
+        text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
+    except (TypeError, ValueError):
+        text = repr(payload)
+    return text[:MAX_BODY_CHARS]
 
 
 def parse_list(model: type[M], payload: Any, call: Call) -> list[M]:
@@ -282,8 +293,9 @@ def parse_list(model: type[M], payload: Any, call: Call) -> list[M]:
 
 def parse_object(payload: Any, call: Call) -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise AutoTalkError(
+        raise UnexpectedAnswerError(
             f"unexpected answer: expected a JSON object, got {type(payload).__name__}",
+            body=raw_body(payload),
             method=call.method,
             path=call.path,
         )
