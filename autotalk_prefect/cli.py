@@ -106,3 +106,87 @@ def delete_command(name: str = NAME_OPTION) -> None:
     """Delete the rate limit (succeeds if it is already gone)."""
     removed = remove_rate_limit(name)
     typer.echo(f"deleted {name!r}" if removed else f"no rate limit named {name!r}: nothing to do")
+
+
+ledger_app = typer.Typer(
+    help="Look inside an exactly-once ledger, and reconcile its unknown outcomes.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
+
+LEDGER_OPTION = typer.Option(
+    None,
+    "--ledger",
+    help="A SQLAlchemy URL (sqlite:///..., postgresql://...) or a directory; default: "
+    "$AUTOTALK_LEDGER_URL, else .autotalk/ledger (the flows' default).",
+)
+
+
+def _open_ledger(campaign: str, ledger: str | None) -> ClaimLedger:
+    try:
+        return ClaimLedger(campaign, ledger)
+    except (ValueError, TypeError, ModuleNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+from autotalk_prefect.ledger.store import ClaimLedger  # noqa: E402
+
+
+@ledger_app.command("show")
+def ledger_show_command(campaign: str, ledger: str | None = LEDGER_OPTION) -> None:
+    """Print how many contacts of CAMPAIGN are in each state."""
+    from autotalk_prefect.ledger.report import counts_text
+
+    typer.echo(counts_text(_open_ledger(campaign, ledger)))
+
+
+@ledger_app.command("export")
+def ledger_export_command(
+    campaign: str,
+    ledger: str | None = LEDGER_OPTION,
+    fmt: str = typer.Option("csv", "--format", help="csv, or json (one object per line)."),
+) -> None:
+    """Write one row per contact of CAMPAIGN to stdout: state, message id, attempts, reason,
+    when."""
+    import sys
+
+    from autotalk_prefect.ledger.report import write_export
+
+    if fmt not in ("csv", "json"):
+        typer.echo(f"error: --format must be csv or json, got {fmt!r}", err=True)
+        raise typer.Exit(code=2)
+    write_export(_open_ledger(campaign, ledger), fmt, sys.stdout)
+
+
+@ledger_app.command("reconcile")
+def ledger_reconcile_command(
+    campaign: str,
+    ledger: str | None = LEDGER_OPTION,
+    grace_minutes: float | None = typer.Option(
+        None,
+        "--grace-minutes",
+        help="Treat an unknown send still not in AutoTalk this many minutes after it began as "
+        "not applied (failed: the next run sends it). Default: leave it unknown.",
+    ),
+    block: str | None = typer.Option(
+        None, "--credentials", help="An AutoTalkCredentials block name (default: AUTOTALK_*)."
+    ),
+) -> None:
+    """Look up every unknown outcome of CAMPAIGN in AutoTalk and record what is found."""
+    from autotalk_prefect.credentials import (
+        AutoTalkCredentials,
+        MissingCredentialsError,
+        resolve_credentials,
+    )
+    from autotalk_prefect.ledger.reconcile import reconcile
+
+    store = _open_ledger(campaign, ledger)
+    try:
+        creds = AutoTalkCredentials.load(block) if block else resolve_credentials(None)
+        with creds.get_client() as client:  # type: ignore[union-attr]
+            report = reconcile(store, client, grace_minutes=grace_minutes)
+    except (MissingCredentialsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"{campaign}: {report.line()}")
