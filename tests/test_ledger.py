@@ -138,7 +138,10 @@ def test_from_answer_and_find_id() -> None:
 
 
 def test_auth_errors_are_failed_classes() -> None:
-    for exc in (AuthenticationError("x", status_code=401), PermissionDeniedError("x", status_code=403)):
+    for exc in (
+        AuthenticationError("x", status_code=401),
+        PermissionDeniedError("x", status_code=403),
+    ):
         assert from_exception(exc).state == "failed"
     assert from_exception(RateLimitError("x", status_code=429)).state == "failed"
     assert from_exception(ConflictError("x", status_code=409), create=True).state == "sent"
@@ -164,9 +167,9 @@ def test_ledger_url_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_a_block_is_refused_with_the_reason_and_what_to_use(tmp_path: Path) -> None:
     from prefect.filesystems import LocalFileSystem
 
-    with pytest.raises(TypeError, match="cannot write conditionally.*SQLAlchemy URL"):
+    with pytest.raises(TypeError, match=r"cannot write conditionally.*SQLAlchemy URL"):
         ClaimLedger("c1", LocalFileSystem(basepath=str(tmp_path)))
-    with pytest.raises(ValueError, match="cannot be a Prefect block.*postgresql"):
+    with pytest.raises(ValueError, match=r"cannot be a Prefect block.*postgresql"):
         ClaimLedger("c1", "local-file-system/my-ledger")
 
 

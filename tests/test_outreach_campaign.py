@@ -24,11 +24,11 @@ from prefect.settings import PREFECT_API_URL
 from pydantic import SecretStr
 
 from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.outreach import flow as outreach_module
 from autotalk_prefect.flows.outreach.engine import Audience, QuietHours
 from autotalk_prefect.flows.outreach.flow import outreach_campaign
 from autotalk_prefect.flows.templating import TemplateInvalidError
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle, run_sandbox
-from autotalk_prefect.flows.outreach import flow as outreach_module
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-outreach-test-5f1c"
@@ -142,9 +142,7 @@ def test_dropped_answers_are_unknown_not_resent_unless_asked(
     assert {p.contact_id for p in second.unknowns} == unknown_ids
     assert _counts(sandbox) == counts
 
-    third = _run(
-        creds, tmp_path, campaign_id="drops", resend_unknown=True, reconcile_unknown=False
-    )
+    third = _run(creds, tmp_path, campaign_id="drops", resend_unknown=True, reconcile_unknown=False)
     assert third.sent == first.unknown
     assert all(_counts(sandbox)[c] == 2 for c in unknown_ids)
 
@@ -153,7 +151,9 @@ def test_dropped_answers_are_reconciled_to_sent_and_never_resent(
     sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
 ) -> None:
     sandbox.set_faults(
-        FaultConfig(drop_after_processing=0.1, methods=("POST",), path_pattern="send_message", seed=9)
+        FaultConfig(
+            drop_after_processing=0.1, methods=("POST",), path_pattern="send_message", seed=9
+        )
     )
     first = _run(creds, tmp_path, campaign_id="drops-rec")  # reconcile_unknown=True by default
     sandbox.clear_faults()

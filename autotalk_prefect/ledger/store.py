@@ -32,11 +32,14 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = [
     "DEFAULT_LEDGER_DIR",
     "LEDGER_URL_ENV",
+    "OURS",
+    "Claim",
     "ClaimLedger",
     "ClaimWriter",
     "ContactStatus",
     "LedgerRow",
     "LedgerState",
+    "Resolution",
     "ledger_url",
     "validate_campaign_id",
 ]
@@ -46,6 +49,7 @@ LEDGER_FILE = "ledger.sqlite3"
 LEDGER_URL_ENV = "AUTOTALK_LEDGER_URL"
 _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MAX_REASON = 500
+OURS = ""  # ClaimWriter.claim: this run already holds the key
 _MAX_BATCH = 500  # rows per INSERT statement (SQLite caps bound parameters per statement)
 
 
@@ -179,12 +183,14 @@ def engine_for(url_text: str) -> Engine:
         if url.get_backend_name() == "sqlite":
             engine = _sqlite_engine(url)
         else:
+            if url.drivername == "postgresql":  # no driver named: the one installed
+                url = url.set(drivername=f"postgresql+{_pg_driver()}")
             try:
                 engine = sa.create_engine(url, pool_size=8, pool_pre_ping=True)
             except ModuleNotFoundError as exc:
                 raise ModuleNotFoundError(
                     f"The PostgreSQL ledger needs a driver ({exc.name} is missing): "
-                    "pip install psycopg2-binary"
+                    "pip install psycopg2-binary (or psycopg)"
                 ) from exc
         for _ in range(3):  # several processes may create the table at once
             try:
@@ -196,6 +202,15 @@ def engine_for(url_text: str) -> Engine:
             metadata.create_all(engine, checkfirst=True)
         _engines[url_text] = engine
         return engine
+
+
+def _pg_driver() -> str:
+    import importlib.util
+
+    for module, name in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return name
+    return "psycopg"  # not installed: create_engine names it in its error
 
 
 def _insert(engine: Engine) -> Any:
@@ -488,7 +503,8 @@ class ClaimWriter:
     """Batches claims and outcomes of concurrent async senders into shared transactions.
 
     ``await claim(key, text)`` returns the attempt id once the claim is committed (the send may
-    leave), or ``None`` when another run holds the key. Outcomes ride along with the next commit;
+    leave), ``None`` when another run holds the key, or ``OURS`` (``""``) when this run already
+    holds it (the key came up twice). Outcomes ride along with the next commit;
     ``await close()`` commits what is left. A failed commit fails every waiting claim (their
     sends must not go out) and every later one.
     """
@@ -531,11 +547,21 @@ class ClaimWriter:
         with self.ledger.engine.begin() as conn:
             if batch.resolutions:
                 self.ledger._resolve(conn, batch.resolutions)
-            if batch.claims:
-                return self.ledger._claim(
-                    conn, [c for c, _ in batch.claims], self.run_id, self.reclaim
+            if not batch.claims:
+                return {}
+            keys = [c for c, _ in batch.claims]
+            won = self.ledger._claim(conn, keys, self.run_id, self.reclaim)
+            lost = [c.key for c in keys if c.key not in won]
+            if lost:  # held by this very run (a contact listed twice)? say so, not "another run"
+                c = TABLE.c
+                query = sa.select(c.key).where(
+                    c.campaign == self.ledger.campaign_id,
+                    c.key.in_(lost),
+                    c.run_id == self.run_id,
                 )
-        return {}
+                held: list[Any] = list(conn.execute(query).scalars())
+                won.update({str(key): OURS for key in held})
+            return won
 
     async def _flush_loop(self) -> None:
         while (self._batch.claims or self._batch.resolutions) and self._error is None:
@@ -553,9 +579,9 @@ class ClaimWriter:
             seen: set[str] = set()
             for claim, waiter in batch.claims:
                 # the same key twice in one batch: only its first claimant may send
-                attempt = won.get(claim.key) if claim.key not in seen else None
+                attempt = won.get(claim.key) if claim.key not in seen else OURS
                 seen.add(claim.key)
-                self.claims_made += attempt is not None
+                self.claims_made += bool(attempt)
                 if not waiter.done():
                     waiter.set_result(attempt)
 

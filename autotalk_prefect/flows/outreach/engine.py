@@ -25,7 +25,7 @@ from autotalk_prefect.flows.common import unknown_type_error
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
 from autotalk_prefect.ledger.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.ledger.reconcile import ReconcileReport
-from autotalk_prefect.ledger.store import ClaimLedger, ClaimWriter, LedgerState
+from autotalk_prefect.ledger.store import OURS, ClaimLedger, ClaimWriter, LedgerState
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ class ChunkResult(BaseModel):
     failed: list[ContactProblem] = Field(default_factory=list)
     unknown: list[ContactProblem] = Field(default_factory=list)
     claimed_elsewhere: list[ContactProblem] = Field(default_factory=list)
+    duplicates: int = Field(default=0, description="Contacts listed twice: sent once.")
 
 
 class Reconciliation(BaseModel):
@@ -373,6 +374,9 @@ class ChunkSender:
         """Failed before any send (template, record): a ``failed`` row, unless another run
         holds the contact."""
         attempt = await self.writer.claim(contact_id)
+        if attempt == OURS:
+            self.result.duplicates += 1
+            return
         if attempt is None:
             self.result.claimed_elsewhere.append(
                 ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON)
@@ -396,6 +400,9 @@ class ChunkSender:
             if self.global_limit is not None:
                 await self.global_limit.acquire()
             attempt = await self.writer.claim(contact_id, text)  # committed before the send
+            if attempt == OURS:  # listed twice: this run has it already
+                self.result.duplicates += 1
+                return
             if attempt is None:
                 self.result.claimed_elsewhere.append(
                     ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON)
@@ -474,10 +481,12 @@ class Totals:
         self.unknown: list[ContactProblem] = []
         self.claimed: list[ContactProblem] = []
         self.claimed_count = 0
+        self.duplicates = 0
         self.chunks = 0
 
     def add(self, result: ChunkResult) -> None:
         self.chunks += 1
+        self.duplicates += result.duplicates
         self.sent += result.sent
         self.failed_count += len(result.failed)
         self.failed += result.failed[: max(0, MAX_LISTED - len(self.failed))]
@@ -511,7 +520,7 @@ def summarise(
         )
     return OutreachSummary(
         campaign_id=campaign_id,
-        total=plan.total,
+        total=plan.total - totals.duplicates,
         sent=totals.sent,
         skipped_already_sent=plan.skipped_sent,
         skipped_claimed=plan.claimed_count + totals.claimed_count,
