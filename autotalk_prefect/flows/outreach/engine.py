@@ -1,10 +1,11 @@
 """The outreach engine: who gets the campaign, and sending it exactly once per contact.
 
-The flow (``flows/outreach.py:outreach_campaign``) is thin; this module holds the parameter
-models, the audience stream, the chunk sender and the summary. Exactly-once comes from the
-ledger (``autotalk_prefect.ledger.store``): ``pending`` is durable before a send leaves, ``sent`` after
-AutoTalk confirms it, so a re-run skips every contact already served and never repeats a send
-whose outcome is unknown unless the caller opts in.
+The flow (``flows/outreach/flow.py:outreach_campaign``) is thin; this module holds the parameter
+models, the audience stream, the per-chunk plan, the chunk job and sender, and the summary.
+Exactly-once comes from the claim ledger (``autotalk_prefect.ledger.store``): a send leaves only
+after its contact's claim is committed, so a re-run or an overlapping run never messages a
+contact twice, and every outcome is classified by THE rule in ``autotalk_prefect.ledger.outcomes``
+(any 2xx is ``sent``).
 """
 
 from __future__ import annotations
