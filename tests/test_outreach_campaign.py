@@ -318,3 +318,45 @@ def test_killed_midway_then_rerun_reaches_everyone_exactly_once(
     if rerun.skipped_claimed:
         assert rerun.reconciliation is not None
         assert rerun.reconciliation.unknown_before >= rerun.skipped_claimed
+
+
+def test_ledger_reconcile_command_resolves_unknowns_found_in_autotalk(
+    sandbox: SandboxHandle,
+    creds: AutoTalkCredentials,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from autotalk_prefect.cli import app
+    from autotalk_prefect.ledger.store import ClaimLedger
+
+    ids = sandbox.contact_ids()[:40]
+    sandbox.set_faults(
+        FaultConfig(
+            drop_after_processing=0.3, methods=("POST",), path_pattern="send_message", seed=4
+        )
+    )
+    first = _run(
+        creds,
+        tmp_path,
+        campaign_id="cli-rec",
+        audience=Audience(contact_ids=ids),
+        reconcile_unknown=False,
+    )
+    sandbox.clear_faults()
+    assert first.unknown > 0
+    monkeypatch.setenv("AUTOTALK_API_KEY", KEY)
+    monkeypatch.setenv("AUTOTALK_BASE_URL", sandbox.base_url)
+    runner = CliRunner()
+    done = runner.invoke(app, ["ledger", "reconcile", "cli-rec", "--ledger", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert f"{first.unknown} unknown -> {first.unknown} found sent" in done.output
+    assert ClaimLedger("cli-rec", str(tmp_path)).counts()["sent"] == 40
+    shown = runner.invoke(app, ["ledger", "show", "cli-rec", "--ledger", str(tmp_path)])
+    assert "sent     40" in shown.output
+    exported = runner.invoke(
+        app, ["ledger", "export", "cli-rec", "--ledger", str(tmp_path), "--format", "csv"]
+    )
+    rows = exported.output.strip().splitlines()
+    assert len(rows) == 41 and all(",sent," in row for row in rows[1:])
