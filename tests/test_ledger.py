@@ -231,7 +231,8 @@ async def test_the_same_key_twice_in_one_batch_is_claimed_once(tmp_path: Path) -
     ledger = _ledger(tmp_path)
     async with ledger.writer("run-1") as writer:
         results = await asyncio.gather(*(writer.claim("same") for _ in range(5)))
-    assert sum(r is not None for r in results) == 1
+    assert sum(bool(r) for r in results) == 1  # one attempt id ...
+    assert results.count("") == 4  # ... the others told this run holds it already (OURS)
 
 
 async def test_a_broken_database_fails_the_waiting_claims(tmp_path: Path) -> None:
