@@ -150,12 +150,12 @@ def delete_command(name: str = NAME_OPTION) -> None:
 
 from autotalk_prefect.doctor import doctor_command  # noqa: E402
 
-app.command("doctor")(doctor_command)
+app.command("doctor")(one_line_errors(doctor_command))
 
 
 contract_app = typer.Typer(
     help="Compare AutoTalk's own OpenAPI document with the contract this library follows.",
-    no_args_is_help=True,
+    **TYPER_OPTIONS,
 )
 app.add_typer(contract_app, name="contract")
 
@@ -181,11 +181,12 @@ def _read_spec(spec: str) -> str:
 
 
 @contract_app.command("diff")
+@one_line_errors
 def contract_diff_command(
     spec: str = typer.Argument(
         ..., help="AutoTalk's OpenAPI document: a file path (YAML or JSON) or an http(s) URL."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    as_json: bool = typer.Option(False, "--json/--no-json", help="Print the comparison as JSON."),
 ) -> None:
     """Report how SPEC differs from our contract; exit 1 if a difference would break a call."""
     import json
@@ -199,3 +200,90 @@ def contract_diff_command(
         raise typer.Exit(code=2) from None
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.to_text())
     raise typer.Exit(code=1 if result.breaking else 0)
+
+
+ledger_app = typer.Typer(
+    help="Look inside an exactly-once ledger, and reconcile its unknown outcomes.",
+    **TYPER_OPTIONS,
+)
+app.add_typer(ledger_app, name="ledger")
+
+LEDGER_OPTION = typer.Option(
+    None,
+    "--ledger",
+    help="A SQLAlchemy URL (sqlite:///..., postgresql://...) or a directory; default: "
+    "$AUTOTALK_LEDGER_URL, else .autotalk/ledger (the flows' default).",
+)
+
+
+def _open_ledger(campaign: str, ledger: str | None) -> ClaimLedger:
+    try:
+        return ClaimLedger(campaign, ledger)
+    except (ValueError, TypeError, ModuleNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+from autotalk_prefect.ledger.store import ClaimLedger  # noqa: E402
+
+
+@ledger_app.command("show")
+@one_line_errors
+def ledger_show_command(campaign: str, ledger: str | None = LEDGER_OPTION) -> None:
+    """Print how many contacts of CAMPAIGN are in each state."""
+    from autotalk_prefect.ledger.report import counts_text
+
+    typer.echo(counts_text(_open_ledger(campaign, ledger)))
+
+
+@ledger_app.command("export")
+@one_line_errors
+def ledger_export_command(
+    campaign: str,
+    ledger: str | None = LEDGER_OPTION,
+    fmt: str = typer.Option("csv", "--format", help="csv, or json (one object per line)."),
+) -> None:
+    """Write one row per contact of CAMPAIGN to stdout: state, message id, attempts, reason,
+    when."""
+    import sys
+
+    from autotalk_prefect.ledger.report import write_export
+
+    if fmt not in ("csv", "json"):
+        typer.echo(f"error: --format must be csv or json, got {fmt!r}", err=True)
+        raise typer.Exit(code=2)
+    write_export(_open_ledger(campaign, ledger), fmt, sys.stdout)
+
+
+@ledger_app.command("reconcile")
+@one_line_errors
+def ledger_reconcile_command(
+    campaign: str,
+    ledger: str | None = LEDGER_OPTION,
+    grace_minutes: float | None = typer.Option(
+        None,
+        "--grace-minutes",
+        help="Treat an unknown send still not in AutoTalk this many minutes after it began as "
+        "not applied (failed: the next run sends it). Default: leave it unknown.",
+    ),
+    block: str | None = typer.Option(
+        None, "--credentials", help="An AutoTalkCredentials block name (default: AUTOTALK_*)."
+    ),
+) -> None:
+    """Look up every unknown outcome of CAMPAIGN in AutoTalk and record what is found."""
+    from autotalk_prefect.credentials import (
+        AutoTalkCredentials,
+        MissingCredentialsError,
+        resolve_credentials,
+    )
+    from autotalk_prefect.ledger.reconcile import reconcile
+
+    store = _open_ledger(campaign, ledger)
+    try:
+        creds = AutoTalkCredentials.load(block) if block else resolve_credentials(None)
+        with creds.get_client() as client:  # type: ignore[union-attr]
+            report = reconcile(store, client, grace_minutes=grace_minutes)
+    except (MissingCredentialsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"{campaign}: {report.line()}")

@@ -338,7 +338,7 @@ def doctor_command(
         None, "--block", help="Read key and URL from this saved AutoTalkCredentials block."
     ),
     as_json: bool = typer.Option(
-        False, "--json", help="Print the report as JSON (for a bug report)."
+        False, "--json/--no-json", help="Print the report as JSON (for a bug report)."
     ),
 ) -> None:
     """Check your key against AutoTalk with read-only calls: auth scheme, paging, answer shapes."""

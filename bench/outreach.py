@@ -6,6 +6,12 @@ The sandbox runs in its own process (so it does not share a GIL with either side
 in a fresh child process so its peak RSS is its own. The flow side includes everything a user
 pays for: Prefect's ephemeral API, task runs per chunk, the ledger (fsync'd) and artifacts.
 Prints messages/second for both, the ratio (flow / raw) and the flow's peak RSS.
+
+    .venv/bin/python bench/outreach.py --plan-rows 1000000 [--ledger URL]
+
+inserts that many claims straight into a claim ledger (a SQLite file by default, or the
+PostgreSQL at ``--ledger``), then times planning one 1,000-contact chunk against it (the one
+``WHERE contact_id IN (...)`` query the flow makes per chunk) and the memory it takes.
 """
 
 from __future__ import annotations
@@ -131,6 +137,68 @@ def _measure(side: str, root: str, concurrency: int) -> dict[str, float]:
     return figures
 
 
+def _plan_bench(rows: int, url: str | None, chunk: int = 1000) -> None:
+    """Time one chunk's planning against a ledger holding ``rows`` claims."""
+    import random
+    import uuid
+
+    import sqlalchemy as sa
+
+    sys.path.insert(0, str(REPO))
+    from autotalk_prefect.flows.outreach.engine import Plan
+    from autotalk_prefect.ledger.store import TABLE, ClaimLedger
+
+    home = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
+    campaign = f"plan-{os.getpid()}"
+    ledger = ClaimLedger(campaign, url or str(home))
+    started = time.perf_counter()
+    now = time.time()
+    with ledger.engine.begin() as conn:
+        for start in range(0, rows, 10_000):
+            conn.execute(
+                sa.insert(TABLE),
+                [
+                    {
+                        "campaign": campaign,
+                        "key": f"contact-{i:08d}",
+                        "state": "sent",
+                        "attempt": uuid.uuid4().hex,
+                        "attempts": 1,
+                        "run_id": "earlier",
+                        "message_id": f"m{i}",
+                        "text": "Hi there",
+                        "claimed_at": now,
+                        "updated_at": now,
+                    }
+                    for i in range(start, min(rows, start + 10_000))
+                ],
+            )
+    inserted = time.perf_counter() - started
+    if ledger.engine.dialect.name == "postgresql":  # as autovacuum would soon after a bulk load
+        with ledger.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE autotalk_ledger")
+    rng = random.Random(1)
+    # half the chunk already in the ledger, half new contacts
+    ids = [f"contact-{rng.randrange(rows):08d}" for _ in range(chunk // 2)]
+    ids += [f"new-{i}" for i in range(chunk - len(ids))]
+    rss_before = _peak_rss_mb()
+    times = []
+    for _ in range(5):
+        plan = Plan(ledger, "bench-run", resend_unknown=False)
+        t0 = time.perf_counter()
+        wanted = plan.chunk([(i, {}) for i in ids])
+        times.append(time.perf_counter() - t0)
+    print(
+        f"ledger of {rows:,} claims ({ledger.engine.dialect.name}): inserted in {inserted:.1f} s; "
+        f"planning one {chunk}-contact chunk: best {min(times) * 1000:.1f} ms, worst "
+        f"{max(times) * 1000:.1f} ms; {len(wanted)} to send, {plan.skipped_sent} already sent; "
+        f"peak RSS {_peak_rss_mb():.0f} MB (+{_peak_rss_mb() - rss_before:.1f} MB while planning)"
+    )
+    if url:
+        with ledger.engine.begin() as conn:
+            conn.execute(sa.delete(TABLE).where(TABLE.c.campaign == campaign))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
@@ -138,7 +206,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Alternating rounds; best kept.")
     parser.add_argument("--child", choices=["raw", "flow"])
     parser.add_argument("--root")
+    parser.add_argument("--plan-rows", type=int, help="Only time planning against N claims.")
+    parser.add_argument("--ledger", help="Ledger URL for --plan-rows (default: a SQLite file).")
     args = parser.parse_args()
+    if args.plan_rows:
+        _plan_bench(args.plan_rows, args.ledger)
+        return
     if args.child:
         _child(args.child, args.root, args.concurrency)
         return

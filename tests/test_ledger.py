@@ -1,217 +1,371 @@
-"""The outreach ledger: states, crash safety, concurrent writers, local and block storage."""
+"""The claim ledger and THE outcome rule: atomic claims in SQLite (threads and processes) and
+PostgreSQL, group commit, where a ledger lives, and how every answer and error is classified."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
+import threading
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from prefect.filesystems import LocalFileSystem
 
+from autotalk_prefect.api.errors import (
+    AuthenticationError,
+    AutoTalkConnectionError,
+    AutoTalkError,
+    ConflictError,
+    InvalidRequestError,
+    NoResponseError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnexpectedAnswerError,
+    error_from_response,
+)
+from autotalk_prefect.ledger.once import OnceLedger
+from autotalk_prefect.ledger.outcomes import find_id, from_answer, from_exception
+from autotalk_prefect.ledger.report import counts_text, write_export
 from autotalk_prefect.ledger.store import (
-    BlockLedgerStore,
-    Ledger,
-    LedgerCorruptError,
+    Claim,
+    ClaimLedger,
     LedgerState,
-    LedgerWriter,
-    LocalLedgerStore,
-    resolve_ledger_store,
+    Resolution,
+    ledger_url,
     validate_campaign_id,
 )
 
+PG_DSN = os.environ.get("AUTOTALK_TEST_POSTGRES_DSN")
+
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "../x", "a/b", "a b", "-x", "x" * 129, None, 3])
-def test_campaign_id_must_be_a_safe_file_name(bad: object) -> None:
+def test_campaign_id_must_be_safe(bad: object) -> None:
     with pytest.raises(ValueError, match="Invalid campaign_id"):
         validate_campaign_id(bad)
 
 
-@pytest.mark.parametrize("good", ["spring-2026", "A.b_c-1", "x" * 128])
-def test_campaign_id_accepts_safe_names(good: str) -> None:
-    assert validate_campaign_id(good) == good
+# ---- the outcome rule ------------------------------------------------------------------------
 
 
-async def _write(ledger: Ledger, script: list[tuple[str, str]]) -> None:
-    async with ledger.writer() as writer:
-        for contact_id, outcome in script:
-            if outcome == "failed-before-send":
-                writer.failed(contact_id, None, "template: 'name' is undefined")
-                continue
-            attempt = await writer.begin(contact_id)
-            if outcome == "sent":
-                writer.sent(contact_id, attempt, f"msg-{contact_id}")
-            elif outcome == "failed":
-                writer.failed(contact_id, attempt, "404: contact not found")
-            elif outcome == "unknown":
-                writer.unknown(contact_id, attempt, "no answer after sending")
-            # "crash": pending only
+def _http_error(status: int, body: str = '{"message": "no"}', **headers: str) -> AutoTalkError:
+    response = httpx.Response(status, text=body, headers=headers)
+    return error_from_response(response, "POST", "/contacts/c1/send_message")
 
 
-async def test_states_resolve_per_contact(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-    await _write(
-        ledger,
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 429])
+def test_refusals_are_failed(status: int) -> None:
+    assert from_exception(_http_error(status)).state == "failed"
+
+
+def test_503_with_retry_after_is_failed_without_it_unknown() -> None:
+    assert from_exception(_http_error(503, **{"retry-after": "2"})).state == "failed"
+    assert from_exception(_http_error(503)).state == "unknown"
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, 405, 418])
+def test_other_statuses_are_unknown(status: int) -> None:
+    assert from_exception(_http_error(status)).state == "unknown"
+
+
+def test_409_is_already_applied_for_a_create_else_unknown() -> None:
+    created = from_exception(_http_error(409), create=True)
+    assert (created.state, created.already) == ("sent", True)
+    assert from_exception(_http_error(409)).state == "unknown"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OutcomeUnknownError("no answer"),
+        NoResponseError("dropped"),
+        AutoTalkError("something we cannot place"),
+        KeyboardInterrupt(),
+        asyncio.CancelledError(),
+        RuntimeError("a bug"),
+    ],
+)
+def test_no_answer_and_anything_unplaceable_is_unknown(exc: BaseException) -> None:
+    assert from_exception(exc).state == "unknown"
+
+
+def test_never_connected_is_failed() -> None:
+    assert from_exception(AutoTalkConnectionError("connect refused")).state == "failed"
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ('{"_id": "m1"}', "m1"),
+        ('{"id": "m2"}', "m2"),
+        ('{"messageId": "m3"}', "m3"),
+        ('{"message": {"_id": "m4", "conversationId": "c"}}', "m4"),
+        ('{"data": {"_id": "m5"}}', "m5"),
+        ('{"data": {"message": {"_id": "m6"}}}', "m6"),
+        ("null", None),
+        ("", None),
+        ("queued", None),
+    ],
+)
+def test_any_2xx_is_sent_with_the_id_when_one_can_be_found(body: str, expected: str | None) -> None:
+    decoded = UnexpectedAnswerError("unexpected answer: not a Message", body=body or None)
+    outcome = from_exception(decoded)
+    assert outcome.state == "sent" and outcome.ref == expected
+    assert outcome.raw == (body or None)
+    # a 2xx status on any AutoTalkError is sent too, whatever the class
+    assert from_exception(AutoTalkError("odd", status_code=202, body=body)).state == "sent"
+
+
+def test_no_status_ever_turns_a_2xx_into_not_applied() -> None:
+    for status in range(200, 300):
+        for cls in (AutoTalkError, InvalidRequestError, ServerError, NotFoundError):
+            assert from_exception(cls("x", status_code=status)).state == "sent", (cls, status)
+
+
+def test_from_answer_and_find_id() -> None:
+    class Model:
+        id = "m9"
+
+    assert from_answer(Model()).ref == "m9"
+    assert from_answer({"data": {"_id": "m10"}}).ref == "m10"
+    assert find_id({"data": {"id": 7}}) == "7"
+    assert find_id({"_id": True}) is None
+
+
+def test_auth_errors_are_failed_classes() -> None:
+    for exc in (
+        AuthenticationError("x", status_code=401),
+        PermissionDeniedError("x", status_code=403),
+    ):
+        assert from_exception(exc).state == "failed"
+    assert from_exception(RateLimitError("x", status_code=429)).state == "failed"
+    assert from_exception(ConflictError("x", status_code=409), create=True).state == "sent"
+
+
+# ---- where a ledger lives --------------------------------------------------------------------
+
+
+def test_ledger_url_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTOTALK_LEDGER_URL", raising=False)
+    assert ledger_url(str(tmp_path)) == f"sqlite:///{tmp_path.resolve()}/ledger.sqlite3"
+    assert ledger_url(tmp_path / "x.sqlite3") == f"sqlite:///{(tmp_path / 'x.sqlite3').resolve()}"
+    assert ledger_url("postgresql://u:p@h/db") == "postgresql://u:p@h/db"
+    assert ledger_url(None).endswith(".autotalk/ledger/ledger.sqlite3")
+    monkeypatch.setenv("AUTOTALK_LEDGER_URL", f"sqlite:///{tmp_path}/env.sqlite3")
+    assert ledger_url(None) == f"sqlite:///{tmp_path}/env.sqlite3"
+    with pytest.raises(ValueError, match="empty"):
+        ledger_url("  ")
+    with pytest.raises(ValueError, match="only sqlite"):
+        ledger_url("mysql://u@h/db")
+
+
+def test_a_block_is_refused_with_the_reason_and_what_to_use(tmp_path: Path) -> None:
+    from prefect.filesystems import LocalFileSystem
+
+    with pytest.raises(TypeError, match=r"cannot write conditionally.*SQLAlchemy URL"):
+        ClaimLedger("c1", LocalFileSystem(basepath=str(tmp_path)))
+    with pytest.raises(ValueError, match=r"cannot be a Prefect block.*postgresql"):
+        ClaimLedger("c1", "local-file-system/my-ledger")
+
+
+# ---- claims ----------------------------------------------------------------------------------
+
+
+def _ledger(tmp_path: Path, campaign: str = "c1") -> ClaimLedger:
+    return ClaimLedger(campaign, str(tmp_path))
+
+
+def test_a_claim_is_won_once_and_only_failed_is_reclaimed(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    won = ledger.claim([Claim("a", "hi a"), Claim("b"), Claim("c"), Claim("d")], "run-1")
+    assert set(won) == {"a", "b", "c", "d"}
+    assert ledger.claim([Claim("a"), Claim("b")], "run-2") == {}  # held: pending
+    ledger.resolve(
         [
-            ("a", "sent"),
-            ("b", "failed"),
-            ("c", "unknown"),
-            ("d", "crash"),
-            ("e", "failed-before-send"),
-        ],
+            Resolution("a", won["a"], LedgerState.SENT, message_id="m-a"),
+            Resolution("b", won["b"], LedgerState.FAILED, reason="404"),
+            Resolution("c", won["c"], LedgerState.UNKNOWN, reason="no answer"),
+        ]
     )
-    snap = ledger.snapshot()
-    assert snap.get("a").state is LedgerState.SENT
-    assert snap.get("a").message_id == "msg-a"
-    assert snap.get("b").state is LedgerState.FAILED
-    assert snap.get("b").reason == "404: contact not found"
-    assert snap.get("c").state is LedgerState.UNKNOWN
-    assert snap.get("d").state is LedgerState.PENDING
-    assert "never confirmed" in snap.get("d").reason
-    assert snap.get("e").state is LedgerState.FAILED
-    assert snap.get("zzz") is None
-    assert snap.counts() == {"pending": 1, "sent": 1, "failed": 2, "unknown": 1}
+    again = ledger.claim([Claim(k) for k in "abcde"], "run-2")
+    assert set(again) == {"b", "e"}  # failed -> re-claimed; new -> claimed; others held
+    forced = ledger.claim([Claim(k) for k in "acd"], "run-3", reclaim=list(LedgerState))
+    assert set(forced) == {"a", "c", "d"}
+    status = ledger.statuses(["b", "zz"])
+    assert status["b"].state is LedgerState.PENDING and status["b"].attempts == 2
+    assert "zz" not in status
 
 
-async def test_later_attempts_combine_with_earlier_ones(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-    await _write(ledger, [("a", "failed"), ("b", "unknown"), ("c", "crash"), ("d", "failed")])
-    # a second run: a retried, b re-sent on opt-in but failed, c confirmed, d crashed
-    await _write(ledger, [("a", "sent"), ("b", "failed"), ("c", "sent"), ("d", "crash")])
-    snap = ledger.snapshot()
-    assert snap.get("a").state is LedgerState.SENT
-    assert snap.get("a").attempts == 2
-    assert snap.get("b").state is LedgerState.UNKNOWN  # may still have been applied once
-    assert snap.get("c").state is LedgerState.SENT
-    assert snap.get("d").state is LedgerState.PENDING
-    # two writers -> two files, nobody overwrote anybody
-    assert len(list((tmp_path / "c1").glob("*.jsonl"))) == 2
+def test_a_stale_attempt_cannot_overwrite_a_newer_claim(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    first = ledger.claim([Claim("a")], "run-1")["a"]
+    ledger.resolve([Resolution("a", first, LedgerState.FAILED)])
+    second = ledger.claim([Claim("a")], "run-2")["a"]
+    ledger.resolve([Resolution("a", first, LedgerState.SENT, message_id="late")])
+    assert ledger.status("a").state is LedgerState.PENDING  # type: ignore[union-attr]
+    ledger.resolve([Resolution("a", second, LedgerState.SENT, message_id="m")])
+    assert ledger.status("a").message_id == "m"  # type: ignore[union-attr]
 
 
-async def test_pending_is_durable_before_begin_returns(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-    writer = ledger.writer()
-    await writer.begin("a")
-    # not closed: the process could die right now, and the record must already be on disk
-    assert ledger.snapshot().get("a").state is LedgerState.PENDING
-    await writer.close()
-
-
-async def test_concurrent_begins_share_writes(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-    async with ledger.writer() as writer:
+async def test_group_commit_batches_claims(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    async with ledger.writer("run-1") as writer:
 
         async def one(i: int) -> None:
-            attempt = await writer.begin(f"c{i}")
-            writer.sent(f"c{i}", attempt, f"m{i}")
+            attempt = await writer.claim(f"c{i}", f"text {i}")
+            assert attempt is not None
+            writer.resolve(f"c{i}", attempt, LedgerState.SENT, message_id=f"m{i}")
 
-        await asyncio.gather(*(one(i) for i in range(200)))
-    assert writer.records_written == 400
-    assert writer.writes < 200  # group commit: fewer writes than records
-    snap = ledger.snapshot()
-    assert snap.counts()["sent"] == 200
-
-
-async def test_concurrent_writers_never_overwrite_each_other(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-
-    async def run(prefix: str) -> None:
-        await _write(ledger, [(f"{prefix}{i}", "sent") for i in range(50)])
-
-    await asyncio.gather(*(run(p) for p in "abcd"))
-    assert ledger.snapshot().counts()["sent"] == 200
+        await asyncio.gather(*(one(i) for i in range(300)))
+    assert writer.claims_made == 300
+    assert writer.commits < 100  # many claims share one transaction
+    assert ledger.counts()["sent"] == 300
 
 
-async def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-    await _write(ledger, [("a", "sent"), ("b", "crash")])
-    (path,) = (tmp_path / "c1").glob("*.jsonl")
-    with path.open("ab") as f:
-        f.write(b'{"contact_id":"c","state":"pen')  # the process died mid-write
-    snap = ledger.snapshot()
-    assert snap.get("a").state is LedgerState.SENT
-    assert snap.get("b").state is LedgerState.PENDING
-    assert snap.get("c") is None
+async def test_the_same_key_twice_in_one_batch_is_claimed_once(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    async with ledger.writer("run-1") as writer:
+        results = await asyncio.gather(*(writer.claim("same") for _ in range(5)))
+    assert sum(bool(r) for r in results) == 1  # one attempt id ...
+    assert results.count("") == 4  # ... the others told this run holds it already (OURS)
 
 
-async def test_corruption_in_the_middle_is_an_error(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-    await _write(ledger, [("a", "sent"), ("b", "sent")])
-    (path,) = (tmp_path / "c1").glob("*.jsonl")
-    lines = path.read_bytes().split(b"\n")
-    lines[1] = b"garbage"
-    path.write_bytes(b"\n".join(lines))
-    with pytest.raises(LedgerCorruptError, match="line 2"):
-        ledger.snapshot()
+async def test_a_broken_database_fails_the_waiting_claims(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    writer = ledger.writer("run-1")
+    writer.ledger = ClaimLedger.__new__(ClaimLedger)  # an engine that cannot connect
+    writer.ledger.campaign_id = "c1"
+    import sqlalchemy as sa
 
-
-def test_records_are_plain_jsonl(tmp_path: Path) -> None:
-    ledger = Ledger("c1", tmp_path)
-    asyncio.run(_write(ledger, [("a", "sent")]))
-    (path,) = (tmp_path / "c1").glob("*.jsonl")
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["state"] for r in records] == ["pending", "sent"]
-    assert records[0]["attempt"] == records[1]["attempt"]
-    assert records[1]["message_id"] == "msg-a"
-    assert records[0]["at"].endswith("Z")
-
-
-def test_empty_campaign_reads_empty(tmp_path: Path) -> None:
-    assert len(Ledger("new", tmp_path).snapshot()) == 0
-
-
-async def test_a_failing_sink_fails_the_waiting_sends(tmp_path: Path) -> None:
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file where the ledger directory should be")
-    writer = LedgerWriter(LocalLedgerStore(blocker, "c1"))
-    with pytest.raises(OSError):
-        await writer.begin("a")
-    with pytest.raises(OSError):
+    writer.ledger.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing-dir/x/y.sqlite3")
+    with pytest.raises(sa.exc.OperationalError):
+        await writer.claim("a")
+    with pytest.raises(sa.exc.OperationalError):
         await writer.close()
 
 
-async def test_local_file_system_block_ledger(tmp_path: Path) -> None:
-    block = LocalFileSystem(basepath=str(tmp_path / "store"))
-    ledger = Ledger("c1", block)
-    assert isinstance(ledger.store, BlockLedgerStore)
-    assert len(ledger.snapshot()) == 0  # nothing written yet
-    await _write(ledger, [("a", "sent"), ("b", "unknown"), ("c", "crash")])
-    await _write(ledger, [("d", "failed")])
-    snap = ledger.snapshot()
-    assert snap.get("a").state is LedgerState.SENT
-    assert snap.get("b").state is LedgerState.UNKNOWN
-    assert snap.get("c").state is LedgerState.PENDING
-    assert snap.get("d").state is LedgerState.FAILED
-    objects = sorted((tmp_path / "store" / "autotalk-ledger" / "c1").iterdir())
-    assert len(objects) >= 2 and all(p.suffix == ".jsonl" for p in objects)
+def test_threads_claim_each_key_exactly_once(tmp_path: Path) -> None:
+    keys = [f"k{i}" for i in range(400)]
+    won: list[dict[str, str]] = []
+
+    def claimant(n: int) -> None:
+        ledger = _ledger(tmp_path)
+        for start in range(0, len(keys), 50):
+            won.append(ledger.claim([Claim(k) for k in keys[start : start + 50]], f"run-{n}"))
+
+    threads = [threading.Thread(target=claimant, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [k for batch in won for k in batch]
+    assert sorted(claimed) == sorted(keys)
 
 
-def test_block_without_listing_is_refused() -> None:
-    class WriteOnly:
-        def write_path(self, path: str, content: bytes) -> None: ...
-
-        def read_path(self, path: str) -> bytes:
-            return b""
-
-    with pytest.raises(TypeError, match="cannot list"):
-        BlockLedgerStore(WriteOnly(), "c1")  # type: ignore[arg-type]
+def _claim_in_process(url: str, run: str, queue: Any) -> None:
+    ledger = ClaimLedger("multi", url)
+    got: list[str] = []
+    for start in range(0, 600, 25):
+        got += ledger.claim([Claim(f"k{i}") for i in range(start, start + 25)], run)
+    queue.put(got)
 
 
-def test_storage_resolution(tmp_path: Path) -> None:
-    assert isinstance(resolve_ledger_store(None, "c1"), LocalLedgerStore)
-    local = resolve_ledger_store(str(tmp_path / "x"), "c1")
-    assert isinstance(local, LocalLedgerStore) and local.directory == tmp_path / "x" / "c1"
-    assert isinstance(resolve_ledger_store("./a/b", "c1"), LocalLedgerStore)
-    with pytest.raises(ValueError, match="empty"):
-        resolve_ledger_store("  ", "c1")
-    with pytest.raises(ValueError, match="Invalid campaign_id"):
-        resolve_ledger_store(None, "../escape")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_processes_claim_each_key_exactly_once(tmp_path: Path, backend: str) -> None:
+    if backend == "postgresql":
+        if not PG_DSN:
+            pytest.skip("AUTOTALK_TEST_POSTGRES_DSN is not set")
+        url = PG_DSN
+        _clear_pg("multi")
+    else:
+        url = str(tmp_path)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(url, f"p{n}", queue)) for n in range(4)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    claimed = [k for r in results for k in r]
+    assert sorted(claimed) == sorted(f"k{i}" for i in range(600))
 
 
-def test_storage_slug_loads_a_saved_block(tmp_path: Path) -> None:
-    LocalFileSystem(basepath=str(tmp_path / "saved")).save("ledger-test-store", overwrite=True)
-    store = resolve_ledger_store("local-file-system/ledger-test-store", "c1")
-    assert isinstance(store, BlockLedgerStore)
-    assert "ledger-test-store" in store.describe()
-    with pytest.raises(ValueError, match="no such block"):
-        resolve_ledger_store("local-file-system/does-not-exist", "c1")
+def _clear_pg(campaign: str) -> None:
+    import sqlalchemy as sa
+
+    from autotalk_prefect.ledger.store import TABLE
+
+    ledger = ClaimLedger(campaign, PG_DSN)
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.delete(TABLE).where(TABLE.c.campaign == campaign))
+
+
+# ---- once per key, show, export ---------------------------------------------------------------
+
+
+def test_once_runs_a_call_once_and_classifies_its_error(tmp_path: Path) -> None:
+    once = OnceLedger("steps", str(tmp_path))
+    calls: list[int] = []
+
+    def call() -> dict[str, str]:
+        calls.append(1)
+        raise UnexpectedAnswerError("unexpected answer", body='{"data": {"_id": "m1"}}')
+
+    first = once.run("send", call)
+    assert first.claimed and first.outcome is not None and first.outcome.state == "sent"
+    assert first.outcome.ref == "m1" and isinstance(first.error, UnexpectedAnswerError)
+    second = once.run("send", call)
+    assert not second.claimed and second.status is not None
+    assert second.status.state is LedgerState.SENT and calls == [1]
+
+    refused = once.run("other", lambda: (_ for _ in ()).throw(_http_error(404)))
+    assert refused.outcome is not None and refused.outcome.state == "failed"
+    retried = once.run("other", lambda: {"_id": "m2"})
+    assert retried.outcome is not None and retried.outcome.ref == "m2"
+
+
+def test_show_and_export(tmp_path: Path) -> None:
+    import io
+
+    ledger = _ledger(tmp_path, "shown")
+    won = ledger.claim([Claim("a", "hi"), Claim("b")], "run-1")
+    ledger.resolve([Resolution("a", won["a"], LedgerState.SENT, message_id="m-a")])
+    text = counts_text(ledger)
+    assert "sent     1" in text and "pending  1" in text and "total    2" in text
+    out = io.StringIO()
+    assert write_export(ledger, "csv", out) == 2
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "contact_id,state,message_id,attempts,reason,claimed_at,updated_at"
+    assert lines[1].startswith("a,sent,m-a,1,")
+    out = io.StringIO()
+    write_export(ledger, "json", out)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert rows[1]["contact_id"] == "b" and rows[1]["state"] == "pending"
+    with pytest.raises(ValueError, match="csv"):
+        write_export(ledger, "xml", out)
+
+
+def test_cli_show_export_and_bad_ledger(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autotalk_prefect.cli import app
+
+    ledger = _ledger(tmp_path, "cli")
+    won = ledger.claim([Claim("a")], "run-1")
+    ledger.resolve([Resolution("a", won["a"], LedgerState.FAILED, reason="404: gone")])
+    runner = CliRunner()
+    shown = runner.invoke(app, ["ledger", "show", "cli", "--ledger", str(tmp_path)])
+    assert shown.exit_code == 0 and "failed   1" in shown.output
+    exported = runner.invoke(
+        app, ["ledger", "export", "cli", "--ledger", str(tmp_path), "--format", "json"]
+    )
+    assert exported.exit_code == 0
+    assert json.loads(exported.output.splitlines()[0])["reason"] == "404: gone"
+    bad = runner.invoke(app, ["ledger", "show", "cli", "--ledger", "mysql://x/y"])
+    assert bad.exit_code == 2 and "only sqlite" in bad.output

@@ -14,7 +14,7 @@ from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.flows.onboarding.engine import STEP_LOG, item_id_for_key
 from autotalk_prefect.flows.onboarding.flow import onboard_contact
 from autotalk_prefect.flows.templating import TemplateInvalidError
-from autotalk_prefect.ledger.steps import StepLedger
+from autotalk_prefect.ledger.once import OnceLedger
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
 
 TEMPLATE = "Hi {{ name }}, welcome aboard! Your id is {{ _id }}."
@@ -223,14 +223,14 @@ def test_crash_after_send_before_note_logs_on_rerun_without_resending(
     ledger_dir: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_begin = StepLedger.begin
+    real_claim = OnceLedger.claim
 
-    def die_before_note(self: StepLedger, step: str) -> str:
+    def die_before_note(self: OnceLedger, step: str, *args: Any, **kwargs: Any) -> str | None:
         if step == STEP_LOG:
             raise SystemExit("worker killed before the note")
-        return real_begin(self, step)
+        return real_claim(self, step, *args, **kwargs)
 
-    monkeypatch.setattr(StepLedger, "begin", die_before_note)
+    monkeypatch.setattr(OnceLedger, "claim", die_before_note)
     with pytest.raises(BaseException, match="before the note"):
         _run(creds, ledger_dir)
     monkeypatch.undo()

@@ -110,7 +110,7 @@ def test_2000_contacts_under_faults_once_each_and_artifacts_agree(tmp_path: Path
 
     markdown = asyncio.run(read("outreach-artifacts-1-summary"))
     progress = asyncio.run(read("outreach-artifacts-1-progress"))
-    assert "| 2000 | 2000 | 0 | 0 | 0 |" in markdown.data
+    assert "| 2000 | 2000 | 0 | 0 | 0 | 0 |" in markdown.data
     assert markdown.description.startswith("2000 sent, 0 failed, 0 unknown of 2000; ")
     assert "retried" in markdown.description and "Retries absorbed" in markdown.data
     assert float(progress.data) == 100.0
@@ -121,21 +121,71 @@ def test_dropped_answers_are_unknown_not_resent_unless_asked(
     sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
 ) -> None:
     sandbox.set_faults(FaultConfig(drop_after_processing=0.1, seed=9))
-    first = _run(creds, tmp_path, campaign_id="drops")
+    first = _run(creds, tmp_path, campaign_id="drops", reconcile_unknown=False)
     assert first.unknown > 0 and first.sent + first.unknown == 600
+    assert first.reconciliation is None
     counts = _counts(sandbox)
     assert set(counts.values()) == {1}  # the dropped ones were applied once, never twice
     unknown_ids = {p.contact_id for p in first.unknowns}
 
     sandbox.clear_faults()
-    second = _run(creds, tmp_path, campaign_id="drops")
+    second = _run(creds, tmp_path, campaign_id="drops", reconcile_unknown=False)
     assert second.sent == 0 and second.unknown == first.unknown
     assert {p.contact_id for p in second.unknowns} == unknown_ids
     assert _counts(sandbox) == counts
 
-    third = _run(creds, tmp_path, campaign_id="drops", resend_unknown=True)
+    third = _run(creds, tmp_path, campaign_id="drops", resend_unknown=True, reconcile_unknown=False)
     assert third.sent == first.unknown
     assert all(_counts(sandbox)[c] == 2 for c in unknown_ids)
+
+
+def test_dropped_answers_are_reconciled_to_sent_and_never_resent(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    sandbox.set_faults(
+        FaultConfig(
+            drop_after_processing=0.1, methods=("POST",), path_pattern="send_message", seed=9
+        )
+    )
+    first = _run(creds, tmp_path, campaign_id="drops-rec")  # reconcile_unknown=True by default
+    sandbox.clear_faults()
+    counts = _counts(sandbox)
+    assert set(counts) == set(sandbox.contact_ids()) and set(counts.values()) == {1}
+    rec = first.reconciliation
+    assert rec is not None and rec.unknown_before > 0
+    assert (rec.found_sent, rec.marked_failed, rec.still_unknown) == (rec.unknown_before, 0, 0)
+    assert first.unknown == 0 and first.sent + rec.found_sent == 600
+
+    again = _run(creds, tmp_path, campaign_id="drops-rec", resend_unknown=True)
+    assert (again.sent, again.skipped_already_sent, again.unknown) == (0, 600, 0)
+    assert _counts(sandbox) == counts
+
+
+def test_grace_period_turns_unfound_unknowns_into_failed_and_the_next_run_sends_them(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    """A send cut off before it reached AutoTalk (a 5xx the server answers without applying):
+    not found by reconciliation; with a grace period of 0 it becomes failed, and the next run
+    sends it, once."""
+    from autotalk_prefect.ledger.reconcile import reconcile
+    from autotalk_prefect.ledger.store import ClaimLedger, LedgerState
+
+    ids = sandbox.contact_ids()[:20]
+    sandbox.set_faults(
+        FaultConfig(error_rate=0.3, error_statuses=(500,), path_pattern="send_message", seed=3)
+    )
+    first = _run(creds, tmp_path, campaign_id="grace", audience=Audience(contact_ids=ids))
+    sandbox.clear_faults()
+    assert first.unknown > 0 and first.reconciliation is not None
+    assert first.reconciliation.still_unknown == first.unknown  # a 500 applied nothing
+    ledger = ClaimLedger("grace", str(tmp_path))
+    with creds.get_client() as client:
+        report = reconcile(ledger, client, grace_minutes=0)
+    assert report.marked_failed == first.unknown
+    assert ledger.counts()[LedgerState.FAILED.value] == first.unknown
+    second = _run(creds, tmp_path, campaign_id="grace", audience=Audience(contact_ids=ids))
+    assert second.sent == first.unknown
+    assert set(_counts(sandbox).values()) == {1} and len(_counts(sandbox)) == 20
 
 
 def test_a_field_missing_fails_those_contacts_and_a_rerun_retries_them(
@@ -249,8 +299,56 @@ def test_killed_midway_then_rerun_reaches_everyone_exactly_once(
     sandbox.clear_faults()
     rerun = _run(creds, tmp_path, campaign_id="crash")
     counts = _counts(sandbox)
-    unknown = {p.contact_id for p in rerun.unknowns}
+    # the killed run's claims in flight: skipped as claimed, and reconciliation finds the ones
+    # that reached AutoTalk
+    held = {p.contact_id for p in rerun.unknowns + rerun.claimed}
     assert all(n == 1 for n in counts.values()), "somebody got the campaign twice"
     missing = set(sandbox.contact_ids()) - set(counts)
-    assert missing <= unknown  # only a send cut off mid-flight may be missing, and it is reported
-    assert rerun.skipped_already_sent + rerun.sent + rerun.unknown == 600
+    assert missing <= held  # only a send cut off mid-flight may be missing, and it is reported
+    total = rerun.skipped_already_sent + rerun.sent + rerun.unknown + rerun.skipped_claimed
+    assert total == 600
+    if rerun.skipped_claimed:
+        assert rerun.reconciliation is not None
+        assert rerun.reconciliation.unknown_before >= rerun.skipped_claimed
+
+
+def test_ledger_reconcile_command_resolves_unknowns_found_in_autotalk(
+    sandbox: SandboxHandle,
+    creds: AutoTalkCredentials,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from autotalk_prefect.cli import app
+    from autotalk_prefect.ledger.store import ClaimLedger
+
+    ids = sandbox.contact_ids()[:40]
+    sandbox.set_faults(
+        FaultConfig(
+            drop_after_processing=0.3, methods=("POST",), path_pattern="send_message", seed=4
+        )
+    )
+    first = _run(
+        creds,
+        tmp_path,
+        campaign_id="cli-rec",
+        audience=Audience(contact_ids=ids),
+        reconcile_unknown=False,
+    )
+    sandbox.clear_faults()
+    assert first.unknown > 0
+    monkeypatch.setenv("AUTOTALK_API_KEY", KEY)
+    monkeypatch.setenv("AUTOTALK_BASE_URL", sandbox.base_url)
+    runner = CliRunner()
+    done = runner.invoke(app, ["ledger", "reconcile", "cli-rec", "--ledger", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert f"{first.unknown} unknown -> {first.unknown} found sent" in done.output
+    assert ClaimLedger("cli-rec", str(tmp_path)).counts()["sent"] == 40
+    shown = runner.invoke(app, ["ledger", "show", "cli-rec", "--ledger", str(tmp_path)])
+    assert "sent     40" in shown.output
+    exported = runner.invoke(
+        app, ["ledger", "export", "cli-rec", "--ledger", str(tmp_path), "--format", "csv"]
+    )
+    rows = exported.output.strip().splitlines()
+    assert len(rows) == 41 and all(",sent," in row for row in rows[1:])

@@ -26,7 +26,7 @@ from autotalk_prefect.flows.replies.engine import (
     parse_event,
 )
 from autotalk_prefect.flows.replies.flow import handle_reply
-from autotalk_prefect.ledger.steps import ledger_name
+from autotalk_prefect.ledger.once import ledger_name
 from autotalk_prefect.sandbox import SandboxHandle
 
 CUSTOMER_TEXT_MARK = "PRIVATE-7731"

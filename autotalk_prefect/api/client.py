@@ -37,7 +37,7 @@ from autotalk_prefect.api.config import (
     AuthScheme,
     check_auth_scheme,
 )
-from autotalk_prefect.api.errors import AutoTalkError, error_from_response
+from autotalk_prefect.api.errors import AutoTalkError, UnexpectedAnswerError, error_from_response
 from autotalk_prefect.api.lanes import Lanes
 from autotalk_prefect.api.models import (
     Assistant,
@@ -248,7 +248,7 @@ class _ClientBase:
             except ValueError:
                 # A write that got a 2xx was applied, whatever its body: its text is the answer.
                 if "json" in content_type and call.idempotent:
-                    raise AutoTalkError(
+                    raise UnexpectedAnswerError(
                         f"unexpected answer: {response.status_code} with a body that is not JSON",
                         status_code=response.status_code,
                         body=response.text[:500],

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from autotalk_prefect.api.contract import ContractOperation, operation_index
-from autotalk_prefect.api.errors import AutoTalkError
+from autotalk_prefect.api.errors import MAX_BODY_CHARS, UnexpectedAnswerError
 from autotalk_prefect.api.models import (
     ISSUE_KEYS,
     Assistant,
@@ -282,13 +282,26 @@ def _problem(model: type[WireModel], exc: ValidationError) -> str:
     return f"not a {model.__name__} ({exc.error_count()} problems: {where}: {first['msg']})"
 
 
+def raw_body(payload: Any) -> str:
+    """A decoded 2xx answer back as text, for the record (an answer only ever reaches the
+    readers after a success status: error statuses raise before)."""
+    try:
+        text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
+    except (TypeError, ValueError):
+        text = repr(payload)
+    return text[:MAX_BODY_CHARS]
+
+
 def parse(model: type[M], payload: Any, call: Call[Any]) -> M:
     """``payload`` as ``model`` (unknown fields kept), or an AutoTalkError naming the mismatch."""
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        raise AutoTalkError(
-            f"unexpected answer: {_problem(model, exc)}", method=call.method, path=call.path
+        raise UnexpectedAnswerError(
+            f"unexpected answer: {_problem(model, exc)}",
+            body=raw_body(payload),
+            method=call.method,
+            path=call.path,
         ) from None
 
 
@@ -358,8 +371,11 @@ def list_reader(model: type[M], *names: str) -> Callable[[Any, Call[Any]], list[
         try:
             items, _ = extract_page(payload, names)
         except PageShapeError as exc:
-            raise AutoTalkError(
-                f"unexpected answer: {exc}", method=call.method, path=call.path
+            raise UnexpectedAnswerError(
+                f"unexpected answer: {exc}",
+                body=raw_body(payload),
+                method=call.method,
+                path=call.path,
             ) from None
         return [parse(model, item, call) for item in items]
 
@@ -370,8 +386,9 @@ def read_object(payload: Any, call: Call[Any]) -> dict[str, Any]:
     """A JSON object answer (a JSON Schema), unwrapped from ``schema``/``data`` if enveloped."""
     body = _unwrap(payload, ("type", "properties", "$schema", "$ref", "anyOf"), ("schema",))
     if not isinstance(body, dict):
-        raise AutoTalkError(
+        raise UnexpectedAnswerError(
             f"unexpected answer: expected a JSON object, got {type(payload).__name__}",
+            body=raw_body(payload),
             method=call.method,
             path=call.path,
         )
@@ -391,8 +408,9 @@ def read_zod(payload: Any, call: Call[Any]) -> str:
     text = next((value for value in candidates if isinstance(value, str)), None)
     if text is not None:
         return text
-    raise AutoTalkError(
+    raise UnexpectedAnswerError(
         "unexpected answer: no Zod schema text (expected {'zod': '...'} or text/plain)",
+        body=raw_body(payload),
         method=call.method,
         path=call.path,
     )

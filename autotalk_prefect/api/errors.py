@@ -33,6 +33,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
+    "UnexpectedAnswerError",
     "ValidationIssue",
     "error_from_response",
     "parse_retry_after",
@@ -132,6 +133,12 @@ class OutcomeUnknownError(AutoTalkError):
     It is never re-sent automatically (that could send a message twice). Check the state in
     AutoTalk (or your ledger) before trying again. ``status_code`` is the 5xx seen, if any.
     """
+
+
+class UnexpectedAnswerError(AutoTalkError):
+    """A success (2xx) answer whose body we could not read (an envelope, missing fields, an
+    empty 202/204). The call WAS applied: never treat it as "not applied". ``body`` holds the
+    raw answer; ``status_code`` the 2xx when the decoder knew it."""
 
 
 class AutoTalkConnectionError(AutoTalkError):

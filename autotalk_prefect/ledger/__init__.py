@@ -1,2 +1,3 @@
-"""The exactly-once ledger: what was sent to whom (``store``), and the per-step markers of single
-flow runs built on it (``steps``)."""
+"""The exactly-once ledger: THE outcome rule (``outcomes``), the claim store in a database
+(``store``), the once-per-key helper of single-run flows (``once``), and reconciliation of
+unknown outcomes (``reconcile``)."""

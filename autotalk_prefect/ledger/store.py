@@ -1,90 +1,226 @@
-"""The outreach ledger: what was sent to whom, so a campaign never messages a contact twice.
+"""The claim ledger: who was messaged, in a real database, with one atomic claim per key.
 
-Keyed by (campaign id, contact id). Every send is an *attempt* with its own id and two records:
-``pending`` is made durable BEFORE the request leaves, and an outcome (``sent`` with the message
-id, ``failed`` when the message was definitely not applied, ``unknown`` when it may have been)
-follows it. A crash between the two leaves an unresolved ``pending``: the outcome is unknown, so
-a re-run reports it instead of sending again.
+One row per (campaign, key) — key is a contact id for outreach, a step for onboarding and
+replies. A send leaves only after its *claim* is committed: an ``INSERT ... ON CONFLICT DO
+UPDATE ... WHERE state = 'failed'`` that succeeds for exactly one claimant (``RETURNING`` tells
+who). Any other run — a thread, a process, another machine — finds the key claimed and skips it.
+The claim row (``pending``) is then resolved by the call's outcome (see ``outcomes``): ``sent``,
+``failed`` (may be claimed again) or ``unknown`` (never re-claimed unless the caller opts in).
 
-Storage is append-only, so concurrent writers (chunk tasks, workers on other machines) never
-overwrite each other:
-
-* a local directory (default ``.autotalk/ledger/<campaign_id>/``): one JSONL file per writer,
-  fsync'd on every flush; a torn last line (the process died mid-write) is ignored on read;
-* any Prefect ``WritableFileSystem`` block (``LocalFileSystem``, ``RemoteFileSystem``,
-  ``S3Bucket``, ...): one new object per flush (``autotalk-ledger/<campaign_id>/<writer>-<seq>
-  .jsonl``) written with ``write_path``, read back with ``get_directory``.
-
-Writers batch records by *group commit*: many sends waiting for their ``pending`` to be durable
-share one fsync (or one object write), so the ledger costs little throughput.
+Storage is any SQLAlchemy URL: a SQLite file by default (one machine, many processes: WAL,
+a busy timeout, ``BEGIN IMMEDIATE``), PostgreSQL (``postgresql://...``) for many machines.
+Writers batch claims by *group commit*: every claim waiting at a moment shares one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import inspect
-import json
 import os
 import re
-import tempfile
+import threading
+import time
 import uuid
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any
 
-if TYPE_CHECKING:
-    from prefect.filesystems import WritableFileSystem
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
     "DEFAULT_LEDGER_DIR",
-    "BlockLedgerStore",
+    "LEDGER_URL_ENV",
+    "OURS",
+    "Claim",
+    "ClaimLedger",
+    "ClaimWriter",
     "ContactStatus",
-    "Ledger",
-    "LedgerCorruptError",
-    "LedgerSnapshot",
+    "LedgerRow",
     "LedgerState",
-    "LedgerStore",
-    "LedgerWriter",
-    "LocalLedgerStore",
-    "resolve_ledger_store",
+    "Resolution",
+    "ledger_url",
     "validate_campaign_id",
 ]
 
 DEFAULT_LEDGER_DIR = Path(".autotalk") / "ledger"
-BLOCK_PREFIX = "autotalk-ledger"
+LEDGER_FILE = "ledger.sqlite3"
+LEDGER_URL_ENV = "AUTOTALK_LEDGER_URL"
 _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_BLOCK_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_. -]*$")
 _MAX_REASON = 500
+OURS = ""  # ClaimWriter.claim: this run already holds the key
+_MAX_BATCH = 500  # rows per INSERT statement (SQLite caps bound parameters per statement)
 
 
 class LedgerState(str, enum.Enum):
-    """Where one contact stands in a campaign."""
+    """Where one key stands."""
 
-    PENDING = "pending"  # written before a send; alone, it means the outcome is unknown
-    SENT = "sent"  # confirmed by AutoTalk (message id recorded)
-    FAILED = "failed"  # definitely not applied: safe to try again
-    UNKNOWN = "unknown"  # may have been applied: never re-sent unless the caller opts in
-
-
-class LedgerCorruptError(RuntimeError):
-    """A ledger line other than a file's last one cannot be read: refuse to guess."""
+    PENDING = "pending"  # claimed: the call is in flight (or its run stopped before knowing)
+    SENT = "sent"  # applied (message id recorded when one was found)
+    FAILED = "failed"  # definitely not applied: the only state that may be claimed again
+    UNKNOWN = "unknown"  # may have been applied: re-claimed only when the caller opts in
 
 
 def validate_campaign_id(campaign_id: object) -> str:
-    """Check that a campaign id is a safe single file name (it names a directory/prefix)."""
+    """Check a campaign id: 1-128 safe characters (it names the campaign in every store)."""
     if not isinstance(campaign_id, str) or not _CAMPAIGN_ID.fullmatch(campaign_id):
         raise ValueError(
             f"Invalid campaign_id {campaign_id!r}: use 1-128 characters from letters, digits, "
-            "'.', '_' and '-', starting with a letter or digit (it names the ledger directory)."
+            "'.', '_' and '-', starting with a letter or digit."
         )
     return campaign_id
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+# ---- where: URL resolution and engines ------------------------------------------------------
+
+_BLOCK_ERROR = (
+    "ledger_storage cannot be a Prefect block ({what}): file-system blocks cannot write "
+    "conditionally, so two runs could both claim a contact and message it twice. Use a SQLAlchemy "
+    "URL instead: a SQLite file ('sqlite:////path/ledger.sqlite3', or a directory path) for one "
+    "machine, or PostgreSQL ('postgresql://user:pass@host/db') shared by many machines."
+)
+_BLOCK_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_. -]*$")
+
+
+def ledger_url(storage: object = None) -> str:
+    """The SQLAlchemy URL for ``storage``: a URL as given; a directory -> a SQLite file inside
+    it; ``None`` -> ``$AUTOTALK_LEDGER_URL`` or ``.autotalk/ledger/ledger.sqlite3``."""
+    if storage is None:
+        env = os.environ.get(LEDGER_URL_ENV, "").strip()
+        storage = env or DEFAULT_LEDGER_DIR
+    if isinstance(storage, os.PathLike):
+        storage = os.fspath(storage)
+    if not isinstance(storage, str):
+        raise TypeError(_BLOCK_ERROR.format(what=type(storage).__name__))
+    text = storage.strip()
+    if not text:
+        raise ValueError("ledger_storage must not be an empty string")
+    if "://" in text:
+        try:
+            url = sa.engine.make_url(text)
+        except sa.exc.ArgumentError as exc:
+            raise ValueError(
+                f"ledger_storage {_shown(text)} is not a SQLAlchemy URL: {exc}"
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"ledger_storage {_shown(text)}: only sqlite:// and postgresql:// ledgers are "
+                "supported (the claim needs INSERT ... ON CONFLICT ... RETURNING)"
+            )
+        return text
+    if _BLOCK_SLUG.fullmatch(text) and not Path(text).exists():
+        raise ValueError(_BLOCK_ERROR.format(what=f"the slug {text!r}"))
+    path = Path(text).expanduser()
+    if path.suffix in (".sqlite", ".sqlite3", ".db"):
+        return f"sqlite:///{path.resolve()}"
+    return f"sqlite:///{(path / LEDGER_FILE).resolve()}"
+
+
+def _shown(url: str) -> str:
+    """A URL for an error message, password hidden."""
+    try:
+        return repr(sa.engine.make_url(url).render_as_string(hide_password=True))
+    except sa.exc.ArgumentError:
+        return "(unreadable URL)"
+
+
+metadata = sa.MetaData()
+TABLE = sa.Table(
+    "autotalk_ledger",
+    metadata,
+    sa.Column("campaign", sa.String(128), primary_key=True),
+    sa.Column("key", sa.String(1024), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("message_id", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("text", sa.Text),  # what was sent (the rendered message), for reconciliation
+    sa.Column("raw", sa.Text),  # the raw answer when it was not what we expected
+    sa.Column("claimed_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("autotalk_ledger_state", "campaign", "state"),
+)
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _sqlite_engine(url: sa.engine.URL) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 60000")  # many processes: wait, do not fail
+        cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+        cursor.execute("PRAGMA synchronous = FULL")  # a committed claim survives power loss
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # take the write lock at BEGIN: no deadlock-prone read->write upgrade between processes
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def engine_for(url_text: str) -> Engine:
+    """One engine per URL per process (its table created on first use)."""
+    with _engines_lock:
+        engine = _engines.get(url_text)
+        if engine is not None:
+            return engine
+        url = sa.engine.make_url(url_text)
+        if url.get_backend_name() == "sqlite":
+            engine = _sqlite_engine(url)
+        else:
+            if url.drivername == "postgresql":  # no driver named: the one installed
+                url = url.set(drivername=f"postgresql+{_pg_driver()}")
+            try:
+                engine = sa.create_engine(url, pool_size=8, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                raise ModuleNotFoundError(
+                    f"The PostgreSQL ledger needs a driver ({exc.name} is missing): "
+                    "pip install psycopg2-binary (or psycopg)"
+                ) from exc
+        for _ in range(3):  # several processes may create the table at once
+            try:
+                metadata.create_all(engine, checkfirst=True)
+                break
+            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                time.sleep(0.2)
+        else:
+            metadata.create_all(engine, checkfirst=True)
+        _engines[url_text] = engine
+        return engine
+
+
+def _pg_driver() -> str:
+    import importlib.util
+
+    for module, name in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return name
+    return "psycopg"  # not installed: create_engine names it in its error
+
+
+def _insert(engine: Engine) -> Any:
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(TABLE)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(TABLE)
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -92,405 +228,368 @@ def _now() -> str:
 
 @dataclass
 class ContactStatus:
-    """The resolved state of one contact, from all its attempts."""
+    """Where one key stands, and why."""
 
     state: LedgerState
     message_id: str | None = None
     reason: str | None = None
     attempts: int = 0
+    run_id: str | None = None
 
 
-@dataclass
-class _Attempts:
-    pending: set[str] = field(default_factory=set)
-    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+@dataclass(frozen=True)
+class LedgerRow:
+    """One key's row, as ``ledger export`` and reconciliation see it."""
+
+    key: str
+    state: LedgerState
+    attempt: str
+    attempts: int
+    run_id: str | None
+    message_id: str | None
+    reason: str | None
+    text: str | None
+    claimed_at: float
+    updated_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        from datetime import datetime, timezone
+
+        def iso(t: float) -> str:
+            return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+        return {
+            "contact_id": self.key,
+            "state": self.state.value,
+            "message_id": self.message_id,
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "claimed_at": iso(self.claimed_at),
+            "updated_at": iso(self.updated_at),
+        }
 
 
-@dataclass
-class LedgerSnapshot:
-    """Every contact the ledger knows, resolved (``sent`` wins; then ``unknown``; then an
-    unresolved ``pending``; then ``failed``)."""
+def _row(r: Any) -> LedgerRow:
+    return LedgerRow(
+        key=r.key,
+        state=LedgerState(r.state),
+        attempt=r.attempt,
+        attempts=r.attempts,
+        run_id=r.run_id,
+        message_id=r.message_id,
+        reason=r.reason,
+        text=r.text,
+        claimed_at=r.claimed_at,
+        updated_at=r.updated_at,
+    )
 
-    contacts: dict[str, ContactStatus] = field(default_factory=dict)
 
-    def get(self, contact_id: str) -> ContactStatus | None:
-        return self.contacts.get(contact_id)
+def _cap(reason: str | None) -> str | None:
+    if reason is None or len(reason) <= _MAX_REASON:
+        return reason
+    return reason[: _MAX_REASON - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim request: ``key`` and the text the call will send (for reconciliation)."""
+
+    key: str
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """An outcome to write over the claim ``attempt`` of ``key``."""
+
+    key: str
+    attempt: str
+    state: LedgerState
+    message_id: str | None = None
+    reason: str | None = None
+    raw: str | None = None
+
+
+class ClaimLedger:
+    """One campaign's rows in the ledger database (sync; cheap to make, engines are shared)."""
+
+    def __init__(self, campaign_id: str, storage: object = None) -> None:
+        self.campaign_id = validate_campaign_id(campaign_id)
+        self.url = ledger_url(storage)
+        self.engine = engine_for(self.url)
+
+    def describe(self) -> str:
+        return f"{_shown(self.url).strip(chr(39))} (campaign {self.campaign_id})"
+
+    # reading
+    def statuses(self, keys: Iterable[str]) -> dict[str, ContactStatus]:
+        """The rows of ``keys`` (one query per few hundred keys; absent keys are absent)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, ContactStatus] = {}
+        c = TABLE.c
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _MAX_BATCH):
+                batch = wanted[start : start + _MAX_BATCH]
+                query = sa.select(
+                    c.key, c.state, c.message_id, c.reason, c.attempts, c.run_id
+                ).where(c.campaign == self.campaign_id, c.key.in_(batch))
+                for r in conn.execute(query):
+                    found[r.key] = ContactStatus(
+                        LedgerState(r.state), r.message_id, r.reason, r.attempts, r.run_id
+                    )
+        return found
+
+    def status(self, key: str) -> ContactStatus | None:
+        return self.statuses([key]).get(key)
 
     def counts(self) -> dict[str, int]:
+        """Rows per state."""
         result = {state.value: 0 for state in LedgerState}
-        for status in self.contacts.values():
-            result[status.state.value] += 1
+        c = TABLE.c
+        query = (
+            sa.select(c.state, sa.func.count())
+            .where(c.campaign == self.campaign_id)
+            .group_by(c.state)
+        )
+        with self.engine.connect() as conn:
+            for state, count in conn.execute(query).tuples():
+                result[str(state)] = int(count)
         return result
 
-    def __len__(self) -> int:
-        return len(self.contacts)
+    def rows(self, states: Sequence[LedgerState] | None = None) -> Iterator[LedgerRow]:
+        """Every row (of ``states``), by key, streamed."""
+        c = TABLE.c
+        query = sa.select(TABLE).where(c.campaign == self.campaign_id)
+        if states is not None:
+            query = query.where(c.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=1000).execute(query.order_by(c.key))
+            for r in result:
+                yield _row(r)
 
-    @classmethod
-    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> LedgerSnapshot:
-        by_contact: dict[str, _Attempts] = {}
-        for record in records:
-            contact_id, state, attempt = record["contact_id"], record["state"], record["attempt"]
-            entry = by_contact.setdefault(contact_id, _Attempts())
-            if state == LedgerState.PENDING.value:
-                entry.pending.add(attempt)
-            else:
-                entry.outcomes[attempt] = dict(record)
-        return cls({cid: _resolve(entry) for cid, entry in by_contact.items()})
-
-
-def _resolve(entry: _Attempts) -> ContactStatus:
-    attempts = len(entry.pending | set(entry.outcomes))
-    outcomes = list(entry.outcomes.values())
-    for wanted in (LedgerState.SENT, LedgerState.UNKNOWN):
-        hits = [o for o in outcomes if o["state"] == wanted.value]
-        if hits:
-            last = hits[-1]
-            return ContactStatus(wanted, last.get("message_id"), last.get("reason"), attempts)
-    if entry.pending - set(entry.outcomes):
-        return ContactStatus(
-            LedgerState.PENDING,
-            reason="a send was started but never confirmed (the run stopped in between)",
-            attempts=attempts,
-        )
-    last = outcomes[-1]
-    return ContactStatus(LedgerState.FAILED, None, last.get("reason"), attempts)
-
-
-def parse_jsonl(data: bytes, source: str) -> Iterator[dict[str, Any]]:
-    """Records of one ledger file; a torn (unterminated, unreadable) last line is skipped."""
-    lines = data.split(b"\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or not {"contact_id", "state", "attempt"} <= set(
-                record
-            ):
-                raise ValueError("not a ledger record")
-            LedgerState(record["state"])
-        except ValueError as exc:
-            if number == len(lines):  # no newline after it: the write was cut short
-                continue
-            raise LedgerCorruptError(f"{source}, line {number}: unreadable ledger record") from exc
-        yield record
-
-
-# ---- storage --------------------------------------------------------------------------------
-
-
-class LedgerSink(Protocol):
-    """Where one writer appends; each ``write`` is durable when it returns."""
-
-    async def write(self, data: bytes) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class LedgerStore(Protocol):
-    """A campaign's ledger storage: many append-only sinks, read back all together."""
-
-    def describe(self) -> str: ...
-
-    def open_sink(self, writer_id: str) -> LedgerSink: ...
-
-    def read_records(self) -> Iterator[dict[str, Any]]: ...
-
-
-class _LocalSink:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd: int | None = None
-
-    def _write_sync(self, data: bytes) -> None:
-        if self._fd is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            _fsync_dir(self._path.parent)  # the new file's name survives a crash too
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
-
-    async def write(self, data: bytes) -> None:
-        await asyncio.to_thread(self._write_sync, data)
-
-    async def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-class LocalLedgerStore:
-    """A local directory: ``<root>/<campaign_id>/<writer_id>.jsonl``, fsync'd per flush."""
-
-    def __init__(self, root: str | os.PathLike[str], campaign_id: str) -> None:
-        self.root = Path(root).expanduser()
-        self.campaign_id = validate_campaign_id(campaign_id)
-        self.directory = self.root / self.campaign_id
-
-    def describe(self) -> str:
-        return f"local directory {self.directory}"
-
-    def open_sink(self, writer_id: str) -> LedgerSink:
-        return _LocalSink(self.directory / f"{writer_id}.jsonl")
-
-    def read_records(self) -> Iterator[dict[str, Any]]:
-        if not self.directory.is_dir():
-            return
-        for path in sorted(self.directory.glob("*.jsonl")):
-            yield from parse_jsonl(path.read_bytes(), str(path))
-
-
-async def _acall(block: Any, name: str, *args: Any) -> Any:
-    """Call a block method from async code: its ``a<name>`` variant when it has one."""
-    method = getattr(block, f"a{name}", None) or getattr(block, name)
-    result = method(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-def _call(block: Any, name: str, *args: Any) -> Any:
-    """Call a block method from sync code (async-only blocks are run to completion)."""
-    result = getattr(block, name)(*args)
-    if inspect.isawaitable(result):
-        from prefect.utilities.asyncutils import run_coro_as_sync
-
-        result = run_coro_as_sync(_await(result))
-    return result
-
-
-async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
-class _BlockSink:
-    def __init__(self, block: WritableFileSystem, prefix: str, writer_id: str) -> None:
-        self._block, self._prefix, self._writer_id = block, prefix, writer_id
-        self._seq = 0
-
-    async def write(self, data: bytes) -> None:
-        self._seq += 1
-        path = f"{self._prefix}/{self._writer_id}-{self._seq:06d}.jsonl"
-        await _acall(self._block, "write_path", path, data)
-
-    async def close(self) -> None:
-        return None
-
-
-class BlockLedgerStore:
-    """A Prefect ``WritableFileSystem`` block: one object per flush under
-    ``autotalk-ledger/<campaign_id>/``, so concurrent writers never overwrite each other.
-
-    Reading needs a listing, which ``WritableFileSystem`` alone does not offer: the block must
-    also be deployment storage (``get_directory``), as LocalFileSystem, RemoteFileSystem, SMB
-    and the prefect-aws/gcp/azure buckets are.
-    """
-
-    def __init__(self, block: WritableFileSystem, campaign_id: str) -> None:
-        if not callable(getattr(block, "write_path", None)):
-            raise TypeError(f"{type(block).__name__} is not a WritableFileSystem (no write_path)")
-        if not callable(getattr(block, "get_directory", None)):
-            raise TypeError(
-                f"{type(block).__name__} cannot list its contents (no get_directory), so the "
-                "ledger could not be read back; use LocalFileSystem, RemoteFileSystem or a "
-                "cloud bucket block."
-            )
-        self.block = block
-        self.campaign_id = validate_campaign_id(campaign_id)
-        self.prefix = f"{BLOCK_PREFIX}/{self.campaign_id}"
-
-    def describe(self) -> str:
-        name = getattr(self.block, "_block_document_name", None)
-        kind = type(self.block).__name__
-        return f"{kind} block {name!r} at {self.prefix}/" if name else f"{kind} at {self.prefix}/"
-
-    def open_sink(self, writer_id: str) -> LedgerSink:
-        return _BlockSink(self.block, self.prefix, writer_id)
-
-    def read_records(self) -> Iterator[dict[str, Any]]:
-        with tempfile.TemporaryDirectory(prefix="autotalk-ledger-") as tmp:
-            try:
-                _call(self.block, "get_directory", self.prefix, tmp)
-            except FileNotFoundError:
-                return  # nothing written yet: a new campaign
-            for path in sorted(Path(tmp).rglob("*.jsonl")):
-                yield from parse_jsonl(path.read_bytes(), f"{self.prefix}/{path.name}")
-
-
-def resolve_ledger_store(
-    storage: WritableFileSystem | str | os.PathLike[str] | None, campaign_id: str
-) -> LedgerStore:
-    """The store for ``storage``: ``None`` -> ``.autotalk/ledger``; a block -> that block; a
-    string ``"<block-type-slug>/<block-name>"`` -> that saved block; any other string or path ->
-    a local directory (write ``./a/b`` for a relative directory that looks like a slug)."""
-    campaign_id = validate_campaign_id(campaign_id)
-    if storage is None:
-        return LocalLedgerStore(DEFAULT_LEDGER_DIR, campaign_id)
-    if isinstance(storage, os.PathLike):
-        return LocalLedgerStore(storage, campaign_id)
-    if isinstance(storage, str):
-        if not storage.strip():
-            raise ValueError("ledger_storage must not be an empty string")
-        if _BLOCK_SLUG.fullmatch(storage):
-            return BlockLedgerStore(_load_block(storage), campaign_id)
-        return LocalLedgerStore(storage, campaign_id)
-    return BlockLedgerStore(storage, campaign_id)
-
-
-def _load_block(slug: str) -> WritableFileSystem:
-    from prefect.blocks.core import Block
-
-    try:
-        block = Block.load(slug)
-    except ValueError as exc:
-        raise ValueError(
-            f"ledger_storage {slug!r} looks like a block slug '<block-type>/<block-name>' but no "
-            f"such block could be loaded ({exc}); for a local directory write './{slug}'."
-        ) from exc
-    if inspect.isawaitable(block):  # pragma: no cover - async context
-        raise TypeError("resolve_ledger_store must be called from sync code for a block slug")
-    return cast("WritableFileSystem", block)
-
-
-# ---- the ledger -----------------------------------------------------------------------------
-
-
-class Ledger:
-    """A campaign's ledger: ``snapshot()`` reads it, ``writer()`` appends to it."""
-
-    def __init__(
+    # writing
+    def claim(
         self,
-        campaign_id: str,
-        storage: WritableFileSystem | str | os.PathLike[str] | LedgerStore | None = None,
-    ) -> None:
-        self.campaign_id = validate_campaign_id(campaign_id)
-        if storage is not None and callable(getattr(storage, "open_sink", None)):
-            self.store: LedgerStore = storage  # type: ignore[assignment]
-        else:
-            self.store = resolve_ledger_store(storage, campaign_id)  # type: ignore[arg-type]
+        claims: Sequence[Claim],
+        run_id: str,
+        *,
+        reclaim: Sequence[LedgerState] = (LedgerState.FAILED,),
+    ) -> dict[str, str]:
+        """Claim ``claims`` in one transaction: {key: attempt id} for the ones won.
 
-    def describe(self) -> str:
-        return self.store.describe()
+        A key is won when it had no row, or its row is in ``reclaim`` (``failed``; plus
+        ``unknown`` when the caller opted in to resending). Committed when this returns.
+        """
+        with self.engine.begin() as conn:
+            return self._claim(conn, claims, run_id, reclaim)
 
-    def snapshot(self) -> LedgerSnapshot:
-        """Every contact the ledger knows, resolved (reads the whole campaign)."""
-        return LedgerSnapshot.from_records(self.store.read_records())
+    def _claim(
+        self,
+        conn: Connection,
+        claims: Sequence[Claim],
+        run_id: str,
+        reclaim: Sequence[LedgerState],
+    ) -> dict[str, str]:
+        won: dict[str, str] = {}
+        now = time.time()
+        unique = list({claim.key: claim for claim in claims}.values())
+        for start in range(0, len(unique), _MAX_BATCH):
+            batch = unique[start : start + _MAX_BATCH]
+            attempts = {claim.key: uuid.uuid4().hex for claim in batch}
+            rows = [
+                {
+                    "campaign": self.campaign_id,
+                    "key": claim.key,
+                    "state": LedgerState.PENDING.value,
+                    "attempt": attempts[claim.key],
+                    "attempts": 1,
+                    "run_id": run_id,
+                    "message_id": None,
+                    "reason": None,
+                    "text": claim.text,
+                    "raw": None,
+                    "claimed_at": now,
+                    "updated_at": now,
+                }
+                for claim in batch
+            ]
+            stmt = _insert(self.engine).values(rows)
+            excluded = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[TABLE.c.campaign, TABLE.c.key],
+                set_={
+                    "state": LedgerState.PENDING.value,
+                    "attempt": excluded.attempt,
+                    "attempts": TABLE.c.attempts + 1,
+                    "run_id": excluded.run_id,
+                    "message_id": None,
+                    "reason": None,
+                    "text": excluded.text,
+                    "raw": None,
+                    "claimed_at": excluded.claimed_at,
+                    "updated_at": excluded.updated_at,
+                },
+                where=TABLE.c.state.in_([s.value for s in reclaim]),
+            ).returning(TABLE.c.key, TABLE.c.attempt)
+            for key, attempt in conn.execute(stmt).tuples():
+                if attempts.get(str(key)) == attempt:
+                    won[str(key)] = str(attempt)
+        return won
 
-    def writer(self) -> LedgerWriter:
-        """A new append-only writer with its own file/objects (one per chunk task)."""
-        return LedgerWriter(self.store)
+    def resolve(self, resolutions: Sequence[Resolution]) -> None:
+        """Write outcomes over their claims (a row re-claimed since is left alone)."""
+        if not resolutions:
+            return
+        with self.engine.begin() as conn:
+            self._resolve(conn, resolutions)
+
+    def _resolve(self, conn: Connection, resolutions: Sequence[Resolution]) -> None:
+        c = TABLE.c
+        stmt = (
+            sa.update(TABLE)
+            .where(
+                c.campaign == sa.bindparam("b_campaign"),
+                c.key == sa.bindparam("b_key"),
+                c.attempt == sa.bindparam("b_attempt"),
+            )
+            .values(
+                state=sa.bindparam("b_state"),
+                message_id=sa.bindparam("b_message_id"),
+                reason=sa.bindparam("b_reason"),
+                raw=sa.bindparam("b_raw"),
+                updated_at=sa.bindparam("b_at"),
+            )
+        )
+        now = time.time()
+        conn.execute(
+            stmt,
+            [
+                {
+                    "b_campaign": self.campaign_id,
+                    "b_key": r.key,
+                    "b_attempt": r.attempt,
+                    "b_state": r.state.value,
+                    "b_message_id": r.message_id,
+                    "b_reason": _cap(r.reason),
+                    "b_raw": r.raw,
+                    "b_at": now,
+                }
+                for r in resolutions
+            ],
+        )
+
+    def record_failed(self, key: str, reason: str, run_id: str) -> None:
+        """A key that failed before any call (a template error): a ``failed`` row, so reports
+        show it; never overwrites a row in another state."""
+        won = self.claim([Claim(key)], run_id)
+        if key in won:
+            self.resolve([Resolution(key, won[key], LedgerState.FAILED, reason=reason)])
+
+    def writer(self, run_id: str | None = None, *, resend_unknown: bool = False) -> ClaimWriter:
+        """A group-commit writer for async senders (one per chunk)."""
+        return ClaimWriter(self, run_id or uuid.uuid4().hex, resend_unknown=resend_unknown)
 
 
-class LedgerWriter:
-    """Appends records for one writer, batching concurrent callers into one durable write.
+# ---- group commit ---------------------------------------------------------------------------
 
-    ``await begin(contact_id)`` returns an attempt id once the ``pending`` record is durable:
-    only then may the send go out. Outcomes (``sent``/``failed``/``unknown``) are buffered and
-    ride along with the next write; ``await close()`` writes whatever is left. Use it as an
-    async context manager.
+
+@dataclass
+class _Batch:
+    claims: list[tuple[Claim, asyncio.Future[str | None]]] = field(default_factory=list)
+    resolutions: list[Resolution] = field(default_factory=list)
+
+
+class ClaimWriter:
+    """Batches claims and outcomes of concurrent async senders into shared transactions.
+
+    ``await claim(key, text)`` returns the attempt id once the claim is committed (the send may
+    leave), ``None`` when another run holds the key, or ``OURS`` (``""``) when this run already
+    holds it (the key came up twice). Outcomes ride along with the next commit;
+    ``await close()`` commits what is left. A failed commit fails every waiting claim (their
+    sends must not go out) and every later one.
     """
 
-    def __init__(self, store: LedgerStore, writer_id: str | None = None) -> None:
-        self.writer_id = writer_id or uuid.uuid4().hex
-        self._sink = store.open_sink(self.writer_id)
-        self._buffer: list[bytes] = []
-        self._waiters: list[asyncio.Future[None]] = []
+    def __init__(self, ledger: ClaimLedger, run_id: str, *, resend_unknown: bool) -> None:
+        self.ledger, self.run_id = ledger, run_id
+        self.reclaim: tuple[LedgerState, ...] = (
+            (LedgerState.FAILED, LedgerState.UNKNOWN, LedgerState.PENDING)
+            if resend_unknown
+            else (LedgerState.FAILED,)
+        )
+        self._batch = _Batch()
         self._flushing: asyncio.Task[None] | None = None
-        self._counter = 0
         self._error: BaseException | None = None
-        self.records_written = 0
-        self.writes = 0
+        self.commits = 0
+        self.claims_made = 0
 
-    async def __aenter__(self) -> LedgerWriter:
+    async def __aenter__(self) -> ClaimWriter:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def _append(self, contact_id: str, state: LedgerState, attempt: str, **extra: Any) -> None:
-        record: dict[str, Any] = {
-            "contact_id": contact_id,
-            "state": state.value,
-            "attempt": attempt,
-            "at": _now(),
-        }
-        record.update({k: v for k, v in extra.items() if v is not None})
-        self._buffer.append(json.dumps(record, separators=(",", ":")).encode() + b"\n")
-
-    def new_attempt(self) -> str:
-        self._counter += 1
-        return f"{self.writer_id[:16]}-{self._counter}"
-
-    async def begin(self, contact_id: str) -> str:
-        """Record ``pending`` durably; returns the attempt id to report the outcome under."""
+    async def claim(self, key: str, text: str | None = None) -> str | None:
         if self._error is not None:
             raise self._error
-        attempt = self.new_attempt()
-        self._append(contact_id, LedgerState.PENDING, attempt)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        waiter: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._batch.claims.append((Claim(key, text), waiter))
         self._kick()
-        await waiter
-        return attempt
+        return await waiter
 
-    def sent(self, contact_id: str, attempt: str, message_id: str | None) -> None:
-        self._append(contact_id, LedgerState.SENT, attempt, message_id=message_id)
-
-    def failed(self, contact_id: str, attempt: str | None, reason: str) -> None:
-        """Definitely not applied (``attempt=None`` when no send was even started)."""
-        self._append(
-            contact_id, LedgerState.FAILED, attempt or self.new_attempt(), reason=_cap(reason)
-        )
-
-    def unknown(self, contact_id: str, attempt: str, reason: str) -> None:
-        self._append(contact_id, LedgerState.UNKNOWN, attempt, reason=_cap(reason))
+    def resolve(self, key: str, attempt: str, state: LedgerState, **fields: Any) -> None:
+        self._batch.resolutions.append(Resolution(key, attempt, state, **fields))
 
     def _kick(self) -> None:
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
+    def _commit(self, batch: _Batch) -> dict[str, str]:
+        with self.ledger.engine.begin() as conn:
+            if batch.resolutions:
+                self.ledger._resolve(conn, batch.resolutions)
+            if not batch.claims:
+                return {}
+            keys = [c for c, _ in batch.claims]
+            won = self.ledger._claim(conn, keys, self.run_id, self.reclaim)
+            lost = [c.key for c in keys if c.key not in won]
+            if lost:  # held by this very run (a contact listed twice)? say so, not "another run"
+                c = TABLE.c
+                query = sa.select(c.key).where(
+                    c.campaign == self.ledger.campaign_id,
+                    c.key.in_(lost),
+                    c.run_id == self.run_id,
+                )
+                held: list[Any] = list(conn.execute(query).scalars())
+                won.update({str(key): OURS for key in held})
+            return won
+
     async def _flush_loop(self) -> None:
-        while self._buffer and self._error is None:
-            batch, waiters = self._buffer, self._waiters
-            self._buffer, self._waiters = [], []
+        while (self._batch.claims or self._batch.resolutions) and self._error is None:
+            batch, self._batch = self._batch, _Batch()
             try:
-                await self._sink.write(b"".join(batch))
+                won = await asyncio.to_thread(self._commit, batch)
             except Exception as exc:
-                # The writer is broken for good: every waiting and later caller gets the error
-                # (their sends must not go out), and close() re-raises it.
                 self._error = exc
-                for waiter in [*waiters, *self._waiters]:
+                for _, waiter in [*batch.claims, *self._batch.claims]:
                     if not waiter.done():
                         waiter.set_exception(exc)
-                self._waiters = []
+                self._batch.claims = []
                 return
-            self.records_written += len(batch)
-            self.writes += 1
-            for waiter in waiters:
+            self.commits += 1
+            seen: set[str] = set()
+            for claim, waiter in batch.claims:
+                # the same key twice in one batch: only its first claimant may send
+                attempt = won.get(claim.key) if claim.key not in seen else OURS
+                seen.add(claim.key)
+                self.claims_made += bool(attempt)
                 if not waiter.done():
-                    waiter.set_result(None)
+                    waiter.set_result(attempt)
 
     async def flush(self) -> None:
-        """Make every buffered record durable (raises if the storage failed)."""
+        """Commit everything buffered (raises if the database failed)."""
         if self._flushing is not None and not self._flushing.done():
             await asyncio.shield(self._flushing)
-        if self._buffer and self._error is None:
+        if (self._batch.claims or self._batch.resolutions) and self._error is None:
             self._kick()
             assert self._flushing is not None
             await self._flushing
@@ -498,11 +597,9 @@ class LedgerWriter:
             raise self._error
 
     async def close(self) -> None:
-        try:
-            await self.flush()
-        finally:
-            await self._sink.close()
+        await self.flush()
 
 
-def _cap(reason: str) -> str:
-    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"
+def as_mapping(statuses: Mapping[str, ContactStatus]) -> dict[str, str]:
+    """{key: state} (for logs and tests)."""
+    return {key: status.state.value for key, status in statuses.items()}

@@ -26,3 +26,6 @@ def test_two_kills_under_faults_leave_everyone_once_or_reported(tmp_path: Path) 
     assert result.unaccounted == []
     assert result.once + result.unknown_with_one + result.unknown_with_none == 1200
     assert result.once > 1000  # the faults were survivable: nearly everyone got it
+    # reconciliation finds every send whose answer was dropped (the sandbox applied them)
+    assert result.unknown_after_reconcile <= result.unknown_before_reconcile
+    assert result.unknown_with_one == 0

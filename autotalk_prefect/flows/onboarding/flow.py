@@ -42,7 +42,8 @@ from autotalk_prefect.flows.runinfo import (
     slug,
 )
 from autotalk_prefect.flows.templating import compile_template
-from autotalk_prefect.ledger.steps import StepLedger, done, is_ambiguous, ledger_name, unresolved
+from autotalk_prefect.ledger.once import OnceLedger, done, ledger_name, unresolved
+from autotalk_prefect.ledger.outcomes import find_field, from_exception
 from autotalk_prefect.tasks import (
     create_conversation,
     list_conversations,
@@ -91,14 +92,18 @@ def _create_or_reuse(
                 )
             return item, False, notes
         except AutoTalkError as exc:
-            if not is_ambiguous(exc):
+            if from_exception(exc, create=True).state == "failed":
                 raise
-            # The create may have been applied: the deterministic id tells us for sure.
+            # Applied (an accepted answer we could not read) or maybe applied: the
+            # deterministic id tells us for sure.
             try:
                 item = client.get_dynadata_item(dynadata_type, item_id)
             except NotFoundError:
                 raise exc from None
-            notes.append("The create call lost its answer, but the item exists: it was created.")
+            notes.append(
+                "The create call's answer was lost or unreadable, but the item exists: it was "
+                "created."
+            )
             return item, True, notes
 
 
@@ -137,7 +142,7 @@ class _Sent:
 
 
 def _recover_from_autotalk(
-    steps: StepLedger,
+    steps: OnceLedger,
     dynadata_type: str,
     item_id: str,
     contact: str,
@@ -151,11 +156,10 @@ def _recover_from_autotalk(
     )
     if found is None:
         return  # the earlier run stopped between create and send: the send is still to do
-    attempt = steps.begin(STEP_SEND)
-    steps.sent(STEP_CONVERSATION, attempt, found.conversationId)
-    steps.sent(STEP_SEND, attempt, found.id)
+    steps.mark(STEP_CONVERSATION, found.conversationId)
+    steps.mark(STEP_SEND, found.id)
     if found_note is not None:
-        steps.sent(STEP_LOG, steps.begin(STEP_LOG), found_note.id)
+        steps.mark(STEP_LOG, found_note.id)
     notes.append(
         "The ledger had no record of this onboarding, but AutoTalk shows the message "
         f"({found.id}) in the contact's conversation: not sent again."
@@ -163,7 +167,7 @@ def _recover_from_autotalk(
 
 
 def _send_once(
-    steps: StepLedger,
+    steps: OnceLedger,
     contact: str,
     text: str,
     channel_id: str | None,
@@ -173,12 +177,12 @@ def _send_once(
 ) -> _Sent:
     """Send the message unless the ledger says it was sent (or may have been)."""
     logger = get_run_logger()
-    state = steps.statuses()
+    state = steps.statuses([STEP_SEND, STEP_CONVERSATION])
     send, conv = state.get(STEP_SEND), state.get(STEP_CONVERSATION)
     if done(send) and send:
         logger.info("Message %s was sent by an earlier run: not sending again", send.message_id)
-        conversation_id = conv.message_id if done(conv) and conv else None
-        return _Sent("already_sent", send.message_id, conversation_id)
+        known_conversation = conv.message_id if done(conv) and conv else None
+        return _Sent("already_sent", send.message_id, known_conversation)
     if unresolved(send) and not resend_unknown:
         logger.warning("An earlier send has an unknown outcome: not sending again")
         notes.append(
@@ -187,20 +191,34 @@ def _send_once(
             "resend_unknown=True to send anyway."
         )
         return _Sent("unknown")
-    attempt = steps.begin(STEP_SEND)
     fields = {"channelId": channel_id} if channel_id else {}
-    try:
-        message = send_message(contact, text, credentials=credentials, **fields)
-    except AutoTalkError as exc:
-        steps.record_failure(STEP_SEND, attempt, exc)
-        raise
-    steps.sent(STEP_CONVERSATION, attempt, message.conversationId)
-    steps.sent(STEP_SEND, attempt, message.id)
-    return _Sent("sent", message.id, message.conversationId)
+    done_send = steps.run(
+        STEP_SEND,
+        lambda: send_message(contact, text, credentials=credentials, **fields),
+        text=text,
+        resend_unknown=resend_unknown,
+    )
+    if not done_send.claimed:  # another run of the same onboarding holds the send right now
+        notes.append("Another run of this onboarding holds the send: not sent again.")
+        return _Sent("unknown")
+    outcome = done_send.outcome
+    assert outcome is not None
+    if outcome.state != "sent":
+        assert done_send.error is not None
+        raise done_send.error
+    message = done_send.value
+    if message is not None:
+        conversation_id: str | None = message.conversationId
+    else:  # accepted, but the answer was not a Message we could read
+        conversation_id = find_field(outcome.raw, "conversationId") if outcome.raw else None
+        notes.append(f"The send was accepted with an unexpected answer: {outcome.reason}")
+    if conversation_id is not None:
+        steps.mark(STEP_CONVERSATION, conversation_id)
+    return _Sent("sent", outcome.ref, conversation_id)
 
 
 def _log_once(
-    steps: StepLedger,
+    steps: OnceLedger,
     sent: _Sent,
     dynadata_type: str,
     item_id: str,
@@ -223,15 +241,22 @@ def _log_once(
             credentials=credentials, contactId=contact, **fields
         ).id
     note = _note(dynadata_type, item_id, sent.message_id)
-    attempt = steps.begin(STEP_LOG)
-    try:
-        processed = process_messages(
-            sent.conversation_id, [{"role": "system", "message": note}], credentials=credentials
-        )
-    except AutoTalkError as exc:
-        steps.record_failure(STEP_LOG, attempt, exc)
-        raise
-    steps.sent(STEP_LOG, attempt, processed.messages[0].id if processed.messages else None)
+    conversation_id = sent.conversation_id
+    logged = steps.run(
+        STEP_LOG,
+        lambda: process_messages(
+            conversation_id, [{"role": "system", "message": note}], credentials=credentials
+        ),
+        text=note,
+        resend_unknown=resend_unknown,
+        ref=lambda processed: processed.messages[0].id if processed.messages else None,
+    )
+    if not logged.claimed:
+        return "unknown"
+    assert logged.outcome is not None
+    if logged.outcome.state != "sent":
+        assert logged.error is not None
+        raise logged.error
     return "logged"
 
 
@@ -277,8 +302,9 @@ def onboard_contact(
             record, template and contact.
         resend_unknown: Send again when an earlier send's outcome is unknown (a crash or a lost
             answer right after sending): may message the contact twice.
-        ledger_storage: Where the send markers live: a directory (default ``.autotalk/ledger``)
-            or a ``WritableFileSystem`` block slug ``<block-type>/<name>`` shared by all workers.
+        ledger_storage: The claim ledger guarding the send and the note: a SQLAlchemy URL
+            (``postgresql://...`` shared by all workers) or a directory (a SQLite file inside
+            it). Default: ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
     """
     logger = get_run_logger()
@@ -324,7 +350,7 @@ def onboard_contact(
 
     item, created, notes = _create_or_reuse(dynadata_type, {"_id": item_id, **data}, credentials)
 
-    with StepLedger(ledger_name("onboarding", derived_id), ledger_storage) as steps:
+    with OnceLedger(ledger_name("onboarding", derived_id), ledger_storage) as steps:
         if not created and steps.status(STEP_SEND) is None:
             _recover_from_autotalk(steps, dynadata_type, item.id, contact, text, credentials, notes)
         sent = _send_once(steps, contact, text, channel_id, resend_unknown, credentials, notes)

@@ -1,33 +1,33 @@
 """The outreach engine: who gets the campaign, and sending it exactly once per contact.
 
-The flow (``flows/outreach.py:outreach_campaign``) is thin; this module holds the parameter
-models, the audience stream, the chunk sender and the summary. Exactly-once comes from the
-ledger (``autotalk_prefect.ledger.store``): ``pending`` is durable before a send leaves, ``sent`` after
-AutoTalk confirms it, so a re-run skips every contact already served and never repeats a send
-whose outcome is unknown unless the caller opts in.
+The flow (``flows/outreach/flow.py:outreach_campaign``) is thin; this module holds the parameter
+models, the audience stream, the per-chunk plan, the chunk job and sender, and the summary.
+Exactly-once comes from the claim ledger (``autotalk_prefect.ledger.store``): a send leaves only
+after its contact's claim is committed, so a re-run or an overlapping run never messages a
+contact twice, and every outcome is classified by THE rule in ``autotalk_prefect.ledger.outcomes``
+(any 2xx is ``sent``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from autotalk_prefect.api.errors import (
-    AuthenticationError,
-    AutoTalkError,
-    OutcomeUnknownError,
-    PermissionDeniedError,
-)
+from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError, PermissionDeniedError
 from autotalk_prefect.api.paging import RESERVED_FILTERS
 from autotalk_prefect.flows.common import unknown_type_error
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
-from autotalk_prefect.ledger.store import Ledger, LedgerSnapshot, LedgerState, LedgerWriter
+from autotalk_prefect.ledger.outcomes import Outcome, from_answer, from_exception
+from autotalk_prefect.ledger.reconcile import ReconcileReport
+from autotalk_prefect.ledger.store import OURS, ClaimLedger, ClaimWriter, LedgerState
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
 
 if TYPE_CHECKING:
@@ -145,11 +145,27 @@ class ChunkResult(BaseModel):
     """What one chunk task did."""
 
     sent: int = 0
+    accepted_odd_answer: int = Field(
+        default=0, description="Of `sent`: accepted (2xx) with an answer not in the shape we know."
+    )
     failed: list[ContactProblem] = Field(default_factory=list)
     unknown: list[ContactProblem] = Field(default_factory=list)
     retries: dict[str, int] = Field(
         default_factory=dict, description="Requests retried (and absorbed), by status or error."
     )
+    claimed_elsewhere: list[ContactProblem] = Field(default_factory=list)
+    duplicates: int = Field(default=0, description="Contacts listed twice: sent once.")
+
+
+class Reconciliation(BaseModel):
+    """What reconciling unknown outcomes against AutoTalk resolved at the end of the run."""
+
+    unknown_before: int = Field(description="Unknown (or stale pending) rows looked up.")
+    found_sent: int = Field(description="Found in the contact's conversation: now `sent`.")
+    marked_failed: int = Field(
+        description="Not found after unknown_grace_minutes: now `failed` (sent on the next run)."
+    )
+    still_unknown: int = Field(description="Not found (yet): still unknown.")
 
 
 class OutreachSummary(BaseModel):
@@ -157,15 +173,22 @@ class OutreachSummary(BaseModel):
 
     campaign_id: str
     total: int = Field(description="Distinct contacts in the audience.")
-    sent: int = Field(description="Messages sent and confirmed in this run.")
+    sent: int = Field(description="Messages AutoTalk accepted in this run.")
     skipped_already_sent: int = Field(description="Contacts an earlier run already messaged.")
+    skipped_claimed: int = Field(
+        default=0,
+        description="Contacts another run had claimed (sending them at the same time, or it "
+        "stopped before recording the outcome): skipped, never sent twice.",
+    )
     failed: int = Field(description="Contacts not messaged (definitely): retried on a re-run.")
     unknown: int = Field(
         description="Contacts whose send may or may not have gone out (this run or an earlier "
-        "one): never re-sent unless resend_unknown=True."
+        "one), after reconciliation: never re-sent unless resend_unknown=True."
     )
     failures: list[ContactProblem] = Field(default_factory=list)
     unknowns: list[ContactProblem] = Field(default_factory=list)
+    claimed: list[ContactProblem] = Field(default_factory=list)
+    reconciliation: Reconciliation | None = None
     duration_seconds: float = 0.0
     ledger: str = ""
     quiet_hours_skipped: bool = False
@@ -177,33 +200,55 @@ class OutreachSummary(BaseModel):
 
 # ---- the plan: who still needs the message ---------------------------------------------------
 
+CLAIMED_REASON = "claimed by another run (sending now, or it stopped before recording the outcome)"
+
 
 class Plan:
-    """Audience minus what the ledger settled; counts what it skipped."""
+    """Decides, one chunk at a time, who still needs the message (one ledger query per chunk:
+    memory stays flat whatever the campaign's size); counts what it skipped."""
 
-    def __init__(self, snapshot: LedgerSnapshot, *, resend_unknown: bool) -> None:
-        self.snapshot = snapshot
+    def __init__(self, ledger: ClaimLedger, run_id: str, *, resend_unknown: bool) -> None:
+        self.ledger, self.run_id = ledger, run_id
         self.resend_unknown = resend_unknown
-        self.seen: set[str] = set()
+        self.total = 0
         self.skipped_sent = 0
         self.earlier_unknown: list[ContactProblem] = []
+        self.earlier_unknown_count = 0
+        self.claimed: list[ContactProblem] = []
+        self.claimed_count = 0
 
-    def wants(self, contact_id: str) -> bool:
-        """True the first time a contact that still needs the message comes up."""
-        if contact_id in self.seen:
-            return False
-        self.seen.add(contact_id)
-        status = self.snapshot.get(contact_id)
-        if status is None or status.state is LedgerState.FAILED:
-            return True
-        if status.state is LedgerState.SENT:
-            self.skipped_sent += 1
-            return False
-        if self.resend_unknown:
-            return True
-        reason = status.reason or "an earlier send's outcome is unknown"
-        self.earlier_unknown.append(ContactProblem(contact_id=contact_id, reason=reason))
-        return False
+    def _unknown(self, contact_id: str, reason: str) -> None:
+        self.earlier_unknown_count += 1
+        if len(self.earlier_unknown) < MAX_LISTED:
+            self.earlier_unknown.append(ContactProblem(contact_id=contact_id, reason=reason))
+
+    def _held(self, contact_id: str) -> None:
+        self.claimed_count += 1
+        if len(self.claimed) < MAX_LISTED:
+            self.claimed.append(ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON))
+
+    def chunk(self, items: list[WorkItem]) -> list[WorkItem]:
+        """The items of one chunk that still need the message."""
+        unique = list({contact_id: (contact_id, record) for contact_id, record in items}.values())
+        statuses = self.ledger.statuses(contact_id for contact_id, _ in unique)
+        wanted: list[WorkItem] = []
+        for item in unique:
+            contact_id = item[0]
+            status = statuses.get(contact_id)
+            if status is not None and status.run_id == self.run_id:
+                continue  # listed twice in the audience: this run already has it
+            self.total += 1
+            if status is None or status.state is LedgerState.FAILED:
+                wanted.append(item)
+            elif status.state is LedgerState.SENT:
+                self.skipped_sent += 1
+            elif self.resend_unknown:
+                wanted.append(item)
+            elif status.state is LedgerState.UNKNOWN:
+                self._unknown(contact_id, status.reason or "an earlier send's outcome is unknown")
+            else:
+                self._held(contact_id)
+        return wanted
 
 
 def iter_audience(
@@ -281,13 +326,33 @@ def chunked(items: Iterator[WorkItem], size: int) -> Iterator[list[WorkItem]]:
 # ---- sending one chunk ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ChunkJob:
+    """Everything one chunk task needs, as one picklable value (it travels to Dask workers)."""
+
+    items: list[WorkItem]
+    number: int
+    campaign_id: str
+    template_source: str
+    ledger_url: str
+    run_id: str
+    credentials: Any  # an AutoTalkCredentials block, or None for the AUTOTALK_* environment
+    channel_id: str | None = None
+    concurrency: int = 16
+    requests_per_second: float | None = None
+    global_rate_limit_name: str | None = None
+    fetch_type: str | None = None
+    resend_unknown: bool = False
+
+
 class ChunkSender:
-    """Sends one chunk with bounded concurrency, rate limits and the ledger around every send."""
+    """Sends one chunk with bounded concurrency, rate limits and a committed claim before every
+    send; classifies every send with THE outcome rule (``ledger.outcomes``)."""
 
     def __init__(
         self,
         client: AsyncAutoTalkClient,
-        writer: LedgerWriter,
+        writer: ClaimWriter,
         template: MessageTemplate,
         *,
         channel_id: str | None,
@@ -314,8 +379,19 @@ class ChunkSender:
             record = item.to_wire()
         return self.template.render(record)
 
-    def _failed(self, contact_id: str, attempt: str | None, reason: str) -> None:
-        self.writer.failed(contact_id, attempt, reason)
+    async def _not_sendable(self, contact_id: str, reason: str) -> None:
+        """Failed before any send (template, record): a ``failed`` row, unless another run
+        holds the contact."""
+        attempt = await self.writer.claim(contact_id)
+        if attempt == OURS:
+            self.result.duplicates += 1
+            return
+        if attempt is None:
+            self.result.claimed_elsewhere.append(
+                ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON)
+            )
+            return
+        self.writer.resolve(contact_id, attempt, LedgerState.FAILED, reason=reason)
         self.result.failed.append(ContactProblem(contact_id=contact_id, reason=reason))
 
     async def _one(self, contact_id: str, record: dict[str, Any]) -> None:
@@ -323,99 +399,151 @@ class ChunkSender:
             try:
                 text = await self._text_for(contact_id, record)
             except RenderError as exc:
-                self._failed(contact_id, None, str(exc))
+                await self._not_sendable(contact_id, str(exc))
                 return
             except AutoTalkError as exc:
-                self._failed(contact_id, None, f"could not load the record: {exc}")
+                await self._not_sendable(contact_id, f"could not load the record: {exc}")
                 return
             if self.bucket is not None:
                 await self.bucket.acquire()
             if self.global_limit is not None:
                 await self.global_limit.acquire()
-            attempt = await self.writer.begin(contact_id)  # durable before the send leaves
+            attempt = await self.writer.claim(contact_id, text)  # committed before the send
+            if attempt == OURS:  # listed twice: this run has it already
+                self.result.duplicates += 1
+                return
+            if attempt is None:
+                self.result.claimed_elsewhere.append(
+                    ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON)
+                )
+                return
             fields = {"channelId": self.channel_id} if self.channel_id else {}
             try:
                 message = await self.client.send_message(contact_id, text, **fields)
-            except OutcomeUnknownError as exc:
-                self.writer.unknown(contact_id, attempt, str(exc))
-                self.result.unknown.append(ContactProblem(contact_id=contact_id, reason=str(exc)))
-                return
-            except (AuthenticationError, PermissionDeniedError) as exc:
-                self._failed(contact_id, attempt, str(exc))
-                raise  # every other send would fail the same way: stop the campaign
-            except AutoTalkError as exc:  # answered with an error, or never reached: not applied
-                self._failed(contact_id, attempt, str(exc))
-                return
             except BaseException as exc:
-                reason = f"interrupted after the request may have left ({type(exc).__name__})"
-                self.writer.unknown(contact_id, attempt, reason)
-                self.result.unknown.append(ContactProblem(contact_id=contact_id, reason=reason))
-                raise
-            self.writer.sent(contact_id, attempt, message.id)
+                outcome = from_exception(exc)
+                self._record(contact_id, attempt, outcome)
+                if not isinstance(exc, Exception) or (
+                    outcome.state == "failed"
+                    and isinstance(exc, (AuthenticationError, PermissionDeniedError))
+                ):
+                    raise  # interrupted, or every other send would fail the same way: stop
+                return
+            self._record(contact_id, attempt, from_answer(message))
+
+    def _record(self, contact_id: str, attempt: str, outcome: Outcome) -> None:
+        state = {"sent": LedgerState.SENT, "failed": LedgerState.FAILED}.get(
+            outcome.state, LedgerState.UNKNOWN
+        )
+        self.writer.resolve(
+            contact_id,
+            attempt,
+            state,
+            message_id=outcome.ref,
+            reason=outcome.reason,
+            raw=outcome.raw,
+        )
+        if outcome.state == "sent":
             self.result.sent += 1
+            self.result.accepted_odd_answer += outcome.raw is not None or outcome.reason is not None
+            return
+        problem = ContactProblem(contact_id=contact_id, reason=outcome.reason or outcome.state)
+        (self.result.failed if outcome.state == "failed" else self.result.unknown).append(problem)
 
 
-async def send_chunk_async(
-    items: list[WorkItem],
-    *,
-    campaign_id: str,
-    template_source: str,
-    ledger_storage: Any,
-    credentials: Any,
-    channel_id: str | None,
-    concurrency: int,
-    requests_per_second: float | None,
-    global_rate_limit_name: str | None,
-    fetch_type: str | None,
-) -> ChunkResult:
-    """One chunk, start to finish: its own client and its own ledger writer."""
+async def send_chunk_async(job: ChunkJob) -> ChunkResult:
+    """One chunk, start to finish: its own client and its own claim writer."""
     from autotalk_prefect.credentials import resolve_credentials
 
-    template = compile_template(template_source)
-    ledger = Ledger(campaign_id, ledger_storage)
-    bucket = TokenBucket(requests_per_second) if requests_per_second else None
-    global_limit = GlobalRateLimit(global_rate_limit_name) if global_rate_limit_name else None
+    template = compile_template(job.template_source)
+    ledger = ClaimLedger(job.campaign_id, job.ledger_url)
+    bucket = TokenBucket(job.requests_per_second) if job.requests_per_second else None
+    limit = GlobalRateLimit(job.global_rate_limit_name) if job.global_rate_limit_name else None
+    credentials = resolve_credentials(job.credentials)
     async with (
-        resolve_credentials(credentials).get_async_client(max_connections=concurrency) as client,
-        ledger.writer() as writer,
+        credentials.get_async_client(max_connections=job.concurrency) as client,
+        ledger.writer(job.run_id, resend_unknown=job.resend_unknown) as writer,
     ):
         sender = ChunkSender(
             client,
             writer,
             template,
-            channel_id=channel_id,
-            concurrency=concurrency,
+            channel_id=job.channel_id,
+            concurrency=job.concurrency,
             bucket=bucket,
-            global_limit=global_limit,
-            fetch_type=fetch_type,
+            global_limit=limit,
+            fetch_type=job.fetch_type,
         )
-        return await sender.run(items)
+        return await sender.run(job.items)
 
 
 # ---- summary --------------------------------------------------------------------------------
 
 
+class Totals:
+    """Chunk results folded as they come in (counts, and the first MAX_LISTED of each list)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.failed: list[ContactProblem] = []
+        self.failed_count = 0
+        self.unknown: list[ContactProblem] = []
+        self.claimed: list[ContactProblem] = []
+        self.claimed_count = 0
+        self.duplicates = 0
+        self.chunks = 0
+        self.retries: collections.Counter[str] = collections.Counter()
+
+    def add(self, result: ChunkResult) -> None:
+        self.chunks += 1
+        self.duplicates += result.duplicates
+        self.retries.update(result.retries)
+        self.sent += result.sent
+        self.failed_count += len(result.failed)
+        self.failed += result.failed[: max(0, MAX_LISTED - len(self.failed))]
+        self.unknown += result.unknown  # kept whole: reconciliation looks them up
+        self.claimed_count += len(result.claimed_elsewhere)
+        self.claimed += result.claimed_elsewhere[: max(0, MAX_LISTED - len(self.claimed))]
+
+
 def summarise(
     campaign_id: str,
     plan: Plan,
-    results: list[ChunkResult],
+    totals: Totals,
     *,
     started: float,
     ledger: str,
+    reconciled: ReconcileReport | None = None,
 ) -> OutreachSummary:
-    failures = [p for r in results for p in r.failed]
-    unknowns = plan.earlier_unknown + [p for r in results for p in r.unknown]
+    unknowns = plan.earlier_unknown + totals.unknown
+    unknown_count = plan.earlier_unknown_count + len(totals.unknown)
+    reconciliation = None
+    if reconciled is not None:
+        reconciliation = Reconciliation(
+            unknown_before=reconciled.unknown_before,
+            found_sent=reconciled.found_sent,
+            marked_failed=reconciled.marked_failed,
+            still_unknown=reconciled.still_unknown,
+        )
+        unknowns = [p for p in unknowns if p.contact_id not in reconciled.resolved]
+        unknown_count -= sum(
+            1 for p in plan.earlier_unknown + totals.unknown if p.contact_id in reconciled.resolved
+        )
     return OutreachSummary(
         campaign_id=campaign_id,
-        total=len(plan.seen),
-        sent=sum(r.sent for r in results),
+        total=plan.total - totals.duplicates,
+        sent=totals.sent,
         skipped_already_sent=plan.skipped_sent,
-        failed=len(failures),
-        unknown=len(unknowns),
-        failures=failures[:MAX_LISTED],
+        skipped_claimed=plan.claimed_count + totals.claimed_count,
+        failed=totals.failed_count,
+        unknown=max(0, unknown_count),
+        failures=totals.failed[:MAX_LISTED],
         unknowns=unknowns[:MAX_LISTED],
+        claimed=(plan.claimed + totals.claimed)[:MAX_LISTED],
+        reconciliation=reconciliation,
         duration_seconds=round(time.monotonic() - started, 3),
         ledger=ledger,
+        retries=dict(totals.retries.most_common()),
     )
 
 

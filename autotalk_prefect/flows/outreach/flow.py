@@ -10,7 +10,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any, Literal, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -20,7 +20,6 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
@@ -30,11 +29,12 @@ from autotalk_prefect.api.retries import count_retries
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 from autotalk_prefect.flows.outreach.engine import (
     Audience,
+    ChunkJob,
     ChunkResult,
     OutreachSummary,
     Plan,
     QuietHours,
-    WorkItem,
+    Totals,
     check_audience_type,
     check_numbers,
     chunked,
@@ -53,7 +53,8 @@ from autotalk_prefect.flows.outreach.report import (
 from autotalk_prefect.flows.runinfo import emit_completed, label_run, slug
 from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
 from autotalk_prefect.flows.templating import compile_template
-from autotalk_prefect.ledger.store import Ledger
+from autotalk_prefect.ledger.reconcile import reconcile
+from autotalk_prefect.ledger.store import ClaimLedger
 from autotalk_prefect.ratelimit import check_global_rate_limit
 
 #: the clock quiet hours are checked against (tests replace it)
@@ -64,11 +65,11 @@ def _chunk_run_name() -> str:
     """``send-chunk-3-1000-contacts``: the chunk's number and size, read from its parameters."""
     from prefect.runtime import task_run
 
-    params = task_run.parameters or {}
-    items: Any = params.get("items")
-    items = items.unquote() if hasattr(items, "unquote") else items
-    size = f"-{len(items)}-contacts" if isinstance(items, list) else ""
-    return f"send-chunk-{params.get('chunk_number', '?')}{size}"
+    job: Any = (task_run.parameters or {}).get("job")
+    job = job.unquote() if hasattr(job, "unquote") else job
+    if not isinstance(job, ChunkJob):
+        return "send-chunk"
+    return f"send-chunk-{job.number}-{len(job.items)}-contacts"
 
 
 @task(
@@ -77,47 +78,25 @@ def _chunk_run_name() -> str:
     retries=0,
     cache_policy=NO_CACHE,
 )
-async def send_chunk(
-    items: list[WorkItem],
-    chunk_number: int,
-    campaign_id: str,
-    template_source: str,
-    ledger_storage: Any,
-    credentials: AutoTalkCredentials | None,
-    channel_id: str | None,
-    concurrency: int,
-    requests_per_second: float | None,
-    global_rate_limit_name: str | None,
-    fetch_type: str | None,
-) -> ChunkResult:
-    """Send one chunk of the campaign (the ledger makes a retry of this task safe)."""
+async def send_chunk(job: ChunkJob) -> ChunkResult:
+    """Send one chunk of the campaign (the claim ledger makes a retry of this task safe)."""
     with count_retries() as tally:  # each retry logs at INFO; the chunk sums them in one line
-        result = await send_chunk_async(
-            items,
-            campaign_id=campaign_id,
-            template_source=template_source,
-            ledger_storage=ledger_storage,
-            credentials=credentials,
-            channel_id=channel_id,
-            concurrency=concurrency,
-            requests_per_second=requests_per_second,
-            global_rate_limit_name=global_rate_limit_name,
-            fetch_type=fetch_type,
-        )
+        result = await send_chunk_async(job)
     result.retries = dict(tally.by_reason)
     logger = get_run_logger()
     if tally.total:
         logger.warning(
             "chunk %s: %s (the answers were 'not now'; every retry was absorbed)",
-            chunk_number,
+            job.number,
             tally.describe(),
         )
     logger.info(
-        "chunk %s: %s sent, %s failed, %s unknown",
-        chunk_number,
+        "chunk %s: %s sent, %s failed, %s unknown, %s claimed by another run",
+        job.number,
         result.sent,
         len(result.failed),
         len(result.unknown),
+        len(result.claimed_elsewhere),
     )
     return result
 
@@ -155,7 +134,9 @@ def outreach_campaign(
     requests_per_second: float | None = None,
     global_rate_limit_name: str | None = None,
     resend_unknown: bool = False,
-    ledger_storage: WritableFileSystem | str | None = None,
+    reconcile_unknown: bool = True,
+    unknown_grace_minutes: float | None = None,
+    ledger_storage: str | None = None,
     credentials: AutoTalkCredentials | None = None,
     task_runner: TaskRunnerChoice = "threads",
     dask_address: str | None = None,
@@ -181,10 +162,16 @@ def outreach_campaign(
         requests_per_second: Client-side cap on sends per second for this run.
         global_rate_limit_name: A Prefect global concurrency limit with slot decay that every
             send takes a slot from, so all runs and workers share one rate limit.
-        resend_unknown: Also send to contacts whose earlier send has an unknown outcome.
-        ledger_storage: Where the ledger lives: a local directory (default
-            ``.autotalk/ledger``), a ``WritableFileSystem`` block, or a block slug
-            ``"<type>/<name>"`` to share it across machines.
+        resend_unknown: Also send to contacts whose earlier send has an unknown outcome (or
+            that another run holds): may message them twice.
+        reconcile_unknown: At the end, look up every unknown outcome in AutoTalk (the
+            contact's conversations) and record the ones found as sent.
+        unknown_grace_minutes: With reconciliation, treat an unknown send still not found
+            this many minutes after it began as not applied (``failed``: the next run sends
+            it). Default: never (it stays unknown).
+        ledger_storage: The claim ledger: a SQLAlchemy URL (``sqlite:////path/ledger.sqlite3``,
+            or ``postgresql://...`` shared by many machines) or a directory (a SQLite file inside
+            it). Default: ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` environment).
         task_runner: Where chunk tasks run: ``threads`` in this process, or ``dask`` (extra
             ``autotalk-prefect[dask]``): a LocalCluster of ``parallel_chunks`` processes, or
@@ -203,19 +190,25 @@ def outreach_campaign(
     )
     if channel_id is not None and not channel_id.strip():
         raise ValueError("channel_id is empty: give a channel id, or leave it unset")
+    if unknown_grace_minutes is not None and not unknown_grace_minutes >= 0:
+        raise ValueError(
+            f"unknown_grace_minutes must be >= 0 (or unset), got {unknown_grace_minutes!r}"
+        )
     template = compile_template(message_template)  # a bad template fails before anything else
-    ledger = Ledger(campaign_id, ledger_storage)
+    ledger = ClaimLedger(campaign_id, ledger_storage)
     block = resolve_credentials(credentials)
     with block.get_client() as client:
         check_audience_type(client, audience, template)
     if global_rate_limit_name:
         limit = run_coro_as_sync(check_global_rate_limit(global_rate_limit_name))
         logger.info("global rate limit %r: %s", global_rate_limit_name, limit)
-    plan = Plan(ledger.snapshot(), resend_unknown=resend_unknown)
+    run_id = uuid4().hex
+    plan = Plan(ledger, run_id, resend_unknown=resend_unknown)
+    totals = Totals()
     key = artifact_key(campaign_id)
 
     if quiet_hours is not None and not _wait_for_quiet_hours(quiet_hours, on_quiet_hours):
-        summary = summarise(campaign_id, plan, [], started=started, ledger=ledger.describe())
+        summary = summarise(campaign_id, plan, totals, started=started, ledger=ledger.describe())
         summary.quiet_hours_skipped = True
         _publish(summary, key, message_template, channel_id)
         return summary
@@ -229,64 +222,77 @@ def outreach_campaign(
             0.0, key=f"{key}-progress", description=f"Chunks done of campaign {campaign_id}"
         ),
     )
-    results: list[ChunkResult] = []
     in_flight: set[PrefectFuture[ChunkResult]] = set()
     submitted = 0
 
     def collect_one() -> None:
         finished = next(as_completed(list(in_flight)))
         in_flight.discard(finished)
-        results.append(finished.result())  # a failed chunk (e.g. a revoked key) fails the run
+        totals.add(finished.result())  # a failed chunk (e.g. a revoked key) fails the run
 
     def show_progress() -> None:
         # the audience is streamed, so its size is known only at the end: show chunks done
-        update_progress_artifact(progress, 100.0 * len(results) / max(submitted, 1))
+        update_progress_artifact(progress, 100.0 * totals.chunks / max(submitted, 1))
 
     with (
         chunk_submitter(task_runner, dask_address, n_workers=parallel_chunks) as submit,
         block.get_client() as client,
     ):
-        work = (item for item in iter_audience(client, audience, template) if plan.wants(item[0]))
-        # The next chunk is read from the API while the chunks in flight send (prefetch), and
-        # is submitted as soon as one of them finishes.
-        for number, items in enumerate(chunked(work, chunk_size), start=1):
-            collected = len(results)
+        # The next chunk is read from the API (and planned against the ledger: one query for
+        # its contacts) while the chunks in flight send, and is submitted as soon as one of
+        # them finishes.
+        chunks = (
+            plan.chunk(c) for c in chunked(iter_audience(client, audience, template), chunk_size)
+        )
+        number = 0
+        for items in chunks:
+            if not items:
+                continue
+            number += 1
+            collected = totals.chunks
             while len(in_flight) >= parallel_chunks:
                 collect_one()
-            in_flight.add(
-                submit(
-                    send_chunk,
-                    quote(items),  # a chunk is opaque data: Prefect need not walk its items
-                    number,
-                    campaign_id,
-                    message_template,
-                    ledger_storage,
-                    credentials if task_runner == "threads" else block,  # remote: by value
-                    channel_id,
-                    per_chunk,
-                    per_chunk_rate,
-                    global_rate_limit_name,
-                    fetch_type,
-                )
+            job = ChunkJob(
+                items=items,
+                number=number,
+                campaign_id=campaign_id,
+                template_source=message_template,
+                ledger_url=ledger.url,
+                run_id=run_id,
+                credentials=credentials if task_runner == "threads" else block,  # remote: by value
+                channel_id=channel_id,
+                concurrency=per_chunk,
+                requests_per_second=per_chunk_rate,
+                global_rate_limit_name=global_rate_limit_name,
+                fetch_type=fetch_type,
+                resend_unknown=resend_unknown,
             )
+            # a chunk is opaque data: Prefect need not walk its items
+            in_flight.add(submit(send_chunk, quote(job)))
             submitted += 1
-            if len(results) > collected:  # after the submit: the next chunk starts first
+            if totals.chunks > collected:  # after the submit: the next chunk starts first
                 show_progress()
         while in_flight:  # inside the block: a Dask cluster lives until its chunks are done
             collect_one()
             show_progress()
     update_progress_artifact(progress, 100.0)
 
-    summary = summarise(campaign_id, plan, results, started=started, ledger=ledger.describe())
-    for result in results:
-        for reason, n in result.retries.items():
-            summary.retries[reason] = summary.retries.get(reason, 0) + n
+    reconciled = None
+    if reconcile_unknown and (totals.unknown or plan.earlier_unknown_count or plan.claimed_count):
+        with block.get_client() as client:
+            reconciled = reconcile(ledger, client, grace_minutes=unknown_grace_minutes)
+        logger.info("reconciliation: %s", reconciled.line())
+    summary = summarise(
+        campaign_id, plan, totals, started=started, ledger=ledger.describe(), reconciled=reconciled
+    )
     _publish(summary, key, message_template, channel_id)
     logger.info(
-        "campaign %s: %s sent, %s already sent, %s failed, %s unknown of %s contacts; %s",
+        "campaign %s: %s sent, %s already sent, %s claimed by another run, %s failed, "
+        "%s unknown of %s contacts; %s",
         campaign_id,
         summary.sent,
         summary.skipped_already_sent,
+        summary.skipped_claimed,
         summary.failed,
         summary.unknown,
         summary.total,
@@ -318,6 +324,7 @@ def _publish(summary: OutreachSummary, key: str, template: str, channel_id: str 
             "total": summary.total,
             "sent": summary.sent,
             "already_sent": summary.skipped_already_sent,
+            "claimed_by_another_run": summary.skipped_claimed,
             "failed": summary.failed,
             "unknown": summary.unknown,
             "retries": summary.retries,

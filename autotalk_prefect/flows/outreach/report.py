@@ -36,21 +36,30 @@ def headline(summary: OutreachSummary) -> str:
     already = (
         f", {summary.skipped_already_sent} already sent" if summary.skipped_already_sent else ""
     )
+    claimed = (
+        f", {summary.skipped_claimed} claimed by another run" if summary.skipped_claimed else ""
+    )
     return (
-        f"{summary.sent} sent{already}, {summary.failed} failed, {summary.unknown} unknown "
-        f"of {summary.total}"
+        f"{summary.sent} sent{already}{claimed}, {summary.failed} failed, "
+        f"{summary.unknown} unknown of {summary.total}"
     )
 
 
 def has_rows(summary: OutreachSummary) -> bool:
-    """True when some contact has something to show (a failure or an unknown outcome)."""
-    return bool(summary.failures or summary.unknowns)
+    """True when some contact has something to show (failed, unknown, or held by another run)."""
+    return bool(summary.failures or summary.unknowns or summary.claimed)
 
 
 def summary_table(summary: OutreachSummary) -> list[dict[str, Any]]:
-    """One row per contact that did not get the campaign (failed or unknown), capped."""
+    """One row per contact this run did not message (failed, unknown, or claimed by another
+    run), capped."""
     rows: list[dict[str, Any]] = []
-    for outcome, problems in (("failed", summary.failures), ("unknown", summary.unknowns)):
+    listed = (
+        ("failed", summary.failures),
+        ("unknown", summary.unknowns),
+        ("claimed by another run", summary.claimed),
+    )
+    for outcome, problems in listed:
         rows += [
             {"contact": p.contact_id, "outcome": outcome, "reason": p.reason[:200]}
             for p in problems
@@ -58,7 +67,13 @@ def summary_table(summary: OutreachSummary) -> list[dict[str, Any]]:
     return rows
 
 
-_COLOURS = {"sent": "#2e7d32", "already sent": "#90a4ae", "failed": "#c62828", "unknown": "#ef6c00"}
+_COLOURS = {
+    "sent": "#2e7d32",
+    "already sent": "#90a4ae",
+    "claimed": "#5c6bc0",
+    "failed": "#c62828",
+    "unknown": "#ef6c00",
+}
 
 
 def outcomes_svg(summary: OutreachSummary, width: int = 360) -> str:
@@ -66,6 +81,7 @@ def outcomes_svg(summary: OutreachSummary, width: int = 360) -> str:
     bars = [
         ("sent", summary.sent),
         ("already sent", summary.skipped_already_sent),
+        ("claimed", summary.skipped_claimed),
         ("failed", summary.failed),
         ("unknown", summary.unknown),
     ]
@@ -106,10 +122,12 @@ def summary_markdown(
     lines = [
         f"# Outreach `{summary.campaign_id}`: {headline(summary)}",
         "",
-        "| audience | sent now | already sent | failed | unknown | seconds |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| audience | sent now | already sent | claimed by another run | failed | unknown "
+        "| seconds |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {summary.total} | {summary.sent} | {summary.skipped_already_sent} | "
-        f"{summary.failed} | {summary.unknown} | {summary.duration_seconds:.1f} |",
+        f"{summary.skipped_claimed} | {summary.failed} | {summary.unknown} | "
+        f"{summary.duration_seconds:.1f} |",
         "",
         f"![outcomes by state]({_data_uri(outcomes_svg(summary))})",
         "",
@@ -124,15 +142,29 @@ def summary_markdown(
     ]
     if summary.quiet_hours_skipped:
         lines.append("\nNothing was sent: the run started inside the quiet hours.")
+    if summary.skipped_claimed:
+        lines.append(
+            "\n**Claimed by another run**: another run of this campaign held these contacts "
+            "(it is sending them now, or it stopped before recording the outcome); skipped so no "
+            "one is messaged twice."
+        )
     if summary.failed:
         lines.append(
             "\n**Failed** contacts were definitely not messaged; re-running the campaign retries "
             "them."
         )
+    rec = summary.reconciliation
+    if rec is not None:
+        lines.append(
+            f"\n**Reconciliation**: {rec.unknown_before} unknown outcomes looked up in AutoTalk: "
+            f"{rec.found_sent} found sent, {rec.marked_failed} marked failed after the grace "
+            f"period, {rec.still_unknown} still unknown."
+        )
     if summary.unknown:
         lines.append(
-            "\n**Unknown**: the send may have reached the customer (no answer came back). They "
-            "are not re-sent unless the campaign is re-run with `resend_unknown=True`."
+            "\n**Unknown**: the send may have reached the customer (no usable answer came back, "
+            "and AutoTalk does not show it yet). Not re-sent unless the campaign is re-run with "
+            "`resend_unknown=True`; `autotalk-prefect ledger reconcile` looks again."
         )
     if more > 0:
         lines.append(f"\n{more} more contacts are not listed in the table (capped).")

@@ -46,7 +46,7 @@ from autotalk_prefect.flows.runinfo import (
     slug,
 )
 from autotalk_prefect.flows.templating import compile_template
-from autotalk_prefect.ledger.steps import StepLedger, done, ledger_name, unresolved
+from autotalk_prefect.ledger.once import OnceLedger, done, ledger_name, unresolved
 from autotalk_prefect.ledger.store import ContactStatus
 from autotalk_prefect.tasks import (
     execute_dynadata_item_function,
@@ -84,7 +84,7 @@ def _perform(
 
 
 def _act_once(
-    steps: StepLedger,
+    steps: OnceLedger,
     step: str,
     status: ContactStatus | None,
     action: UpdateField | RunFunction | SendAnswer,
@@ -107,13 +107,24 @@ def _act_once(
             status="unknown",
             detail="an earlier attempt may have applied it; not repeated",
         )
-    attempt = steps.begin(step)
-    try:
-        message_id = perform()
-    except AutoTalkError as exc:
-        steps.record_failure(step, attempt, exc)
-        raise
-    steps.sent(step, attempt, message_id)
+    ran = steps.run(
+        step,
+        perform,
+        resend_unknown=resend_unknown or isinstance(action, UpdateField),
+        ref=lambda message_id: message_id,
+    )
+    if not ran.claimed:  # another delivery of this event is acting right now
+        return ActionOutcome(
+            kind=action.kind,
+            target=target,
+            status="unknown",
+            detail="another run holds this action; not repeated",
+        )
+    assert ran.outcome is not None
+    if ran.outcome.state != "sent":
+        assert ran.error is not None
+        raise ran.error
+    message_id = ran.outcome.ref
     logger.info("Did %s %s%s", action.kind, target, f" ({message_id})" if message_id else "")
     return ActionOutcome(kind=action.kind, target=target, status="done", message_id=message_id)
 
@@ -151,8 +162,9 @@ def handle_reply(
         dynadata_type: The Dynadata type holding contacts.
         resend_unknown: Repeat an action whose earlier attempt's outcome is unknown (a crash or
             a lost answer): may send a second answer.
-        ledger_storage: Where handled events are recorded: a directory (default
-            ``.autotalk/ledger``) or a ``WritableFileSystem`` block slug shared by all workers.
+        ledger_storage: The claim ledger recording handled events: a SQLAlchemy URL
+            (``postgresql://...`` shared by all workers) or a directory (a SQLite file inside
+            it). Default: ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
     """
     logger = get_run_logger()
@@ -162,8 +174,8 @@ def handle_reply(
     who = evt.client.name or contact_id
     label_run(tags=["replies", slug(dynadata_type)])
 
-    with StepLedger(ledger_name("replies", dynadata_type, contact_id), ledger_storage) as steps:
-        known = steps.statuses()
+    with OnceLedger(ledger_name("replies", dynadata_type, contact_id), ledger_storage) as steps:
+        known = steps.statuses([event_key])
         outcome = ReplyOutcome(
             event_id=event_key,
             contact_id=contact_id,
@@ -217,7 +229,7 @@ def handle_reply(
                     result = _act_once(
                         steps,
                         step,
-                        known.get(step),
+                        steps.status(step),
                         action,
                         resend_unknown,
                         partial(_perform, action, dynadata_type, contact, evt, answer, credentials),
@@ -234,7 +246,7 @@ def handle_reply(
                     raise
                 outcome.actions.append(result)
             if not any(a.status == "unknown" for a in outcome.actions):
-                steps.sent(event_key, steps.begin(event_key), None)
+                steps.mark(event_key, None)
 
     create_markdown_artifact(
         markdown=summary_markdown(outcome),
