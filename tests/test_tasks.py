@@ -429,6 +429,27 @@ def test_an_ambiguous_send_is_not_repeated_by_task_or_client(
         and "Finished in state" in r.getMessage()
     ]
     assert len(run_names) == 1  # one task run, no Prefect retry
+    verdicts = [
+        r.getMessage() for r in captured.records.values() if "outcome unknown" in r.getMessage()
+    ]
+    assert verdicts and "do not repeat it blindly" in verdicts[0]  # the outcome rule's verdict
+    assert_no_secrets(captured, KEY, PRIVATE_TEXT)
+
+
+def test_a_refused_send_says_it_was_not_applied(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, captured: Capture
+) -> None:
+    @flow
+    def send_to_nobody() -> Message:
+        return tasks.send_message("0" * 24, PRIVATE_TEXT, credentials=creds)
+
+    with pytest.raises(NotFoundError):
+        send_to_nobody()
+    verdicts = [
+        r.getMessage() for r in captured.records.values() if "not applied" in r.getMessage()
+    ]
+    assert verdicts and "safe to try again" in verdicts[0]
+    assert sandbox.sent_messages() == []
     assert_no_secrets(captured, KEY, PRIVATE_TEXT)
 
 

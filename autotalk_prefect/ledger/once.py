@@ -3,7 +3,7 @@
 The onboarding flow (create, welcome, log), the reply flow (each action of each inbound
 message) and outreach (one send per contact, through the async ``ClaimWriter``) all guard their
 calls with the same claim ledger (:mod:`autotalk_prefect.ledger.store`) and classify the result
-with THE outcome rule (:mod:`autotalk_prefect.ledger.outcomes`). This is the synchronous helper
+with THE outcome rule (:mod:`autotalk_prefect.api.outcomes`). This is the synchronous helper
 for single-run flows: ``run()`` claims the key, calls, records what the outcome rule says, and
 hands the outcome back; the mapping from exceptions to outcomes lives here once.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from autotalk_prefect.ledger.outcomes import Outcome, from_answer, from_exception
+from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.ledger.store import (
     Claim,
     ClaimLedger,

@@ -18,6 +18,8 @@ from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
 
+from autotalk_prefect.api.errors import AutoTalkError
+from autotalk_prefect.api.outcomes import from_exception
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 
 if TYPE_CHECKING:
@@ -70,6 +72,28 @@ async def async_client(
     """The async twin of :func:`sync_client`."""
     async with resolve_credentials(credentials).get_async_client() as client:
         yield client
+
+
+#: what the task's log says for each verdict of the outcome rule
+_VERDICTS = {
+    "failed": "not applied (AutoTalk refused it before doing anything): safe to try again",
+    "unknown": "outcome unknown (it may have been applied): do not repeat it blindly; look it "
+    "up in AutoTalk first",
+    "sent": "applied (AutoTalk accepted it) although the call raised",
+}
+
+
+@contextmanager
+def outcome_reported(what: str, *, create: bool = False) -> Iterator[None]:
+    """Around a non-idempotent call: if it raises, one log line with the outcome rule's
+    verdict (:mod:`autotalk_prefect.api.outcomes`), so whoever reads the failed task knows
+    whether the call may be repeated. The exception propagates unchanged."""
+    try:
+        yield
+    except AutoTalkError as exc:
+        outcome = from_exception(exc, create=create)
+        run_logger().warning("%s: %s (%s)", what, _VERDICTS[outcome.state], type(exc).__name__)
+        raise
 
 
 def check_max_items(max_items: int | None) -> int | None:

@@ -13,6 +13,7 @@ from autotalk_prefect.tasks._common import (
     async_client,
     atake,
     autotalk_task,
+    outcome_reported,
     plural,
     run_logger,
     sync_client,
@@ -84,7 +85,8 @@ async def acreate_conversation(
     second conversation. Prefect retries stay 0.
     """
     async with async_client(credentials) as client:
-        conversation = await client.create_conversation(**fields)
+        with outcome_reported(f"create_conversation for contact {fields.get('contactId')}"):
+            conversation = await client.create_conversation(**fields)
     _log_created(conversation)
     return conversation
 
@@ -99,7 +101,10 @@ def create_conversation(
     Not idempotent: an ambiguous failure raises ``OutcomeUnknownError`` rather than opening a
     second conversation. Prefect retries stay 0.
     """
-    with sync_client(credentials) as client:
+    with (
+        sync_client(credentials) as client,
+        outcome_reported(f"create_conversation for contact {fields.get('contactId')}"),
+    ):
         conversation = client.create_conversation(**fields)
     _log_created(conversation)
     return conversation
@@ -130,7 +135,8 @@ async def aprocess_messages(
     ambiguous failure raises ``OutcomeUnknownError``). Prefect retries stay 0.
     """
     async with async_client(credentials) as client:
-        result = await client.process_messages(conversation_id, messages)
+        with outcome_reported(f"process_messages in conversation {conversation_id}"):
+            result = await client.process_messages(conversation_id, messages)
     _log_processed(result, len(messages))
     return result
 
@@ -148,7 +154,10 @@ def process_messages(
     The answer holds the appended messages plus any assistant reply. Not idempotent (an
     ambiguous failure raises ``OutcomeUnknownError``). Prefect retries stay 0.
     """
-    with sync_client(credentials) as client:
+    with (
+        sync_client(credentials) as client,
+        outcome_reported(f"process_messages in conversation {conversation_id}"),
+    ):
         result = client.process_messages(conversation_id, messages)
     _log_processed(result, len(messages))
     return result

@@ -15,6 +15,7 @@ from autotalk_prefect.tasks._common import (
     async_client,
     atake,
     autotalk_task,
+    outcome_reported,
     plural,
     run_logger,
     sync_client,
@@ -138,7 +139,8 @@ async def acreate_dynadata_item(
     a re-run detectable as ``ConflictError``). Prefect retries stay 0.
     """
     async with async_client(credentials) as client:
-        item = await client.create_dynadata_item(type, data)
+        with outcome_reported(f"create_dynadata_item of type {type}", create=True):
+            item = await client.create_dynadata_item(type, data)
     run_logger().info("Created %r item %s", type, item.id)
     return item
 
@@ -154,7 +156,10 @@ def create_dynadata_item(
     ambiguous failure raises ``OutcomeUnknownError`` (pass your own ``_id`` in ``data`` to make
     a re-run detectable as ``ConflictError``). Prefect retries stay 0.
     """
-    with sync_client(credentials) as client:
+    with (
+        sync_client(credentials) as client,
+        outcome_reported(f"create_dynadata_item of type {type}", create=True),
+    ):
         item = client.create_dynadata_item(type, data)
     run_logger().info("Created %r item %s", type, item.id)
     return item
@@ -318,7 +323,8 @@ async def aexecute_dynadata_function(
     Prefect retries stay 0.
     """
     async with async_client(credentials) as client:
-        result = await client.execute_dynadata_function(type, function_name, args)
+        with outcome_reported(f"execute_dynadata_function {type}.{function_name}"):
+            result = await client.execute_dynadata_function(type, function_name, args)
     run_logger().info("Ran function %r of type %r", function_name, type)
     return result
 
@@ -336,7 +342,10 @@ def execute_dynadata_function(
     Not idempotent (a function may act): an ambiguous failure raises ``OutcomeUnknownError``.
     Prefect retries stay 0.
     """
-    with sync_client(credentials) as client:
+    with (
+        sync_client(credentials) as client,
+        outcome_reported(f"execute_dynadata_function {type}.{function_name}"),
+    ):
         result = client.execute_dynadata_function(type, function_name, args)
     run_logger().info("Ran function %r of type %r", function_name, type)
     return result
@@ -361,7 +370,8 @@ async def aexecute_dynadata_item_function(
     Prefect retries stay 0.
     """
     async with async_client(credentials) as client:
-        result = await client.execute_dynadata_item_function(type, item_id, function_name, args)
+        with outcome_reported(f"execute_dynadata_item_function {type}/{item_id}.{function_name}"):
+            result = await client.execute_dynadata_item_function(type, item_id, function_name, args)
     run_logger().info("Ran function %r on %r item %s", function_name, type, item_id)
     return result
 
@@ -380,7 +390,10 @@ def execute_dynadata_item_function(
     Not idempotent (a function may act): an ambiguous failure raises ``OutcomeUnknownError``.
     Prefect retries stay 0.
     """
-    with sync_client(credentials) as client:
+    with (
+        sync_client(credentials) as client,
+        outcome_reported(f"execute_dynadata_item_function {type}/{item_id}.{function_name}"),
+    ):
         result = client.execute_dynadata_item_function(type, item_id, function_name, args)
     run_logger().info("Ran function %r on %r item %s", function_name, type, item_id)
     return result

@@ -6,7 +6,13 @@ from typing import Any
 
 from autotalk_prefect.api.models import Message
 from autotalk_prefect.credentials import AutoTalkCredentials
-from autotalk_prefect.tasks._common import async_client, autotalk_task, run_logger, sync_client
+from autotalk_prefect.tasks._common import (
+    async_client,
+    autotalk_task,
+    outcome_reported,
+    run_logger,
+    sync_client,
+)
 from autotalk_prefect.tasks._compat import async_dispatch
 
 
@@ -44,7 +50,8 @@ async def asend_message(
     ``OutcomeUnknownError`` instead of risking a second message. Prefect retries stay 0.
     """
     async with async_client(credentials) as client:
-        sent = await client.send_message(contact_id, message, **fields)
+        with outcome_reported(f"send_message to contact {contact_id}"):
+            sent = await client.send_message(contact_id, message, **fields)
     _log_sent(sent, contact_id)
     return sent
 
@@ -63,7 +70,10 @@ def send_message(
     Not idempotent and never retried after an ambiguous failure: that raises
     ``OutcomeUnknownError`` instead of risking a second message. Prefect retries stay 0.
     """
-    with sync_client(credentials) as client:
+    with (
+        sync_client(credentials) as client,
+        outcome_reported(f"send_message to contact {contact_id}"),
+    ):
         sent = client.send_message(contact_id, message, **fields)
     _log_sent(sent, contact_id)
     return sent

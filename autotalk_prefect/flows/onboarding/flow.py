@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from autotalk_prefect.api.errors import AutoTalkError, ConflictError, NotFoundError
 from autotalk_prefect.api.models import DynadataItem, Message
+from autotalk_prefect.api.outcomes import find_field, from_exception
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 from autotalk_prefect.flows.onboarding.engine import (
     STEP_CONVERSATION,
@@ -43,7 +44,6 @@ from autotalk_prefect.flows.runinfo import (
 )
 from autotalk_prefect.flows.templating import compile_template
 from autotalk_prefect.ledger.once import OnceLedger, done, ledger_name, unresolved
-from autotalk_prefect.ledger.outcomes import find_field, from_exception
 from autotalk_prefect.tasks import (
     create_conversation,
     list_conversations,

@@ -4,7 +4,7 @@ The flow (``flows/outreach/flow.py:outreach_campaign``) is thin; this module hol
 models, the audience stream, the per-chunk plan, the chunk job and sender, and the summary.
 Exactly-once comes from the claim ledger (``autotalk_prefect.ledger.store``): a send leaves only
 after its contact's claim is committed, so a re-run or an overlapping run never messages a
-contact twice, and every outcome is classified by THE rule in ``autotalk_prefect.ledger.outcomes``
+contact twice, and every outcome is classified by THE rule in ``autotalk_prefect.api.outcomes``
 (any 2xx is ``sent``).
 """
 
@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError, PermissionDeniedError
+from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.api.paging import RESERVED_FILTERS
 from autotalk_prefect.flows.common import unknown_type_error
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
-from autotalk_prefect.ledger.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.ledger.reconcile import ReconcileReport
 from autotalk_prefect.ledger.store import OURS, ClaimLedger, ClaimWriter, LedgerState
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
@@ -347,7 +347,7 @@ class ChunkJob:
 
 class ChunkSender:
     """Sends one chunk with bounded concurrency, rate limits and a committed claim before every
-    send; classifies every send with THE outcome rule (``ledger.outcomes``)."""
+    send; classifies every send with THE outcome rule (``api.outcomes``)."""
 
     def __init__(
         self,
