@@ -213,6 +213,11 @@ class _ClientBase:
         }
         if transport is not None:
             self._http_options["transport"] = transport
+        self._open(transport)
+
+    def _open(self, transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None) -> None:
+        """Create the HTTP machinery (one pool, or lanes): the one thing the clients differ in."""
+        raise NotImplementedError
 
     @classmethod
     def from_settings(cls, settings: AutoTalkSettings | None = None, **overrides: Any) -> Self:
@@ -289,32 +294,14 @@ class AutoTalkClient(_ClientBase):
     page after page; every other method returns a model from :mod:`autotalk_prefect.api.models`.
     """
 
-    def __init__(
-        self,
-        api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        auth_scheme: AuthScheme = DEFAULT_AUTH_SCHEME,
-        page_style: PageStyle = DEFAULT_PAGE_STYLE,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = DEFAULT_READ_TIMEOUT,
-        retry_policy: RetryPolicy | None = None,
-        max_connections: int = DEFAULT_MAX_CONCURRENCY,
-        transport: httpx.BaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            base_url,
-            auth_scheme=auth_scheme,
-            page_style=page_style,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retry_policy=retry_policy,
-            max_connections=max_connections,
-            transport=transport,
-            headers=headers,
-        )
+    _http: httpx.Client
+
+    def _open(self, transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None) -> None:
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise TypeError(
+                f"AutoTalkClient needs a sync transport (httpx.BaseTransport), got "
+                f"{type(transport).__name__}: use AsyncAutoTalkClient for an async one"
+            )
         self._http = httpx.Client(**self._http_options)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -491,32 +478,14 @@ class AsyncAutoTalkClient(_ClientBase):
     each takes one of as many one-connection ``httpx.AsyncClient`` lanes (``_lanes`` says why).
     """
 
-    def __init__(
-        self,
-        api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        auth_scheme: AuthScheme = DEFAULT_AUTH_SCHEME,
-        page_style: PageStyle = DEFAULT_PAGE_STYLE,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = DEFAULT_READ_TIMEOUT,
-        retry_policy: RetryPolicy | None = None,
-        max_connections: int = DEFAULT_MAX_CONCURRENCY,
-        transport: httpx.AsyncBaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            base_url,
-            auth_scheme=auth_scheme,
-            page_style=page_style,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retry_policy=retry_policy,
-            max_connections=max_connections,
-            transport=transport,
-            headers=headers,
-        )
+    _lanes: Lanes[httpx.AsyncClient]
+
+    def _open(self, transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None) -> None:
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(
+                f"AsyncAutoTalkClient needs an async transport (httpx.AsyncBaseTransport), got "
+                f"{type(transport).__name__}: use AutoTalkClient for a sync one"
+            )
         self._lanes = self._lanes_for(transport)
 
     def _lanes_for(self, transport: httpx.AsyncBaseTransport | None) -> Lanes[httpx.AsyncClient]:
