@@ -411,12 +411,7 @@ class SandboxState:
                         [{"path": "conversationId", "message": "belongs to another contact"}]
                     )
             else:
-                open_id = self.open_conversation.get(contact_id)
-                conversation = (
-                    self.conversations[open_id]
-                    if open_id
-                    else self._open_conversation(contact, channel_id=channel_id, events=events)
-                )
+                conversation = self._current_conversation(contact, channel_id, events)
             fields: Record = {
                 "role": "agent",
                 "direction": "outbound",
@@ -513,6 +508,15 @@ class SandboxState:
             messages = self.messages[conversation_id]
             return Page(messages[skip : skip + limit], len(messages), limit, skip)
 
+    def _current_conversation(
+        self, contact: Record, channel_id: str | None, events: list[tuple[str, Record]]
+    ) -> Record:
+        """The contact's open conversation, or a new one (which fires ``conversation.opened``)."""
+        open_id = self.open_conversation.get(contact["_id"])
+        if open_id:
+            return self.conversations[open_id]
+        return self._open_conversation(contact, channel_id=channel_id, events=events)
+
     def simulate_reply(self, contact_id: str, text: str, channel_id: str | None = None) -> Record:
         """An inbound customer message (fires ``message.received``, and maybe ``conversation.opened``)."""
         events: list[tuple[str, Record]] = []
@@ -520,12 +524,7 @@ class SandboxState:
             contact = self._contact(contact_id)
             if channel_id is not None:
                 self._channel(channel_id)
-            open_id = self.open_conversation.get(contact_id)
-            conversation = (
-                self.conversations[open_id]
-                if open_id
-                else self._open_conversation(contact, channel_id=channel_id, events=events)
-            )
+            conversation = self._current_conversation(contact, channel_id, events)
             fields: Record = {
                 "role": "user",
                 "direction": "inbound",

@@ -379,17 +379,24 @@ class ChunkSender:
             record = item.to_wire()
         return self.template.render(record)
 
-    async def _not_sendable(self, contact_id: str, reason: str) -> None:
-        """Failed before any send (template, record): a ``failed`` row, unless another run
-        holds the contact."""
-        attempt = await self.writer.claim(contact_id)
-        if attempt == OURS:
+    async def _claim(self, contact_id: str, text: str | None = None) -> str | None:
+        """This run's attempt id for ``contact_id`` once its claim is committed; ``None`` (and
+        counted) when the contact was listed twice or another run holds it."""
+        attempt = await self.writer.claim(contact_id, text)
+        if attempt == OURS:  # listed twice: this run has it already
             self.result.duplicates += 1
-            return
+            return None
         if attempt is None:
             self.result.claimed_elsewhere.append(
                 ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON)
             )
+        return attempt
+
+    async def _not_sendable(self, contact_id: str, reason: str) -> None:
+        """Failed before any send (template, record): a ``failed`` row, unless another run
+        holds the contact."""
+        attempt = await self._claim(contact_id)
+        if attempt is None:
             return
         self.writer.resolve(contact_id, attempt, LedgerState.FAILED, reason=reason)
         self.result.failed.append(ContactProblem(contact_id=contact_id, reason=reason))
@@ -408,14 +415,8 @@ class ChunkSender:
                 await self.bucket.acquire()
             if self.global_limit is not None:
                 await self.global_limit.acquire()
-            attempt = await self.writer.claim(contact_id, text)  # committed before the send
-            if attempt == OURS:  # listed twice: this run has it already
-                self.result.duplicates += 1
-                return
+            attempt = await self._claim(contact_id, text)  # committed before the send
             if attempt is None:
-                self.result.claimed_elsewhere.append(
-                    ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON)
-                )
                 return
             fields = {"channelId": self.channel_id} if self.channel_id else {}
             try:
