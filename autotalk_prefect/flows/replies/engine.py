@@ -103,7 +103,8 @@ class InboundReplyEvent(_Part):
     id: str | None = Field(
         default=None, title="Event id", description="The event id (redeliveries repeat it)."
     )
-    event: str = Field(default="message.received", title="Event")
+    # The event's name, or (from AutoTalk's ``{{event.date}}`` placeholder) ``{"date": ...}``.
+    event: str | dict[str, Any] = Field(default="message.received", title="Event")
     occurredAt: str | None = Field(
         default=None, title="Occurred at", description="When it happened (ISO 8601)."
     )
