@@ -139,8 +139,10 @@ def test_rules_parse_from_plain_data_with_clear_errors() -> None:
 def test_bad_event_payload_names_what_is_missing() -> None:
     with pytest.raises(ValueError, match=r"client"):
         parse_event({"id": "evt_1", "message": {"text": "hi"}})
-    with pytest.raises(ValueError, match="neither"):
+    with pytest.raises(ValueError, match=r"event_id=\"\{\{ event\.id \}\}\""):
         parse_event({"client": {"_id": "c1"}, "message": {"text": "hi"}})
+    with pytest.raises(ValueError, match=r"no '_id', 'phone' or 'email'.*client\.phone"):
+        parse_event({"client": {"name": "Ana", "phone": " "}, "message": {"text": "hi"}}, "e1")
     with pytest.raises(ValueError, match="not JSON"):
         parse_event("{nope")
 
@@ -296,6 +298,70 @@ def test_unknown_contact_fails_clearly_and_does_nothing(
     body = {**body, "id": "evt_unknown_contact", "client": {"_id": "0" * 24, "name": "Ghost"}}
     with pytest.raises(UnknownContactError, match=r"0{24}.*no such item"):
         run(creds, ledger_dir, body)
+    assert sb.sent_messages() == []
+
+
+def placeholder_body(sb: SandboxHandle, text: str, phone: str) -> dict[str, Any]:
+    """What a workflow HTTP step built from AutoTalk's documented placeholders sends: no ids."""
+    return {
+        "client": {"name": "Whoever AutoTalk says", "phone": phone, "email": ""},
+        "message": {"text": text},
+        "trigger": {"channel": sb.runtime.state.channels[0]["_id"]},
+        "event": {"date": "2026-11-25"},
+    }
+
+
+def test_placeholder_only_body_finds_the_contact_by_phone_once_per_event_id(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger_dir: str
+) -> None:
+    contact_id = sb.contact_ids()[3]
+    other_id = sb.contact_ids()[4]
+    others_before = record(sb, other_id)
+    body = placeholder_body(sb, "STOP", record(sb, contact_id)["phone"])
+
+    with pytest.raises(ValueError, match="event_id"):  # no key at all: says what to add
+        run(creds, ledger_dir, body)
+    assert sb.sent_messages() == []
+
+    outcome = run(creds, ledger_dir, body, event_id="4b7e1c2a-prefect-event")
+    assert outcome.contact_id == contact_id and outcome.event_id == "4b7e1c2a-prefect-event"
+    assert outcome.rule == "unsubscribe"
+    assert [a.status for a in outcome.actions] == ["done", "done"]
+    assert record(sb, contact_id)["status"] == "inactive"
+    assert record(sb, other_id) == others_before
+    (answer,) = sb.sent_messages()
+    assert answer["contactId"] == contact_id
+    assert answer["channelId"] == body["trigger"]["channel"]
+
+    again = run(creds, ledger_dir, json.dumps(body), event_id="4b7e1c2a-prefect-event")
+    assert again.duplicate and again.actions == [] and again.contact_id == contact_id
+    assert len(sb.sent_messages()) == 1
+
+    # Email is the fallback when the phone is missing; a new Prefect event is a new reply.
+    by_email = {**body, "client": {"email": record(sb, contact_id)["email"], "phone": ""}}
+    help_ = run(creds, ledger_dir, {**by_email, "message": {"text": "help"}}, event_id="e2")
+    assert help_.contact_id == contact_id and help_.rule == "help"
+    assert len(sb.sent_messages()) == 2
+
+
+def test_placeholder_body_with_unknown_or_shared_phone_fails_clearly_and_does_nothing(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger_dir: str
+) -> None:
+    before = {i: record(sb, i) for i in sb.contact_ids()}
+    body = placeholder_body(sb, f"STOP {CUSTOMER_TEXT_MARK}", "+19990000000")
+    with pytest.raises(UnknownContactError) as unknown:
+        run(creds, ledger_dir, body, event_id="evt-unknown-phone")
+    message = str(unknown.value)
+    assert "+19990000000" in message and "\n" not in message
+    assert CUSTOMER_TEXT_MARK not in message
+
+    first, second = sb.contact_ids()[5:7]
+    shared = record(sb, first)["phone"]
+    sb.runtime.state.items["clients"][second]["phone"] = shared
+    before[second]["phone"] = shared
+    with pytest.raises(UnknownContactError, match=r"2 'clients' items have phone .*ambiguous"):
+        run(creds, ledger_dir, placeholder_body(sb, "STOP", shared), event_id="evt-shared")
+    assert {i: record(sb, i) for i in sb.contact_ids()} == before
     assert sb.sent_messages() == []
 
 

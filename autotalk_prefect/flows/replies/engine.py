@@ -49,11 +49,32 @@ class _Part(BaseModel):
 
 
 class EventClient(_Part):
-    """The contact who wrote."""
+    """The contact who wrote: its ``_id`` if the body has one, else what the workflow's
+    placeholders give (``{{client.phone}}``, ``{{client.email}}``) to look the contact up by."""
 
-    id: str = Field(alias="_id", min_length=1, title="Contact id", description="The contact's _id.")
+    id: str | None = Field(
+        default=None,
+        alias="_id",
+        min_length=1,
+        title="Contact id",
+        description="The contact's _id.",
+    )
     name: str | None = Field(default=None, title="Name", description="The contact's name.")
     phone: str | None = Field(default=None, title="Phone")
+    email: str | None = Field(default=None, title="Email")
+
+    @field_validator("name", "phone", "email", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: Any) -> Any:
+        """A placeholder with no value renders as ``""`` (or spaces): treat it as missing."""
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @property
+    def lookup(self) -> list[tuple[str, str]]:
+        """The fields to find the contact by, in order (phone, then email)."""
+        return [(f, v) for f, v in (("phone", self.phone), ("email", self.email)) if v]
 
 
 class EventMessage(_Part):
@@ -82,7 +103,8 @@ class InboundReplyEvent(_Part):
     id: str | None = Field(
         default=None, title="Event id", description="The event id (redeliveries repeat it)."
     )
-    event: str = Field(default="message.received", title="Event")
+    # The event's name, or (from AutoTalk's ``{{event.date}}`` placeholder) ``{"date": ...}``.
+    event: str | dict[str, Any] = Field(default="message.received", title="Event")
     occurredAt: str | None = Field(
         default=None, title="Occurred at", description="When it happened (ISO 8601)."
     )
@@ -94,9 +116,17 @@ class InboundReplyEvent(_Part):
     @property
     def event_key(self) -> str:
         """What makes the event unique: its id, else the inbound message's id."""
-        key = self.id or self.message.id
+        return self.dedupe_key(None)
+
+    def dedupe_key(self, event_id: str | None) -> str:
+        """The body's ``id``, else the inbound message's ``_id``, else ``event_id`` (the Prefect
+        event's id: a body from AutoTalk's placeholders carries no id of its own)."""
+        key = self.id or self.message.id or (event_id or "").strip()
         if not key:
-            raise ValueError("The event has neither an 'id' nor a 'message._id' to dedupe it by.")
+            raise ValueError(
+                "The event has no 'id', 'message._id' or event_id to dedupe it by: pass "
+                'event_id="{{ event.id }}" in the deployment trigger\'s parameters.'
+            )
         return key
 
     @property
@@ -108,10 +138,13 @@ class InboundReplyEvent(_Part):
         return self.trigger.channel if self.trigger else None
 
 
-def parse_event(event: InboundReplyEvent | Mapping[str, Any] | str) -> InboundReplyEvent:
-    """The event from a model, a payload dict, or its JSON text; a clear error naming bad fields."""
+def parse_event(
+    event: InboundReplyEvent | Mapping[str, Any] | str, event_id: str | None = None
+) -> InboundReplyEvent:
+    """The event from a model, a payload dict, or its JSON text; a clear error naming bad fields
+    (or an event that can be neither deduplicated nor tied to a contact)."""
     if isinstance(event, InboundReplyEvent):
-        return event
+        return _checked(event, event_id)
     if isinstance(event, str):
         try:
             event = json.loads(event)
@@ -126,8 +159,17 @@ def parse_event(event: InboundReplyEvent | Mapping[str, Any] | str) -> InboundRe
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ValueError(f"event is not a message.received payload ({problems})") from None
-    parsed.event_key  # noqa: B018 - raises if the event cannot be deduplicated
-    return parsed
+    return _checked(parsed, event_id)
+
+
+def _checked(event: InboundReplyEvent, event_id: str | None) -> InboundReplyEvent:
+    event.dedupe_key(event_id)  # raises if the event cannot be deduplicated
+    if not event.client.id and not event.client.lookup:
+        raise ValueError(
+            "The event's client has no '_id', 'phone' or 'email' to find the contact by: add "
+            '"phone": "{{client.phone}}" to the client object of the workflow\'s body.'
+        )
+    return event
 
 
 # ---- the rules ----------------------------------------------------------------------------

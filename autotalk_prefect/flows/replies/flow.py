@@ -1,7 +1,8 @@
 """The prebuilt flow ``handle_reply`` (deployment entrypoint ``flows/replies.py``): act on one inbound customer message.
 
 Meant for a deployment triggered by ``autotalk.message.received`` events (emitted by the webhook
-receiver) with ``parameters={"event": "{{ event.payload }}"}``. Loads the contact's record, picks
+receiver) with ``parameters={"event": "{{ event.payload }}", "event_id": "{{ event.id }}"}``.
+Loads the contact's record (by ``client._id``, else by phone, then email), picks
 the first matching rule (``autotalk_prefect.flows.replies.engine``), runs its actions as Prefect tasks, and
 logs what it did. A redelivered event (same id) changes nothing: each action and the event itself
 are recorded in the ledger, and an action already done is never repeated.
@@ -51,6 +52,7 @@ from autotalk_prefect.ledger.store import ContactStatus
 from autotalk_prefect.tasks import (
     execute_dynadata_item_function,
     get_dynadata_item,
+    list_dynadata_items,
     list_dynadata_types,
     send_message,
     update_dynadata_item,
@@ -129,13 +131,58 @@ def _act_once(
     return ActionOutcome(kind=action.kind, target=target, status="done", message_id=message_id)
 
 
+def _missing_type(dynadata_type: str, credentials: AutoTalkCredentials | None) -> ValueError | None:
+    """The clear error for a ``dynadata_type`` the account does not have (``None``: it has it)."""
+    type_names = [t.name for t in list_dynadata_types(credentials=credentials)]
+    if dynadata_type in type_names:
+        return None
+    return unknown_type_error("dynadata_type", dynadata_type, type_names, "nothing was done.")
+
+
+def _find_contact(
+    evt: InboundReplyEvent,
+    event_key: str,
+    dynadata_type: str,
+    credentials: AutoTalkCredentials | None,
+) -> DynadataItem:
+    """The one record whose phone (else email) is the event's: a body from AutoTalk's
+    placeholders names the contact only by these. None or several fail the run, nothing done."""
+    tried: list[str] = []
+    for field, value in evt.client.lookup:
+        try:
+            filters: dict[str, Any] = {field: value}
+            found: list[DynadataItem] = list_dynadata_items(
+                dynadata_type, credentials=credentials, **filters
+            )
+        except NotFoundError:
+            raise (
+                _missing_type(dynadata_type, credentials)
+                or UnknownContactError(
+                    f"Event {event_key}: listing {dynadata_type!r} items failed: nothing was done."
+                )
+            ) from None
+        # Filtered again here: an API that ignored the filter must not pick a stranger.
+        matches = [item for item in found if str(item.data.get(field, "")).strip() == value]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UnknownContactError(
+                f"Event {event_key}: {len(matches)} {dynadata_type!r} items have {field} "
+                f"{value!r}, so the contact is ambiguous: nothing was done."
+            )
+        tried.append(f"{field} {value!r}")
+    raise UnknownContactError(
+        f"Event {event_key}: no {dynadata_type!r} item has {' or '.join(tried)}: nothing was done."
+    )
+
+
 def _run_name() -> str:
     """``reply-ana-demo`` at the start (the rule is known later: the run is renamed then)."""
     try:
-        evt = parse_event(run_parameters().get("event"))  # type: ignore[arg-type]
+        evt = parse_event(run_parameters().get("event"), "-")  # type: ignore[arg-type]
     except Exception:
         return "reply"
-    return f"reply-{slug(evt.client.name or evt.client.id).lower()}"
+    return f"reply-{slug(evt.client.name or evt.client.id or 'contact').lower()}"
 
 
 @flow(
@@ -146,6 +193,7 @@ def _run_name() -> str:
 )
 def handle_reply(
     event: InboundReplyEvent | dict[str, Any] | str,
+    event_id: str | None = None,
     rules: list[ReplyRule] | None = None,
     dynadata_type: str = "clients",
     resend_unknown: bool = False,
@@ -157,6 +205,11 @@ def handle_reply(
     Args:
         event: The ``message.received`` webhook body (``client``, ``message``, ``trigger``,
             ``id``); a deployment trigger passes ``{{ event.payload }}``. JSON text is accepted.
+            Without ``client._id`` the contact is found by ``client.phone``, then
+            ``client.email``: exactly one record of ``dynadata_type`` must match.
+        event_id: The Prefect event's id (a trigger passes ``{{ event.id }}``): the dedupe key
+            when the body has neither ``id`` nor ``message._id``, as a body built from
+            AutoTalk's documented placeholders never has.
         rules: The rule table; first match wins (default: STOP/unsubscribe, YES/confirm, HELP,
             then a no-op default).
         dynadata_type: The Dynadata type holding contacts.
@@ -168,11 +221,19 @@ def handle_reply(
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
     """
     logger = get_run_logger()
-    evt = parse_event(event)
+    evt = parse_event(event, event_id)
     table = DEFAULT_RULES if rules is None else rules
-    event_key, contact_id = evt.event_key, evt.client.id
-    who = evt.client.name or contact_id
+    event_key = evt.dedupe_key(event_id)
     label_run(tags=["replies", slug(dynadata_type)])
+    # A body without the contact's _id names it by phone or email: look it up first (the
+    # ledger is per contact), and keep the record so it is not read twice.
+    looked_up: DynadataItem | None = None
+    if evt.client.id:
+        contact_id = evt.client.id
+    else:
+        looked_up = _find_contact(evt, event_key, dynadata_type, credentials)
+        contact_id = looked_up.id
+    who = evt.client.name or contact_id
 
     with OnceLedger(ledger_name("replies", dynadata_type, contact_id), ledger_storage) as steps:
         known = steps.statuses([event_key])
@@ -189,13 +250,13 @@ def handle_reply(
             logger.info("Event %s was handled before: nothing to do", event_key)
         else:
             try:
-                contact = get_dynadata_item(dynadata_type, contact_id, credentials=credentials)
+                contact = looked_up or get_dynadata_item(
+                    dynadata_type, contact_id, credentials=credentials
+                )
             except NotFoundError:
-                type_names = [t.name for t in list_dynadata_types(credentials=credentials)]
-                if dynadata_type not in type_names:
-                    raise unknown_type_error(
-                        "dynadata_type", dynadata_type, type_names, "nothing was done."
-                    ) from None
+                missing = _missing_type(dynadata_type, credentials)
+                if missing:
+                    raise missing from None
                 raise UnknownContactError(
                     f"Event {event_key} names contact {contact_id!r}, but the {dynadata_type!r} "
                     "type has no such item: nothing was done."
