@@ -29,8 +29,8 @@ from autotalk_prefect.api.errors import (
     UnexpectedAnswerError,
     error_from_response,
 )
-from autotalk_prefect.ledger.once import OnceLedger
 from autotalk_prefect.api.outcomes import find_id, from_answer, from_exception
+from autotalk_prefect.ledger.once import OnceLedger
 from autotalk_prefect.ledger.report import counts_text, write_export
 from autotalk_prefect.ledger.store import (
     Claim,
