@@ -148,32 +148,37 @@ def http_ok(url: str) -> bool:
 
 
 @contextmanager
-def prefect_server(home: Path, services: Collection[str] = ()) -> Iterator[str]:
+def prefect_server(
+    home: Path, services: Collection[str] = (), *, ui: bool = False
+) -> Iterator[str]:
     """``prefect server start`` on a free loopback port with its own SQLite database.
 
     Yields the API URL (``http://127.0.0.1:PORT/api``). ``services`` names the server loop
     services to run (names of ``SERVER_SERVICES``, e.g. ``{"triggers"}`` for automations);
-    every other one is off. Without any, the server runs with ``--no-services``. Output goes
-    to ``server_log(home)``.
+    every other one is off. Without any, the server runs with ``--no-services``. ``ui=True``
+    serves the Prefect UI at ``http://127.0.0.1:PORT/``, pointed at this port's API. Output
+    goes to ``server_log(home)``.
     """
     unknown = set(services) - set(SERVER_SERVICES)
     if unknown:
         raise ValueError(f"unknown Prefect server services {sorted(unknown)}; {SERVER_SERVICES}")
     port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
     env = clean_env(
         PREFECT_HOME=str(home),
-        PREFECT_UI_ENABLED="false",
+        PREFECT_UI_ENABLED=str(ui).lower(),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_LOGGING_LEVEL="CRITICAL" if ui else "WARNING",
         PREFECT_API_EVENTS_STREAM_OUT_ENABLED="false",
     )
+    if ui:  # the UI's scripts call this API (the default names port 4200)
+        env["PREFECT_UI_API_URL"] = url
     for name in SERVER_SERVICES:
         env[f"PREFECT_SERVER_SERVICES_{name.upper()}_ENABLED"] = str(name in services).lower()
     command = [sys.executable, "-m", "prefect", "server", "start"]
     if not services:
         command.append("--no-services")
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}/api"
     log = server_log(home)
     with background(command, env=env, log=log) as process:
 
