@@ -263,7 +263,11 @@ def test_reply_webhook_and_deployment_run_complete_through_the_worker(stack: Sta
         assert message["message"] == f"Hi {name}, this week's offer is waiting for you."
     assert outreach_run["parameters"]["quiet_hours"] is None
     # The flow runs worked in the deployed directory (their ledgers are there, not in the repo).
-    assert (stack.project / ".autotalk" / "ledger" / "weekly-offer").is_dir()
+    ledger = stack.project / ".autotalk" / "ledger" / "ledger.sqlite3"
+    assert ledger.is_file()
+    from autotalk_prefect.ledger.store import ClaimLedger
+
+    assert ClaimLedger("weekly-offer", str(ledger.parent)).counts()["sent"] == 12
     # Nothing else ran: no schedule fired, no other trigger matched.
     assert len(stack.api_call("POST", "/flow_runs/filter", {})) == 2
     # Neither the API key nor the webhook secret is in any process's output or in the server's

@@ -139,7 +139,7 @@ def test_rules_parse_from_plain_data_with_clear_errors() -> None:
 def test_bad_event_payload_names_what_is_missing() -> None:
     with pytest.raises(ValueError, match=r"client"):
         parse_event({"id": "evt_1", "message": {"text": "hi"}})
-    with pytest.raises(ValueError, match=r"event_id=\"\{\{ event\.id \}\}\""):
+    with pytest.raises(ValueError, match=r"event_id=\"\{\{ event\.id \| string \}\}\""):
         parse_event({"client": {"_id": "c1"}, "message": {"text": "hi"}})
     with pytest.raises(ValueError, match=r"no '_id', 'phone' or 'email'.*client\.phone"):
         parse_event({"client": {"name": "Ana", "phone": " "}, "message": {"text": "hi"}}, "e1")

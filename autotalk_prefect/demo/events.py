@@ -67,7 +67,10 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
                         "every autotalk.message.received event about a contact.",
                         expect={EVENT_NAME},
                         match={"prefect.resource.id": "autotalk.contact.*"},
-                        parameters={"event": "{{ event.payload }}", "event_id": "{{ event.id }}"},
+                        parameters={
+                            "event": "{{ event.payload }}",
+                            "event_id": "{{ event.id | string }}",
+                        },
                     )
                 ],
             )

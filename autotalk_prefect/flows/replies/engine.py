@@ -125,7 +125,7 @@ class InboundReplyEvent(_Part):
         if not key:
             raise ValueError(
                 "The event has no 'id', 'message._id' or event_id to dedupe it by: pass "
-                'event_id="{{ event.id }}" in the deployment trigger\'s parameters.'
+                'event_id="{{ event.id | string }}" in the deployment trigger\'s parameters.'
             )
         return key
 

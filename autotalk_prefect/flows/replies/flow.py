@@ -1,7 +1,7 @@
 """The prebuilt flow ``handle_reply`` (deployment entrypoint ``flows/replies.py``): act on one inbound customer message.
 
 Meant for a deployment triggered by ``autotalk.message.received`` events (emitted by the webhook
-receiver) with ``parameters={"event": "{{ event.payload }}", "event_id": "{{ event.id }}"}``.
+receiver) with ``parameters={"event": "{{ event.payload }}", "event_id": "{{ event.id | string }}"}``.
 Loads the contact's record (by ``client._id``, else by phone, then email), picks
 the first matching rule (``autotalk_prefect.flows.replies.engine``), runs its actions as Prefect tasks, and
 logs what it did. A redelivered event (same id) changes nothing: each action and the event itself
@@ -207,7 +207,7 @@ def handle_reply(
             ``id``); a deployment trigger passes ``{{ event.payload }}``. JSON text is accepted.
             Without ``client._id`` the contact is found by ``client.phone``, then
             ``client.email``: exactly one record of ``dynadata_type`` must match.
-        event_id: The Prefect event's id (a trigger passes ``{{ event.id }}``): the dedupe key
+        event_id: The Prefect event's id (a trigger passes ``{{ event.id | string }}``): the dedupe key
             when the body has neither ``id`` nor ``message._id``, as a body built from
             AutoTalk's documented placeholders never has.
         rules: The rule table; first match wins (default: STOP/unsubscribe, YES/confirm, HELP,
