@@ -1,6 +1,6 @@
-"""A real browser for tests: Playwright driving the system's chromium, one per session.
+"""A real browser for tests: Playwright driving the system's chromium, one per test module.
 
-Registered as a plugin in tests/conftest.py, so any test can ask for ``browser`` (session) or
+Registered as a plugin in tests/conftest.py, so any test can ask for ``browser`` (module) or
 ``browser_page`` (a fresh context and page per test, closed afterwards). Playwright's own
 browser download needs the network, so it launches Debian's chromium (``apt-get install
 chromium``; ``AUTOTALK_TEST_CHROMIUM`` names another binary). Without a browser the tests skip
@@ -41,9 +41,15 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless chromium for the whole session (launching costs ~1 s)."""
+    """One headless chromium per test module (launching costs ~1 s).
+
+    Not per session: Playwright's sync API keeps an asyncio loop running in the main thread for
+    as long as it is open, and every later test that runs a loop of its own (``asyncio.run``,
+    an async flow, an async task) would then fail with "cannot be called from a running event
+    loop". Closed at the end of the module, it leaves no loop behind.
+    """
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
