@@ -272,13 +272,24 @@ async def test_run_shows_one_task_per_step_and_an_artifact_without_customer_data
         return_state=True,
     )
     result = await state.result()
+    from prefect.client.schemas.filters import (
+        ArtifactCollectionFilter,
+        ArtifactCollectionFilterKey,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+
+    # filtered on the server: a long session holds more runs and artifacts than one page
+    this_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    key = ArtifactCollectionFilterKey(any_=[f"onboarding-{result.item_id}"])
     async with get_client() as prefect:
-        runs = await prefect.read_task_runs()
-        names = [r.name for r in runs if r.flow_run_id == state.state_details.flow_run_id]
-        artifact = await prefect.read_latest_artifacts()
+        names = [r.name for r in await prefect.read_task_runs(flow_run_filter=this_run)]
+        artifact = await prefect.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=key)
+        )
     for step in ("validate", "create_dynadata_item", "send_message", "process_messages"):
         assert any(step in name for name in names), (step, names)
-    (summary,) = [a for a in artifact if a.key == f"onboarding-{result.item_id}"]
+    (summary,) = artifact
     assert result.message_id in summary.data and result.conversation_id in summary.data
     assert "welcome aboard" not in summary.data and SECRET_PHONE not in summary.data
     assert creds.api_key.get_secret_value() not in summary.data
