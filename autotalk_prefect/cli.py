@@ -211,7 +211,8 @@ app.add_typer(ledger_app, name="ledger")
 LEDGER_OPTION = typer.Option(
     None,
     "--ledger",
-    help="A SQLAlchemy URL (sqlite:///..., postgresql://...) or a directory; default: "
+    help="A SQLAlchemy URL (sqlite:///..., postgresql://...), a directory, or secret/NAME "
+    "(a Prefect Secret block holding the URL); default: "
     "$AUTOTALK_LEDGER_URL, else .autotalk/ledger (the flows' default).",
 )
 

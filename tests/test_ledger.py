@@ -167,10 +167,38 @@ def test_ledger_url_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_a_block_is_refused_with_the_reason_and_what_to_use(tmp_path: Path) -> None:
     from prefect.filesystems import LocalFileSystem
 
-    with pytest.raises(TypeError, match=r"cannot write conditionally.*SQLAlchemy URL"):
+    with pytest.raises(TypeError, match=r"cannot write conditionally.*SQLAlchemy URL.*Secret"):
         ClaimLedger("c1", LocalFileSystem(basepath=str(tmp_path)))
-    with pytest.raises(ValueError, match=r"cannot be a Prefect block.*postgresql"):
+    with pytest.raises(ValueError, match=r"local-file-system block.*postgresql"):
         ClaimLedger("c1", "local-file-system/my-ledger")
+
+
+def test_the_url_from_a_secret_block_by_slug_or_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DSN with a password lives in a Secret block: ``secret/<name>`` (a flow parameter, the
+    CLI's --ledger, $AUTOTALK_LEDGER_URL) or the block itself; it never shows in an error."""
+    from prefect.blocks.system import Secret
+
+    url = f"sqlite:///{tmp_path.resolve()}/from-secret.sqlite3"
+    Secret(value=url).save("ledger-dsn-test", overwrite=True)
+    assert ledger_url("secret/ledger-dsn-test") == url
+    assert ledger_url(Secret(value=url)) == url
+    monkeypatch.setenv("AUTOTALK_LEDGER_URL", "secret/ledger-dsn-test")
+    ledger = ClaimLedger("c-secret", None)
+    assert ledger.url == url and set(ledger.claim([Claim("a")], "run-1")) == {"a"}
+    assert (tmp_path / "from-secret.sqlite3").exists()
+    with pytest.raises(ValueError, match=r"no Secret block named 'nope-missing'.*save one"):
+        ledger_url("secret/nope-missing")
+    Secret(value="not a url at all").save("ledger-dsn-bad", overwrite=True)
+    with pytest.raises(ValueError, match=r"must hold a SQLAlchemy URL") as caught:
+        ledger_url("secret/ledger-dsn-bad")
+    assert "not a url at all" not in str(caught.value)
+    Secret(value="postgresql://u:hunter2-pw@h/db").save("ledger-dsn-pg", overwrite=True)
+    assert ledger_url("secret/ledger-dsn-pg") == "postgresql://u:hunter2-pw@h/db"
+    shown = ClaimLedger.__new__(ClaimLedger)  # what reports and logs print: no password
+    shown.campaign_id, shown.url = "c1", ledger_url("secret/ledger-dsn-pg")
+    assert "hunter2" not in shown.describe() and "h/db" in shown.describe()
 
 
 # ---- claims ----------------------------------------------------------------------------------
@@ -369,3 +397,76 @@ def test_cli_show_export_and_bad_ledger(tmp_path: Path) -> None:
     assert json.loads(exported.output.splitlines()[0])["reason"] == "404: gone"
     bad = runner.invoke(app, ["ledger", "show", "cli", "--ledger", "mysql://x/y"])
     assert bad.exit_code == 2 and "only sqlite" in bad.output
+
+
+def test_a_read_does_not_wait_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
+    """Reads take no write lock (WAL snapshot): a planner reads while another process writes."""
+    import sqlite3
+
+    ledger = _ledger(tmp_path)
+    ledger.claim([Claim("a")], "run-1")
+    holder = sqlite3.connect(tmp_path / "ledger.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction, held
+    holder.execute("UPDATE autotalk_ledger SET reason = 'held' WHERE key = 'a'")
+    read: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: read.append(ledger.statuses(["a"])))
+    reader.start()
+    reader.join(timeout=30)
+    still_held = holder.in_transaction
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert still_held and read, "the read waited for the writer's lock"
+    assert read[0]["a"].state is LedgerState.PENDING and read[0]["a"].reason is None
+
+
+def test_a_transaction_sqlite_refused_as_locked_is_run_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WAL mode answers "database is locked" at once in some moments (another process opening or
+    closing the file): the rolled-back transaction is run again and commits once."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from autotalk_prefect.ledger import store
+
+    ledger = _ledger(tmp_path)
+    refusals = {"left": 3}
+
+    def refuse_some(conn: Any, *_: Any) -> None:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+            )
+
+    sa.event.listen(ledger.engine, "begin", refuse_some)
+    try:
+        won = ledger.claim([Claim("a"), Claim("b")], "run-1")
+    finally:
+        sa.event.remove(ledger.engine, "begin", refuse_some)
+    assert refusals["left"] == 0 and set(won) == {"a", "b"}
+    assert ledger.counts()["pending"] == 2
+    # any other database error is raised at once, never retried
+    calls = {"n": 0}
+
+    def broken(conn: Any, *_: Any) -> None:
+        calls["n"] += 1
+        raise sa.exc.OperationalError("BEGIN", {}, sqlite3.OperationalError("disk I/O error"))
+
+    sa.event.listen(ledger.engine, "begin", broken)
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="disk I/O"):
+            ledger.claim([Claim("c")], "run-1")
+    finally:
+        sa.event.remove(ledger.engine, "begin", broken)
+    assert calls["n"] == 1
+    monkeypatch.setattr(store, "_BUSY_BUDGET_S", 0.0)  # a lock that never clears: raised
+    sa.event.listen(ledger.engine, "begin", refuse_some)
+    refusals["left"] = 10**6
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+            ledger.claim([Claim("d")], "run-1")
+    finally:
+        sa.event.remove(ledger.engine, "begin", refuse_some)
+    assert "d" not in ledger.statuses(["d"])

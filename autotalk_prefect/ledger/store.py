@@ -8,7 +8,10 @@ The claim row (``pending``) is then resolved by the call's outcome (see ``outcom
 ``failed`` (may be claimed again) or ``unknown`` (never re-claimed unless the caller opts in).
 
 Storage is any SQLAlchemy URL: a SQLite file by default (one machine, many processes: WAL,
-a busy timeout, ``BEGIN IMMEDIATE``), PostgreSQL (``postgresql://...``) for many machines.
+a busy timeout, ``BEGIN IMMEDIATE`` for writes, deferred reads, and a bounded retry of a
+transaction that SQLite refused as "database is locked" without waiting, which WAL mode does
+while another process opens or closes the file), PostgreSQL (``postgresql://...``) for many
+machines.
 Writers batch claims by *group commit*: every claim waiting at a moment shares one transaction.
 """
 
@@ -17,14 +20,15 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import random
 import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -51,6 +55,10 @@ _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MAX_REASON = 500
 OURS = ""  # ClaimWriter.claim: this run already holds the key
 _MAX_BATCH = 500  # rows per INSERT statement (SQLite caps bound parameters per statement)
+_ROWS_PAGE = 1000  # rows() reads this many per short read transaction
+_BUSY_BUDGET_S = 120.0  # how long a transaction SQLite refused as locked is tried again
+_WRITE = "autotalk_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
+T = TypeVar("T")
 
 
 class LedgerState(str, enum.Enum):
@@ -74,28 +82,41 @@ def validate_campaign_id(campaign_id: object) -> str:
 
 # ---- where: URL resolution and engines ------------------------------------------------------
 
+_engines: dict[str, Engine] = {}
+_secret_urls: dict[str, str] = {}
+_engines_lock = threading.Lock()
+
 _BLOCK_ERROR = (
-    "ledger_storage cannot be a Prefect block ({what}): file-system blocks cannot write "
-    "conditionally, so two runs could both claim a contact and message it twice. Use a SQLAlchemy "
-    "URL instead: a SQLite file ('sqlite:////path/ledger.sqlite3', or a directory path) for one "
-    "machine, or PostgreSQL ('postgresql://user:pass@host/db') shared by many machines."
+    "ledger_storage cannot be a {what}: file-system blocks cannot write conditionally, so two "
+    "runs could both claim a contact and message it twice. Use a SQLAlchemy URL: a SQLite file "
+    "('sqlite:////path/ledger.sqlite3', or a directory path) for one machine, or PostgreSQL "
+    "('postgresql://user:pass@host/db') shared by many machines; to keep a password out of "
+    "parameters, save the URL in a Prefect Secret block and pass 'secret/<its name>'."
 )
 _BLOCK_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_. -]*$")
+_SECRET_SLUG = "secret/"
 
 
 def ledger_url(storage: object = None) -> str:
-    """The SQLAlchemy URL for ``storage``: a URL as given; a directory -> a SQLite file inside
-    it; ``None`` -> ``$AUTOTALK_LEDGER_URL`` or ``.autotalk/ledger/ledger.sqlite3``."""
+    """The SQLAlchemy URL for ``storage``.
+
+    A URL as given; a directory -> a SQLite file inside it; a Prefect ``Secret`` block, or its
+    slug ``secret/<name>``, -> the URL it holds (a DSN with a password stays out of flow
+    parameters and the UI); ``None`` -> ``$AUTOTALK_LEDGER_URL`` (any of the above) or
+    ``.autotalk/ledger/ledger.sqlite3``.
+    """
     if storage is None:
         env = os.environ.get(LEDGER_URL_ENV, "").strip()
         storage = env or DEFAULT_LEDGER_DIR
     if isinstance(storage, os.PathLike):
         storage = os.fspath(storage)
     if not isinstance(storage, str):
-        raise TypeError(_BLOCK_ERROR.format(what=type(storage).__name__))
+        storage = _url_from_block(storage)
     text = storage.strip()
     if not text:
         raise ValueError("ledger_storage must not be an empty string")
+    if text.startswith(_SECRET_SLUG) and "://" not in text and not Path(text).exists():
+        text = _url_from_secret(text[len(_SECRET_SLUG) :])
     if "://" in text:
         try:
             url = sa.engine.make_url(text)
@@ -110,11 +131,55 @@ def ledger_url(storage: object = None) -> str:
             )
         return text
     if _BLOCK_SLUG.fullmatch(text) and not Path(text).exists():
-        raise ValueError(_BLOCK_ERROR.format(what=f"the slug {text!r}"))
+        raise ValueError(_BLOCK_ERROR.format(what=f"{text.split('/')[0]} block ({text!r})"))
     path = Path(text).expanduser()
     if path.suffix in (".sqlite", ".sqlite3", ".db"):
         return f"sqlite:///{path.resolve()}"
     return f"sqlite:///{(path / LEDGER_FILE).resolve()}"
+
+
+def _url_from_block(block: object) -> str:
+    """The URL a ``Secret`` block holds; any other object is refused with what to use."""
+    from prefect.blocks.system import Secret
+
+    if isinstance(block, Secret):
+        return _secret_text(block, "the Secret block given")
+    raise TypeError(_BLOCK_ERROR.format(what=f"{type(block).__name__}"))
+
+
+def _url_from_secret(name: str) -> str:
+    """The URL held by the Secret block ``name`` (read from the Prefect API once per process)."""
+    with _engines_lock:
+        cached = _secret_urls.get(name)
+    if cached is not None:
+        return cached
+    from prefect.blocks.system import Secret
+
+    try:
+        block = Secret.load(name, _sync=True)  # type: ignore[call-arg]
+    except ValueError as exc:
+        if "Unable to find block document" not in str(exc):
+            raise
+        raise ValueError(
+            f"ledger_storage 'secret/{name}': there is no Secret block named {name!r} in this "
+            "Prefect API (save one holding the ledger's SQLAlchemy URL: "
+            f"Secret(value='postgresql://...').save({name!r}))"
+        ) from None
+    url = _secret_text(block, f"the Secret block {name!r}")
+    with _engines_lock:
+        _secret_urls[name] = url
+    return url
+
+
+def _secret_text(block: Any, what: str) -> str:
+    value = block.get()
+    if not isinstance(value, str) or "://" not in value:
+        raise ValueError(
+            f"ledger_storage: {what} must hold a SQLAlchemy URL as text "
+            "('sqlite:////path/ledger.sqlite3' or 'postgresql://user:pass@host/db'), "
+            f"not a {type(value).__name__}" + (" without '://'" if isinstance(value, str) else "")
+        )
+    return value.strip()
 
 
 def _shown(url: str) -> str:
@@ -144,9 +209,6 @@ TABLE = sa.Table(
     sa.Index("autotalk_ledger_state", "campaign", "state"),
 )
 
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-
 
 def _sqlite_engine(url: sa.engine.URL) -> Engine:
     database = url.database or ""
@@ -167,8 +229,10 @@ def _sqlite_engine(url: sa.engine.URL) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # take the write lock at BEGIN: no deadlock-prone read->write upgrade between processes
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # a writer takes the write lock at BEGIN: no deadlock-prone read->write upgrade between
+        # processes; a reader takes none (WAL: it reads a snapshot and never blocks a writer)
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -202,6 +266,45 @@ def engine_for(url_text: str) -> Engine:
             metadata.create_all(engine, checkfirst=True)
         _engines[url_text] = engine
         return engine
+
+
+def _is_busy(exc: sa.exc.OperationalError) -> bool:
+    """SQLite's SQLITE_BUSY / SQLITE_LOCKED ("database is locked"): nothing was written."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in (5, 6)
+    return "database is locked" in str(exc.orig) or "database table is locked" in str(exc.orig)
+
+
+def transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool) -> T:
+    """Run ``work`` in one transaction, committed when it returns (rolled back if it raises).
+
+    SQLite's busy timeout makes a writer wait for the lock, but WAL mode also answers "database
+    is locked" at once in a few moments (another process opening or closing the file, recovery),
+    and the busy timeout does not cover those. Such a transaction was rolled back whole, so it is
+    run again, with jittered backoff, for up to two minutes. Any other error is raised at once.
+    """
+    deadline = time.monotonic() + _BUSY_BUDGET_S
+    delay = 0.02
+    while True:
+        try:
+            with engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    return work(conn)
+        except sa.exc.OperationalError as exc:
+            if engine.dialect.name != "sqlite" or not _is_busy(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, 1.0)
+
+
+def _fetch_all(query: sa.Select[Any]) -> Callable[[Connection], list[Any]]:
+    """A transaction's work: every row of ``query``."""
+    return lambda conn: list(conn.execute(query))
 
 
 def _pg_driver() -> str:
@@ -325,9 +428,10 @@ class ClaimLedger:
     def statuses(self, keys: Iterable[str]) -> dict[str, ContactStatus]:
         """The rows of ``keys`` (one query per few hundred keys; absent keys are absent)."""
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, ContactStatus] = {}
         c = TABLE.c
-        with self.engine.connect() as conn:
+
+        def read(conn: Connection) -> dict[str, ContactStatus]:
+            found: dict[str, ContactStatus] = {}
             for start in range(0, len(wanted), _MAX_BATCH):
                 batch = wanted[start : start + _MAX_BATCH]
                 query = sa.select(
@@ -337,7 +441,9 @@ class ClaimLedger:
                     found[r.key] = ContactStatus(
                         LedgerState(r.state), r.message_id, r.reason, r.attempts, r.run_id
                     )
-        return found
+            return found
+
+        return transaction(self.engine, read, write=False)
 
     def status(self, key: str) -> ContactStatus | None:
         return self.statuses([key]).get(key)
@@ -351,21 +457,30 @@ class ClaimLedger:
             .where(c.campaign == self.campaign_id)
             .group_by(c.state)
         )
-        with self.engine.connect() as conn:
-            for state, count in conn.execute(query).tuples():
-                result[str(state)] = int(count)
+        rows = transaction(self.engine, _fetch_all(query), write=False)
+        for state, count in rows:
+            result[str(state)] = int(count)
         return result
 
     def rows(self, states: Sequence[LedgerState] | None = None) -> Iterator[LedgerRow]:
-        """Every row (of ``states``), by key, streamed."""
+        """Every row (of ``states``), by key, streamed a page at a time.
+
+        Each page is its own short read: a slow consumer holds no transaction open.
+        """
         c = TABLE.c
         query = sa.select(TABLE).where(c.campaign == self.campaign_id)
         if states is not None:
             query = query.where(c.state.in_([s.value for s in states]))
-        with self.engine.connect() as conn:
-            result = conn.execution_options(yield_per=1000).execute(query.order_by(c.key))
-            for r in result:
+        query = query.order_by(c.key).limit(_ROWS_PAGE)
+        after: str | None = None
+        while True:
+            page_query = query if after is None else query.where(c.key > after)
+            page = transaction(self.engine, _fetch_all(page_query), write=False)
+            for r in page:
                 yield _row(r)
+            if len(page) < _ROWS_PAGE:
+                return
+            after = str(page[-1].key)
 
     # writing
     def claim(
@@ -380,8 +495,9 @@ class ClaimLedger:
         A key is won when it had no row, or its row is in ``reclaim`` (``failed``; plus
         ``unknown`` when the caller opted in to resending). Committed when this returns.
         """
-        with self.engine.begin() as conn:
-            return self._claim(conn, claims, run_id, reclaim)
+        return transaction(
+            self.engine, lambda conn: self._claim(conn, claims, run_id, reclaim), write=True
+        )
 
     def _claim(
         self,
@@ -440,8 +556,7 @@ class ClaimLedger:
         """Write outcomes over their claims (a row re-claimed since is left alone)."""
         if not resolutions:
             return
-        with self.engine.begin() as conn:
-            self._resolve(conn, resolutions)
+        transaction(self.engine, lambda conn: self._resolve(conn, resolutions), write=True)
 
     def _resolve(self, conn: Connection, resolutions: Sequence[Resolution]) -> None:
         c = TABLE.c
@@ -544,24 +659,27 @@ class ClaimWriter:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
     def _commit(self, batch: _Batch) -> dict[str, str]:
-        with self.ledger.engine.begin() as conn:
-            if batch.resolutions:
-                self.ledger._resolve(conn, batch.resolutions)
-            if not batch.claims:
-                return {}
-            keys = [c for c, _ in batch.claims]
-            won = self.ledger._claim(conn, keys, self.run_id, self.reclaim)
-            lost = [c.key for c in keys if c.key not in won]
-            if lost:  # held by this very run (a contact listed twice)? say so, not "another run"
-                c = TABLE.c
-                query = sa.select(c.key).where(
-                    c.campaign == self.ledger.campaign_id,
-                    c.key.in_(lost),
-                    c.run_id == self.run_id,
-                )
-                held: list[Any] = list(conn.execute(query).scalars())
-                won.update({str(key): OURS for key in held})
-            return won
+        return transaction(self.ledger.engine, lambda conn: self._apply(conn, batch), write=True)
+
+    def _apply(self, conn: Connection, batch: _Batch) -> dict[str, str]:
+        """One transaction: the batch's outcomes, then its claims."""
+        if batch.resolutions:
+            self.ledger._resolve(conn, batch.resolutions)
+        if not batch.claims:
+            return {}
+        keys = [c for c, _ in batch.claims]
+        won = self.ledger._claim(conn, keys, self.run_id, self.reclaim)
+        lost = [c.key for c in keys if c.key not in won]
+        if lost:  # held by this very run (a contact listed twice)? say so, not "another run"
+            c = TABLE.c
+            query = sa.select(c.key).where(
+                c.campaign == self.ledger.campaign_id,
+                c.key.in_(lost),
+                c.run_id == self.run_id,
+            )
+            held: list[Any] = list(conn.execute(query).scalars())
+            won.update({str(key): OURS for key in held})
+        return won
 
     async def _flush_loop(self) -> None:
         while (self._batch.claims or self._batch.resolutions) and self._error is None:

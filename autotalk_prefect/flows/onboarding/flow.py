@@ -304,7 +304,8 @@ def onboard_contact(
             answer right after sending): may message the contact twice.
         ledger_storage: The claim ledger guarding the send and the note: a SQLAlchemy URL
             (``postgresql://...`` shared by all workers) or a directory (a SQLite file inside
-            it). Default: ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
+            it), or ``secret/<name>``: a Prefect Secret block holding the URL. Default:
+            ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
     """
     logger = get_run_logger()

@@ -171,7 +171,8 @@ def outreach_campaign(
             it). Default: never (it stays unknown).
         ledger_storage: The claim ledger: a SQLAlchemy URL (``sqlite:////path/ledger.sqlite3``,
             or ``postgresql://...`` shared by many machines) or a directory (a SQLite file inside
-            it). Default: ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
+            it), or ``secret/<name>``: a Prefect Secret block holding the URL. Default:
+            ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` environment).
         task_runner: Where chunk tasks run: ``threads`` in this process, or ``dask`` (extra
             ``autotalk-prefect[dask]``): a LocalCluster of ``parallel_chunks`` processes, or

@@ -217,7 +217,8 @@ def handle_reply(
             a lost answer): may send a second answer.
         ledger_storage: The claim ledger recording handled events: a SQLAlchemy URL
             (``postgresql://...`` shared by all workers) or a directory (a SQLite file inside
-            it). Default: ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
+            it), or ``secret/<name>``: a Prefect Secret block holding the URL. Default:
+            ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
     """
     logger = get_run_logger()
