@@ -98,17 +98,19 @@ def compare_fields(
 ) -> dict[str, list[str]]:
     """The wire keys of ``item`` against ``model``: required/optional fields missing, extras.
 
-    A field counts as present under its alias (``_id``) or its name (``id``), as the models
-    accept both.
+    A field counts as present under its alias (``_id``) or its name (``id``), and the id under
+    any key the model reads it from (a message's ``messageId``), as the models accept them all.
     """
     keys = set(item) if isinstance(item, dict) else set()
     known: set[str] = set()
     missing: list[str] = []
     missing_optional: list[str] = []
+    id_keys = set(getattr(model, "id_keys", ()))
     for name, info in model.model_fields.items():
         wire = info.alias or name
-        known |= {name, wire}
-        if not {name, wire} & keys:
+        names = {name, wire} | (id_keys if name == "id" else set())
+        known |= names
+        if not names & keys:
             (missing if info.is_required() else missing_optional).append(wire)
     extra = [] if extra_expected else sorted(keys - known)
     return {"missing": missing, "missing_optional": missing_optional, "extra": extra}

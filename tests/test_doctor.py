@@ -53,6 +53,9 @@ def test_shapes_from_sample_answers() -> None:
     assert "conversationId" in fields["missing_optional"]  # optional since the client is tolerant
     assert "mediaUrl" in fields["missing_optional"]
     assert compare_fields(Company, {"_id": "c", "name": "n"})["missing"] == []
+    by_message_id = compare_fields(Message, {"messageId": "m", "message": "hi"})
+    assert "_id" not in by_message_id["missing_optional"] and by_message_id["extra"] == []
+    assert "_id" in compare_fields(Company, {"messageId": "m", "name": "n"})["missing_optional"]
     assert compare_fields(DynadataItem, {"_id": "i", "x": 1}, extra_expected=True)["extra"] == []
 
 

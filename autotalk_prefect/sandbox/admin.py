@@ -83,10 +83,7 @@ def admin_routes(runtime: SandboxRuntime) -> list[Route]:
 
     @endpoint
     async def messages(request: Request) -> Response:
-        sent = state.sent_messages()
-        contact = request.query_params.get("contactId")
-        if contact is not None:
-            sent = [m for m in sent if m["contactId"] == contact]
+        sent = state.sent_messages(request.query_params.get("contactId"))
         return json_response({"data": sent, "total": len(sent)})
 
     @endpoint

@@ -81,9 +81,9 @@ class SandboxHandle:
         """Fresh seeded data, empty logs/stats/deliveries, no webhook receiver; faults kept."""
         self.runtime.reset(seed=seed, contacts=contacts)
 
-    def sent_messages(self) -> list[dict[str, Any]]:
-        """Every message accepted by send_message, in order."""
-        return self.runtime.state.sent_messages()
+    def sent_messages(self, contact_id: str | None = None) -> list[dict[str, Any]]:
+        """Every message accepted by send_message, in order (or only ``contact_id``'s)."""
+        return self.runtime.state.sent_messages(contact_id)
 
     def seed_items(self, type_name: str, n: int = 1, **fields: Any) -> list[str]:
         """Add ``n`` generated items of a type (``fields`` override), return their ids."""

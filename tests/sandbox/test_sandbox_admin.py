@@ -48,6 +48,10 @@ def test_messages_log_in_order(sb: SandboxHandle, api: httpx.Client, admin: http
         m["message"] for m in admin.get("/messages", params={"contactId": a}).json()["data"]
     ] == ["1", "3"]
     assert log["data"] == sb.sent_messages()
+    assert [m["message"] for m in sb.sent_messages(b)] == ["2"]
+    sb.simulate_reply(a, "an inbound reply is not a sent message")
+    assert [m["message"] for m in sb.sent_messages(a)] == ["1", "3"]
+    assert admin.get("/messages", params={"contactId": "nobody"}).json() == {"data": [], "total": 0}
 
 
 def test_seed_and_contacts(sb: SandboxHandle, api: httpx.Client, admin: httpx.Client) -> None:

@@ -478,3 +478,23 @@ def test_concurrent_sends_are_all_recorded_once(sb: SandboxHandle, api: httpx.Cl
     assert sorted(m["_id"] for m in sb.sent_messages()) == sorted(ids)
     conversations = api.get("/conversations", params={"limit": 100}).json()
     assert conversations["total"] == 4, "one open conversation per contact, even under races"
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_every_generated_item_is_valid_against_its_schema(seed: int) -> None:
+    """Seeding checks only the first generated item of a batch: the generator must never
+    produce an item its type's schema refuses."""
+    import random
+
+    from autotalk_prefect.sandbox.schemas import apply_defaults, validation_issues, validator_for
+    from autotalk_prefect.sandbox.seed import generate_item
+    from autotalk_prefect.sandbox.state import TYPES, SandboxState
+
+    state = SandboxState(seed=seed, contacts=50)
+    rng = random.Random(seed)
+    for type_name in TYPES:
+        info = state.type_info(type_name)
+        validator = validator_for(info.schema)
+        for _ in range(400):
+            doc = apply_defaults(info.schema, generate_item(state, type_name, rng))
+            assert validation_issues(validator, doc) == [], (type_name, doc)
