@@ -342,7 +342,7 @@ def _claim_statement(engine: Engine, reclaim: tuple[LedgerState, ...]) -> Any:
         return stmt
     insert = _insert(engine)
     excluded = insert.excluded
-    pending = sa.literal_column(f"'{LedgerState.PENDING.value}'")
+    pending: sa.ColumnElement[str] = sa.literal_column(f"'{LedgerState.PENDING.value}'")
     stmt = insert.on_conflict_do_update(
         index_elements=[TABLE.c.campaign, TABLE.c.key],
         set_={
