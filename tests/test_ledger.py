@@ -470,3 +470,31 @@ def test_a_transaction_sqlite_refused_as_locked_is_run_again_once(
     finally:
         sa.event.remove(ledger.engine, "begin", refuse_some)
     assert "d" not in ledger.statuses(["d"])
+
+
+def test_which_database_errors_are_run_again() -> None:
+    """Only errors that guarantee nothing was written: SQLite's locked, PostgreSQL's deadlock
+    and serialization failures; never a lost connection (its COMMIT may have happened)."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    import sqlalchemy as sa
+
+    from autotalk_prefect.ledger.store import _rolled_back_whole
+
+    def error(orig: BaseException) -> sa.exc.OperationalError:
+        return sa.exc.OperationalError("COMMIT", {}, orig)
+
+    class PgError(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__(f"pg error {sqlstate}")
+            self.sqlstate = sqlstate
+
+    pg: Any = SimpleNamespace(dialect=SimpleNamespace(name="postgresql"))
+    lite: Any = SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))
+    assert _rolled_back_whole(pg, error(PgError("40P01")))  # deadlock detected
+    assert _rolled_back_whole(pg, error(PgError("40001")))  # serialization failure
+    assert not _rolled_back_whole(pg, error(PgError("08006")))  # connection failure
+    assert not _rolled_back_whole(pg, error(PgError("57P01")))  # admin shutdown
+    assert _rolled_back_whole(lite, error(sqlite3.OperationalError("database is locked")))
+    assert not _rolled_back_whole(lite, error(sqlite3.OperationalError("disk I/O error")))

@@ -268,8 +268,18 @@ def engine_for(url_text: str) -> Engine:
         return engine
 
 
-def _is_busy(exc: sa.exc.OperationalError) -> bool:
-    """SQLite's SQLITE_BUSY / SQLITE_LOCKED ("database is locked"): nothing was written."""
+_PG_ROLLED_BACK = ("40P01", "40001")  # deadlock detected, serialization failure
+
+
+def _rolled_back_whole(engine: Engine, exc: sa.exc.OperationalError) -> bool:
+    """An error that guarantees the transaction wrote nothing and may simply run again:
+    SQLite's SQLITE_BUSY / SQLITE_LOCKED ("database is locked"), PostgreSQL's deadlock and
+    serialization failures. (A lost connection is not one: its COMMIT may have happened.)"""
+    if engine.dialect.name == "postgresql":
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return code in _PG_ROLLED_BACK
+    if engine.dialect.name != "sqlite":
+        return False
     code = getattr(exc.orig, "sqlite_errorcode", None)
     if code is not None:
         return int(code) & 0xFF in (5, 6)
@@ -281,8 +291,9 @@ def transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool)
 
     SQLite's busy timeout makes a writer wait for the lock, but WAL mode also answers "database
     is locked" at once in a few moments (another process opening or closing the file, recovery),
-    and the busy timeout does not cover those. Such a transaction was rolled back whole, so it is
-    run again, with jittered backoff, for up to two minutes. Any other error is raised at once.
+    and the busy timeout does not cover those; PostgreSQL aborts one side of a deadlock. Such a
+    transaction was rolled back whole, so it is run again, with jittered backoff, for up to two
+    minutes. Any other error is raised at once.
     """
     deadline = time.monotonic() + _BUSY_BUDGET_S
     delay = 0.02
@@ -294,7 +305,7 @@ def transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool)
                 with conn.begin():
                     return work(conn)
         except sa.exc.OperationalError as exc:
-            if engine.dialect.name != "sqlite" or not _is_busy(exc):
+            if not _rolled_back_whole(engine, exc):
                 raise
             if time.monotonic() + delay > deadline:
                 raise
@@ -545,7 +556,9 @@ class ClaimLedger:
     ) -> dict[str, str]:
         won: dict[str, str] = {}
         now = time.time()
-        unique = list({claim.key: claim for claim in claims}.values())
+        # in key order: two runs claiming overlapping keys lock rows in the same order, so
+        # PostgreSQL never has to break a deadlock between them
+        unique = sorted({claim.key: claim for claim in claims}.values(), key=lambda c: c.key)
         for start in range(0, len(unique), _MAX_BATCH):
             batch = unique[start : start + _MAX_BATCH]
             attempts = {claim.key: uuid.uuid4().hex for claim in batch}
@@ -609,7 +622,7 @@ class ClaimLedger:
                     "b_raw": r.raw,
                     "b_at": now,
                 }
-                for r in resolutions
+                for r in sorted(resolutions, key=lambda r: r.key)  # key order, as claims
             ],
         )
 
