@@ -188,6 +188,42 @@ def test_grace_period_turns_unfound_unknowns_into_failed_and_the_next_run_sends_
     assert set(_counts(sandbox).values()) == {1} and len(_counts(sandbox)) == 20
 
 
+def test_a_stale_claim_of_a_stopped_run_becomes_unknown_and_is_reported_as_such(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    """A run killed between its claim and its send leaves ``pending`` rows. Reconciliation does
+    not find those messages; once the claim is older than any send can stay in flight it says
+    "its run stopped" (unknown, never re-sent), and the next run reports that, not "claimed by
+    another run"; a recent pending claim (a run still sending) is left alone."""
+    import time
+
+    from autotalk_prefect.ledger.reconcile import STALE_PENDING_SECONDS, STOPPED_REASON, reconcile
+    from autotalk_prefect.ledger.store import Claim, ClaimLedger, LedgerState
+
+    stale, fresh = sandbox.contact_ids()[:2]
+    ledger = ClaimLedger("stale-claims", str(tmp_path))
+    ledger.claim([Claim(stale, "Hi, never sent"), Claim(fresh, "Hi, in flight")], "killed-run")
+    with creds.get_client() as client:
+        later = time.time() + STALE_PENDING_SECONDS + 1
+        report = reconcile(ledger, client, keys={stale}, now=later)
+        kept = reconcile(ledger, client, keys={fresh})
+    assert (report.unknown_before, report.still_unknown, report.stale_claims) == (1, 1, 1)
+    assert "1 left by a run that stopped" in report.line()
+    assert (kept.still_unknown, kept.stale_claims) == (1, 0)
+    status = ledger.statuses([stale, fresh])
+    assert status[stale].state is LedgerState.UNKNOWN and status[stale].reason == STOPPED_REASON
+    assert status[fresh].state is LedgerState.PENDING
+    summary = _run(
+        creds,
+        tmp_path,
+        campaign_id="stale-claims",
+        audience=Audience(contact_ids=[stale, fresh]),
+        reconcile_unknown=False,
+    )
+    assert (summary.sent, summary.unknown, summary.skipped_claimed) == (0, 1, 1)
+    assert sandbox.sent_messages(stale) == [] and sandbox.sent_messages(fresh) == []
+
+
 def test_a_field_missing_fails_those_contacts_and_a_rerun_retries_them(
     sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
 ) -> None:

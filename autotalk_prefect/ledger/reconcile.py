@@ -5,7 +5,10 @@ claim was made. AutoTalk is the record: the contact's conversations are listed, 
 outbound messages since the claim (less a clock-skew margin) are matched by text. Found -> the
 row becomes ``sent`` with the message id. Not found -> it stays ``unknown``, unless the caller
 set a grace period and the claim is older than that: then it becomes ``failed`` (not applied;
-the next run sends it).
+the next run sends it). A ``pending`` claim not found and older than any send can stay in
+flight (``STALE_PENDING_SECONDS``) was left by a run that stopped: it becomes ``unknown``, so
+reports say so instead of "claimed by another run" (its owner, were it alive, still resolves it:
+the row keeps its attempt id).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["ReconcileReport", "reconcile"]
 
 SKEW_SECONDS = 300.0  # our clock vs AutoTalk's: a message this much "before" the claim still counts
+#: a claim is made right before its send, and a send ends within the retry policy's time bound
+#: (60 s by default) plus timeouts: a pending claim this old belongs to a run that stopped
+STALE_PENDING_SECONDS = 15 * 60.0
+STOPPED_REASON = "its run stopped before recording the outcome (not found in AutoTalk)"
 
 
 @dataclass
@@ -34,13 +41,16 @@ class ReconcileReport:
     found_sent: int = 0
     marked_failed: int = 0
     still_unknown: int = 0
+    stale_claims: int = 0  # of still_unknown: pending claims of a run that stopped
     lookup_errors: int = 0
     resolved: dict[str, str] = field(default_factory=dict)  # key -> message id / "failed"
 
     def line(self) -> str:
+        stale = f" ({self.stale_claims} left by a run that stopped)" if self.stale_claims else ""
         return (
             f"{self.unknown_before} unknown -> {self.found_sent} found sent, "
-            f"{self.marked_failed} failed after the grace period, {self.still_unknown} still unknown"
+            f"{self.marked_failed} failed after the grace period, "
+            f"{self.still_unknown} still unknown{stale}"
         )
 
 
@@ -129,6 +139,16 @@ def reconcile(
             )
             report.marked_failed += 1
             report.resolved[row.key] = "failed"
+        elif (
+            row.state is LedgerState.PENDING
+            and row.text is not None
+            and clock - row.claimed_at >= STALE_PENDING_SECONDS
+        ):
+            resolutions.append(
+                Resolution(row.key, row.attempt, LedgerState.UNKNOWN, reason=STOPPED_REASON)
+            )
+            report.still_unknown += 1
+            report.stale_claims += 1
         else:
             report.still_unknown += 1
     ledger.resolve(resolutions)
