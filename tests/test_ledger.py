@@ -164,6 +164,25 @@ def test_ledger_url_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ledger_url("mysql://u@h/db")
 
 
+def test_the_ledger_url_setting_is_read_from_a_dotenv_file_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``AUTOTALK_LEDGER_URL`` sits beside ``AUTOTALK_API_KEY`` in a ``.env`` file; the
+    environment wins over the file, as for every ``AUTOTALK_*`` setting."""
+    monkeypatch.delenv("AUTOTALK_LEDGER_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        f"AUTOTALK_API_KEY=sk-from-dotenv\nAUTOTALK_LEDGER_URL={tmp_path}/from-dotenv\n"
+    )
+    assert ledger_url(None) == f"sqlite:///{tmp_path.resolve()}/from-dotenv/ledger.sqlite3"
+    monkeypatch.setenv("AUTOTALK_LEDGER_URL", f"sqlite:///{tmp_path}/env.sqlite3")
+    assert ledger_url(None) == f"sqlite:///{tmp_path}/env.sqlite3"
+    monkeypatch.setenv("AUTOTALK_LEDGER_URL", "  ")  # blank: the default
+    assert (
+        ledger_url(None) == f"sqlite:///{(tmp_path / '.autotalk/ledger').resolve()}/ledger.sqlite3"
+    )
+
+
 def test_a_block_is_refused_with_the_reason_and_what_to_use(tmp_path: Path) -> None:
     from prefect.filesystems import LocalFileSystem
 

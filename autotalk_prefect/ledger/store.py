@@ -102,12 +102,13 @@ def ledger_url(storage: object = None) -> str:
 
     A URL as given; a directory -> a SQLite file inside it; a Prefect ``Secret`` block, or its
     slug ``secret/<name>``, -> the URL it holds (a DSN with a password stays out of flow
-    parameters and the UI); ``None`` -> ``$AUTOTALK_LEDGER_URL`` (any of the above) or
-    ``.autotalk/ledger/ledger.sqlite3``.
+    parameters and the UI); ``None`` -> ``AUTOTALK_LEDGER_URL`` from the environment or a
+    ``.env`` file (any of the above), else ``.autotalk/ledger/ledger.sqlite3``.
     """
     if storage is None:
-        env = os.environ.get(LEDGER_URL_ENV, "").strip()
-        storage = env or DEFAULT_LEDGER_DIR
+        from autotalk_prefect.ledger.settings import LedgerSettings
+
+        storage = LedgerSettings().url_text() or DEFAULT_LEDGER_DIR
     if isinstance(storage, os.PathLike):
         storage = os.fspath(storage)
     if not isinstance(storage, str):
