@@ -366,3 +366,17 @@ async def test_async_exhaustion_raises_the_last_error() -> None:
     with pytest.raises(RateLimitError):
         await arun([status(429, "1")], policy(waits, attempts=3))
     assert waits == [1.0, 1.0]
+
+
+def test_jitter_leaves_the_global_random_generator_alone() -> None:
+    """A user who seeds ``random`` for a reproducible flow gets the same sequence with our
+    retries in between: the jitter has its own generator."""
+    import random
+
+    policy = RetryPolicy()
+    random.seed(1234)
+    expected = [random.random() for _ in range(3)]
+    random.seed(1234)
+    waits = [policy.wait_for(None, attempt) for attempt in (1, 2, 3)]
+    assert [random.random() for _ in range(3)] == expected
+    assert all(0.0 <= w <= policy.backoff_max for w in waits)

@@ -50,6 +50,8 @@ logger = logging.getLogger("autotalk_prefect.api.retries")
 T = TypeVar("T")
 
 AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
+# our own generator for the jitter: a user's seeded ``random`` stays theirs
+_jitter_rng = random.Random()
 
 # Never reached the server: nothing was processed.
 _NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
@@ -263,7 +265,7 @@ class RetryPolicy:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(attempt - 1, 62))
         if self.jitter is not None:
             return max(0.0, min(ceiling, float(self.jitter(ceiling))))
-        return random.uniform(0.0, ceiling)
+        return _jitter_rng.uniform(0.0, ceiling)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

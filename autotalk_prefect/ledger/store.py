@@ -59,6 +59,7 @@ _ROWS_PAGE = 1000  # rows() reads this many per short read transaction
 _BUSY_BUDGET_S = 120.0  # how long a transaction SQLite refused as locked is tried again
 _WRITE = "autotalk_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 T = TypeVar("T")
+_backoff_rng = random.Random()  # our own generator: a user's seeded ``random`` stays theirs
 
 
 class LedgerState(str, enum.Enum):
@@ -310,7 +311,7 @@ def transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool)
                 raise
             if time.monotonic() + delay > deadline:
                 raise
-            time.sleep(random.uniform(delay / 2, delay))
+            time.sleep(_backoff_rng.uniform(delay / 2, delay))
             delay = min(delay * 2, 1.0)
 
 
