@@ -85,7 +85,7 @@ def validate_campaign_id(campaign_id: object) -> str:
 
 _engines: dict[str, Engine] = {}
 _secret_urls: dict[str, str] = {}
-_engines_lock = threading.Lock()
+_cache_lock = threading.Lock()  # guards both caches above
 
 _BLOCK_ERROR = (
     "ledger_storage cannot be a {what}: file-system blocks cannot write conditionally, so two "
@@ -151,7 +151,7 @@ def _url_from_block(block: object) -> str:
 
 def _url_from_secret(name: str) -> str:
     """The URL held by the Secret block ``name`` (read from the Prefect API once per process)."""
-    with _engines_lock:
+    with _cache_lock:
         cached = _secret_urls.get(name)
     if cached is not None:
         return cached
@@ -168,7 +168,7 @@ def _url_from_secret(name: str) -> str:
             f"Secret(value='postgresql://...').save({name!r}))"
         ) from None
     url = _secret_text(block, f"the Secret block {name!r}")
-    with _engines_lock:
+    with _cache_lock:
         _secret_urls[name] = url
     return url
 
@@ -241,7 +241,7 @@ def _sqlite_engine(url: sa.engine.URL) -> Engine:
 
 def engine_for(url_text: str) -> Engine:
     """One engine per URL per process (its table created on first use)."""
-    with _engines_lock:
+    with _cache_lock:
         engine = _engines.get(url_text)
         if engine is not None:
             return engine
