@@ -4,15 +4,20 @@ PostgreSQL, group commit, where a ledger lives, and how every answer and error i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
+import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from autotalk_prefect.api.errors import (
     AuthenticationError,
@@ -287,8 +292,6 @@ async def test_a_broken_database_fails_the_waiting_claims(tmp_path: Path) -> Non
     writer = ledger.writer("run-1")
     writer.ledger = ClaimLedger.__new__(ClaimLedger)  # an engine that cannot connect
     writer.ledger.campaign_id = "c1"
-    import sqlalchemy as sa
-
     writer.ledger.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing-dir/x/y.sqlite3")
     with pytest.raises(sa.exc.OperationalError):
         await writer.claim("a")
@@ -344,8 +347,6 @@ def test_processes_claim_each_key_exactly_once(tmp_path: Path, backend: str) -> 
 
 
 def _clear_pg(campaign: str) -> None:
-    import sqlalchemy as sa
-
     from autotalk_prefect.ledger.store import TABLE
 
     ledger = ClaimLedger(campaign, PG_DSN)
@@ -420,8 +421,6 @@ def test_cli_show_export_and_bad_ledger(tmp_path: Path) -> None:
 
 def test_a_read_does_not_wait_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
     """Reads take no write lock (WAL snapshot): a planner reads while another process writes."""
-    import sqlite3
-
     ledger = _ledger(tmp_path)
     ledger.claim([Claim("a")], "run-1")
     holder = sqlite3.connect(tmp_path / "ledger.sqlite3", isolation_level=None)
@@ -438,15 +437,25 @@ def test_a_read_does_not_wait_for_a_writer_holding_the_lock(tmp_path: Path) -> N
     assert read[0]["a"].state is LedgerState.PENDING and read[0]["a"].reason is None
 
 
+@contextlib.contextmanager
+def _on_begin(ledger: ClaimLedger, hook: Any) -> Iterator[None]:
+    """``hook`` runs at every BEGIN of the ledger's engine while the block runs."""
+    sa.event.listen(ledger.engine, "begin", hook)
+    try:
+        yield
+    finally:
+        sa.event.remove(ledger.engine, "begin", hook)
+
+
+def _sqlite_error(message: str) -> sa.exc.OperationalError:
+    return sa.exc.OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError(message))
+
+
 def test_a_transaction_sqlite_refused_as_locked_is_run_again_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """WAL mode answers "database is locked" at once in some moments (another process opening or
     closing the file): the rolled-back transaction is run again and commits once."""
-    import sqlite3
-
-    import sqlalchemy as sa
-
     from autotalk_prefect.ledger import store
 
     ledger = _ledger(tmp_path)
@@ -455,15 +464,10 @@ def test_a_transaction_sqlite_refused_as_locked_is_run_again_once(
     def refuse_some(conn: Any, *_: Any) -> None:
         if refusals["left"]:
             refusals["left"] -= 1
-            raise sa.exc.OperationalError(
-                "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
-            )
+            raise _sqlite_error("database is locked")
 
-    sa.event.listen(ledger.engine, "begin", refuse_some)
-    try:
+    with _on_begin(ledger, refuse_some):
         won = ledger.claim([Claim("a"), Claim("b")], "run-1")
-    finally:
-        sa.event.remove(ledger.engine, "begin", refuse_some)
     assert refusals["left"] == 0 and set(won) == {"a", "b"}
     assert ledger.counts()["pending"] == 2
     # any other database error is raised at once, never retried
@@ -471,33 +475,24 @@ def test_a_transaction_sqlite_refused_as_locked_is_run_again_once(
 
     def broken(conn: Any, *_: Any) -> None:
         calls["n"] += 1
-        raise sa.exc.OperationalError("BEGIN", {}, sqlite3.OperationalError("disk I/O error"))
+        raise _sqlite_error("disk I/O error")
 
-    sa.event.listen(ledger.engine, "begin", broken)
-    try:
-        with pytest.raises(sa.exc.OperationalError, match="disk I/O"):
-            ledger.claim([Claim("c")], "run-1")
-    finally:
-        sa.event.remove(ledger.engine, "begin", broken)
+    with _on_begin(ledger, broken), pytest.raises(sa.exc.OperationalError, match="disk I/O"):
+        ledger.claim([Claim("c")], "run-1")
     assert calls["n"] == 1
     monkeypatch.setattr(store, "_BUSY_BUDGET_S", 0.0)  # a lock that never clears: raised
-    sa.event.listen(ledger.engine, "begin", refuse_some)
     refusals["left"] = 10**6
-    try:
-        with pytest.raises(sa.exc.OperationalError, match="database is locked"):
-            ledger.claim([Claim("d")], "run-1")
-    finally:
-        sa.event.remove(ledger.engine, "begin", refuse_some)
+    with (
+        _on_begin(ledger, refuse_some),
+        pytest.raises(sa.exc.OperationalError, match="database is locked"),
+    ):
+        ledger.claim([Claim("d")], "run-1")
     assert "d" not in ledger.statuses(["d"])
 
 
 def test_which_database_errors_are_run_again() -> None:
     """Only errors that guarantee nothing was written: SQLite's locked, PostgreSQL's deadlock
     and serialization failures; never a lost connection (its COMMIT may have happened)."""
-    import sqlite3
-    from types import SimpleNamespace
-
-    import sqlalchemy as sa
 
     from autotalk_prefect.ledger.store import _rolled_back_whole
 
