@@ -370,8 +370,9 @@ def test_a_server_that_ignores_skip_and_states_nothing_is_paged_by_number() -> N
         return httpx.Response(200, json=ITEMS[(page - 1) * 10 : page * 10])
 
     c, rec = client(bare_pages)
-    assert _ids(c) == EXPECTED  # skip=10 repeated page 1: page=2 was tried, and worked
-    assert rec.queries()[2] == {"limit": "10", "page": "2"}
+    assert _ids(c) == EXPECTED  # skip=10, then offset=10 repeated page 1: page=2 worked
+    assert rec.queries()[2] == {"limit": "10", "offset": "10"}
+    assert rec.queries()[3] == {"limit": "10", "page": "2"}
 
 
 def test_a_server_that_ignores_every_paging_parameter_is_a_clear_error() -> None:
@@ -448,8 +449,8 @@ def test_detect_style(answer: Any, style: str) -> None:
 
 
 def test_pager_rejects_an_unknown_style_and_a_non_list() -> None:
-    with pytest.raises(ValueError, match="page_style must be one of auto, skip, page, cursor"):
-        Pager(10, style="offset")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"page_style \(AUTOTALK_PAGING\) must be one of auto, "):
+        Pager(10, style="pages")  # type: ignore[arg-type]
     with pytest.raises(PageShapeError, match="keys: error, status"):
         Pager(10).feed({"status": 1, "error": "x"})
 
@@ -490,7 +491,7 @@ def test_bad_auth_scheme_and_key_in_headers_are_refused() -> None:
     with pytest.raises(ValueError, match="auth_scheme must be one of x-api-key, bearer"):
         AutoTalkClient(KEY, BASE, auth_scheme="basic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="page_style must be one of"):
-        AutoTalkClient(KEY, BASE, page_style="offset")  # type: ignore[arg-type]
+        AutoTalkClient(KEY, BASE, page_style="pages")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not in headers"):
         AutoTalkClient(KEY, BASE, headers={"Authorization": f"Bearer {KEY}"})
 
@@ -513,7 +514,7 @@ def test_settings_and_block_carry_auth_scheme_and_page_style(
     with pytest.raises(ValidationError, match="auth_scheme"):
         AutoTalkSettings(_env_file=None)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="page_style"):
-        AutoTalkCredentials(api_key=SecretStr(KEY), page_style="offset")  # type: ignore[arg-type]
+        AutoTalkCredentials(api_key=SecretStr(KEY), page_style="pages")  # type: ignore[arg-type]
 
 
 def test_block_fields_state_their_units() -> None:

@@ -19,6 +19,7 @@ import ipaddress
 import re
 import ssl
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -157,6 +158,15 @@ def _shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """A decoded answer with what paging reads besides the body: its headers and its URL."""
+
+    payload: Any
+    headers: Mapping[str, str]
+    url: str
+
+
 class _ClientBase:
     """Construction, configuration and answer decoding shared by both clients."""
 
@@ -274,17 +284,25 @@ class _ClientBase:
 
     def _pager(self, listing: ep.Listing[Any], page_size: int) -> Pager:
         return Pager(
-            page_size, style=self.page_style, probe_page=listing.probe_page, names=listing.names
+            page_size,
+            style=self.page_style,
+            probe_page=listing.probe_page,
+            names=listing.names,
+            base_url=self.base_url,
+            paged=listing.paged,
         )
 
-    @staticmethod
-    def _page_items(pager: Pager, payload: Any, call: ep.Call[Any]) -> list[Any]:
+    def _page_items(self, pager: Pager, reply: _Reply, call: ep.Call[Any]) -> list[Any]:
         try:
-            return pager.feed(payload)
+            return pager.feed(reply.payload, reply.headers, reply.url)
         except PageShapeError as exc:
             raise AutoTalkError(
-                f"unexpected answer: {exc}", method=call.method, path=call.path
+                f"unexpected answer: {exc}", method=call.method, path=self._shown(call.path)
             ) from None
+
+    def _shown(self, path: str) -> str:
+        """A call's path as errors name it (a followed next link, relative to the base URL)."""
+        return (path[len(self.base_url) :] or "/") if path.startswith(self.base_url) else path
 
 
 class AutoTalkClient(_ClientBase):
@@ -327,16 +345,19 @@ class AutoTalkClient(_ClientBase):
 
     # ---- plumbing ------------------------------------------------------------------------------
 
-    def _send(self, call: ep.Call[Any]) -> Any:
+    def _fetch(self, call: ep.Call[Any]) -> _Reply:
         kwargs = self._request_kwargs(call)
 
-        def attempt() -> Any:
+        def attempt() -> _Reply:
             response = self._http.request(call.method, call.path, **kwargs)
-            return self._decode(response, call)
+            return _Reply(self._decode(response, call), response.headers, str(response.url))
 
         return self.retry_policy.call(
-            attempt, method=call.method, path=call.path, idempotent=call.idempotent
+            attempt, method=call.method, path=self._shown(call.path), idempotent=call.idempotent
         )
+
+    def _send(self, call: ep.Call[Any]) -> Any:
+        return self._fetch(call).payload
 
     def _run(self, call: ep.Call[T]) -> T:
         return call.answer(self._send(call))
@@ -347,8 +368,8 @@ class AutoTalkClient(_ClientBase):
 
     def _page_loop(self, listing: ep.Listing[M], pager: Pager) -> Iterator[list[M]]:
         while not pager.done:
-            call = listing.call(pager.params())
-            items = self._page_items(pager, self._send(call), call)
+            call = listing.call(pager.params(), pager.next_url)
+            items = self._page_items(pager, self._fetch(call), call)
             if items:
                 yield call.answer(items)
 
@@ -408,8 +429,8 @@ class AutoTalkClient(_ClientBase):
         )
 
     def list_dynadata_types(self) -> list[DynadataType]:
-        """GET /dynadata/types: every Dynadata type (not paged)."""
-        return self._run(ep.list_dynadata_types())
+        """GET /dynadata/types: every Dynadata type (every page, if the server pages it)."""
+        return list(self._flatten(self._pages(ep.list_dynadata_types(), DEFAULT_PAGE_SIZE)))
 
     def iter_dynadata_pages(
         self, type: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
@@ -462,12 +483,12 @@ class AutoTalkClient(_ClientBase):
         return self._run(ep.execute_dynadata_item_function(type, item_id, function_name, args))
 
     def list_channels(self) -> list[Channel]:
-        """GET /integrations/channels: the connected channels (not paged)."""
-        return self._run(ep.list_channels())
+        """GET /integrations/channels: the connected channels (every page, if the server pages it)."""
+        return list(self._flatten(self._pages(ep.list_channels(), DEFAULT_PAGE_SIZE)))
 
     def list_assistants(self) -> list[Assistant]:
-        """GET /assistants: the configured AI assistants (not paged)."""
-        return self._run(ep.list_assistants())
+        """GET /assistants: the configured AI assistants (every page, if the server pages it)."""
+        return list(self._flatten(self._pages(ep.list_assistants(), DEFAULT_PAGE_SIZE)))
 
 
 class AsyncAutoTalkClient(_ClientBase):
@@ -526,20 +547,23 @@ class AsyncAutoTalkClient(_ClientBase):
 
     # ---- plumbing ------------------------------------------------------------------------------
 
-    async def _send(self, call: ep.Call[Any]) -> Any:
+    async def _fetch(self, call: ep.Call[Any]) -> _Reply:
         kwargs = self._request_kwargs(call)
 
-        async def attempt() -> Any:
+        async def attempt() -> _Reply:
             http = await self._lanes.acquire()  # per attempt: never held across a retry's wait
             try:
                 response = await http.request(call.method, call.path, **kwargs)
             finally:
                 self._lanes.release(http)
-            return self._decode(response, call)
+            return _Reply(self._decode(response, call), response.headers, str(response.url))
 
         return await self.retry_policy.acall(
-            attempt, method=call.method, path=call.path, idempotent=call.idempotent
+            attempt, method=call.method, path=self._shown(call.path), idempotent=call.idempotent
         )
+
+    async def _send(self, call: ep.Call[Any]) -> Any:
+        return (await self._fetch(call)).payload
 
     async def _run(self, call: ep.Call[T]) -> T:
         return call.answer(await self._send(call))
@@ -550,8 +574,8 @@ class AsyncAutoTalkClient(_ClientBase):
 
     async def _page_loop(self, listing: ep.Listing[M], pager: Pager) -> AsyncIterator[list[M]]:
         while not pager.done:
-            call = listing.call(pager.params())
-            items = self._page_items(pager, await self._send(call), call)
+            call = listing.call(pager.params(), pager.next_url)
+            items = self._page_items(pager, await self._fetch(call), call)
             if items:
                 yield call.answer(items)
 
@@ -612,8 +636,13 @@ class AsyncAutoTalkClient(_ClientBase):
         )
 
     async def list_dynadata_types(self) -> list[DynadataType]:
-        """GET /dynadata/types: every Dynadata type (not paged)."""
-        return await self._run(ep.list_dynadata_types())
+        """GET /dynadata/types: every Dynadata type (every page, if the server pages it)."""
+        return [
+            item
+            async for item in self._flatten(
+                self._pages(ep.list_dynadata_types(), DEFAULT_PAGE_SIZE)
+            )
+        ]
 
     def iter_dynadata_pages(
         self, type: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
@@ -668,9 +697,14 @@ class AsyncAutoTalkClient(_ClientBase):
         )
 
     async def list_channels(self) -> list[Channel]:
-        """GET /integrations/channels: the connected channels (not paged)."""
-        return await self._run(ep.list_channels())
+        """GET /integrations/channels: the connected channels (every page, if the server pages it)."""
+        return [
+            item async for item in self._flatten(self._pages(ep.list_channels(), DEFAULT_PAGE_SIZE))
+        ]
 
     async def list_assistants(self) -> list[Assistant]:
-        """GET /assistants: the configured AI assistants (not paged)."""
-        return await self._run(ep.list_assistants())
+        """GET /assistants: the configured AI assistants (every page, if the server pages it)."""
+        return [
+            item
+            async for item in self._flatten(self._pages(ep.list_assistants(), DEFAULT_PAGE_SIZE))
+        ]

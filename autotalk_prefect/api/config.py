@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, field_validator
 
-from autotalk_prefect.api.paging import PageStyle
+from autotalk_prefect.api.paging import PageStyle, check_page_style
 
 if TYPE_CHECKING:
     from autotalk_prefect.api.retries import RetryPolicy
@@ -58,8 +58,10 @@ class ClientOptions(BaseModel):
         default=DEFAULT_PAGE_STYLE,
         title="Page style",
         description=(
-            "How listings page: auto (told from the first answer), skip (limit and skip), "
-            "page (page numbers) or cursor (next cursors)."
+            "How listings page (AUTOTALK_PAGING): auto (told from the first answer), "
+            "json_link (a next URL in the body), header_link (a Link rel=next header), cursor "
+            "(a next cursor in the body), header_cursor (in a response header), offset "
+            "(offset and limit), skip (skip and limit) or page (page numbers)."
         ),
     )
     connect_timeout: float = Field(
@@ -98,6 +100,12 @@ class ClientOptions(BaseModel):
         title="Max concurrency (requests)",
         description="Concurrent requests in bulk work (and the connection pool size).",
     )
+
+    @field_validator("page_style", mode="before")
+    @classmethod
+    def _check_page_style(cls, value: object) -> PageStyle:
+        """A style's other names (``page_number``) become its own; others are refused."""
+        return check_page_style(value)
 
     @field_validator("base_url", mode="before")
     @classmethod

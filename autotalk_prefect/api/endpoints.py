@@ -14,7 +14,7 @@ import json
 import math
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -78,7 +78,9 @@ class Listing(Generic[M]):
     """One paged listing: the endpoint, its checked query and path ids, how to read an item.
 
     ``probe_page`` is false where unknown query parameters are field filters (Dynadata lists),
-    so auto paging must not send ``page=1`` there; ``names`` are the resource's envelope keys.
+    so auto paging must not send ``page=1`` there; ``names`` are the resource's envelope keys;
+    ``paged`` is false for the lists the contract does not page (types, channels, assistants:
+    followed all the same if the server pages them).
     """
 
     name: str
@@ -87,15 +89,18 @@ class Listing(Generic[M]):
     ids: Mapping[str, str]
     names: tuple[str, ...] = ()
     probe_page: bool = True
+    paged: bool = True
 
-    def call(self, paging: Mapping[str, Any]) -> Call[list[M]]:
-        """The request for one page (``paging``: the pager's parameters)."""
+    def call(self, paging: Mapping[str, Any], url: str | None = None) -> Call[list[M]]:
+        """The request for one page (``paging``: the pager's parameters; ``url``: the next-page
+        link the server gave, already checked to stay on the base URL, sent as it is)."""
         model = self.model
 
         def read(items: Any, call: Call[Any]) -> list[M]:
             return [parse(model, item, call) for item in items]
 
-        return build(self.name, params={**self.query, **paging}, read=read, **self.ids)
+        call = build(self.name, params={**self.query, **paging}, read=read, **self.ids)
+        return call if url is None else replace(call, path=url, params=None)
 
 
 #: characters a server or proxy may treat as a path separator once it decodes the path
@@ -364,24 +369,6 @@ def _lenient(model: type[M], fields: dict[str, Any]) -> M:
     return model.model_validate({}, context={"lenient": True})
 
 
-def list_reader(model: type[M], *names: str) -> Callable[[Any, Call[Any]], list[M]]:
-    """How to read a whole (unpaged) list answer: an envelope or a bare array."""
-
-    def read(payload: Any, call: Call[Any]) -> list[M]:
-        try:
-            items, _ = extract_page(payload, names)
-        except PageShapeError as exc:
-            raise UnexpectedAnswerError(
-                f"unexpected answer: {exc}",
-                body=raw_body(payload),
-                method=call.method,
-                path=call.path,
-            ) from None
-        return [parse(model, item, call) for item in items]
-
-    return read
-
-
 def read_object(payload: Any, call: Call[Any]) -> dict[str, Any]:
     """A JSON object answer (a JSON Schema), unwrapped from ``schema``/``data`` if enveloped."""
     body = _unwrap(payload, ("type", "properties", "$schema", "$ref", "anyOf"), ("schema",))
@@ -537,8 +524,8 @@ def list_messages(conversation_id: str, filters: Mapping[str, Any]) -> Listing[M
     return Listing("list_messages", Message, query, {"id": conversation}, ("messages",))
 
 
-def list_dynadata_types() -> Call[list[DynadataType]]:
-    return build("list_dynadata_types", read=list_reader(DynadataType, "types"))
+def list_dynadata_types() -> Listing[DynadataType]:
+    return Listing("list_dynadata_types", DynadataType, {}, {}, ("types",), paged=False)
 
 
 def list_dynadata_items(type_: str, filters: Mapping[str, Any]) -> Listing[DynadataItem]:
@@ -629,9 +616,9 @@ def execute_dynadata_item_function(
     )
 
 
-def list_channels() -> Call[list[Channel]]:
-    return build("list_channels", read=list_reader(Channel, "channels"))
+def list_channels() -> Listing[Channel]:
+    return Listing("list_channels", Channel, {}, {}, ("channels",), paged=False)
 
 
-def list_assistants() -> Call[list[Assistant]]:
-    return build("list_assistants", read=list_reader(Assistant, "assistants"))
+def list_assistants() -> Listing[Assistant]:
+    return Listing("list_assistants", Assistant, {}, {}, ("assistants",), paged=False)

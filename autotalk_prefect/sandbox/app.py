@@ -25,6 +25,7 @@ from autotalk_prefect.sandbox.gate import (
     send_problem,
 )
 from autotalk_prefect.sandbox.inbox import inbox_routes
+from autotalk_prefect.sandbox.page_styles import get_served_style
 from autotalk_prefect.sandbox.problems import ERROR_CODES, ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
 
@@ -102,7 +103,9 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox
     )
     app.runtime = runtime
     app.gate = SandboxGate(runtime)
-    if config.dialect != "contract":
-        app.dialect_layer = DialectLayer(get_dialect(config.dialect), config.max_page_size)
+    if config.dialect != "contract" or config.paging is not None:
+        paging = None if config.paging is None else get_served_style(config.paging)
+        dialect = get_dialect(config.dialect)
+        app.dialect_layer = DialectLayer(dialect, config.max_page_size, paging)
 
     return app

@@ -15,7 +15,10 @@ class SandboxConfig:
 
     ``extra_api_keys`` are accepted like ``api_key``; ``read_only_api_keys`` may only GET (other
     methods answer 403). ``max_page_size`` is the server-side cap on ``limit``. ``dialect``
-    names the wire shapes served (``contract``, today's; the others: sandbox/dialects.py).
+    names the wire shapes served (``contract``, today's; the others: sandbox/dialects.py);
+    ``paging`` (``None``: the dialect's own) makes every list endpoint page one of the styles of
+    sandbox/page_styles.py (``json_link``, ``header_link``, ``cursor``, ``header_cursor``,
+    ``offset``, ``page``).
     """
 
     api_key: str = field(default=DEFAULT_API_KEY, repr=False)
@@ -26,6 +29,7 @@ class SandboxConfig:
     read_only_api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_page_size: int = 100
     dialect: str = "contract"
+    paging: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key:
@@ -37,3 +41,7 @@ class SandboxConfig:
         from autotalk_prefect.sandbox.dialects import get_dialect  # it imports the gate
 
         get_dialect(self.dialect)
+        if self.paging is not None:
+            from autotalk_prefect.sandbox.page_styles import get_served_style
+
+            get_served_style(self.paging)

@@ -5,7 +5,8 @@ or errors (and its API Tokens page says ``Authorization: Bearer``). ``contract``
 each other dialect is a plausible real-world shape. A dialect is a thin ASGI layer in front of
 the gate: it rewrites the request (auth header, paging query) into the contract's, and the
 contract's answer into the dialect's, so every dialect serves the very same state and tests can
-compare. Only ``/v1/`` is translated: the admin API, the inbox and webhooks never change.
+compare. Only ``/v1/`` is translated: the admin API, the inbox and webhooks never change. A
+sandbox paging option (page_styles.py) replaces the dialect's paging on every list endpoint.
 The table of traits is in docs/sandbox.md; ``Dialect`` fields say the same thing in code.
 """
 
@@ -15,7 +16,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
@@ -30,6 +31,14 @@ from autotalk_prefect.sandbox.gate import (
     Scope,
     Send,
     send_problem,
+)
+from autotalk_prefect.sandbox.page_styles import (
+    PAGING_PARAMS,
+    ServedStyle,
+    Window,
+    link_builder,
+    read_window,
+    shape_page,
 )
 from autotalk_prefect.sandbox.problems import ApiProblem, bad_request
 
@@ -412,9 +421,12 @@ class DialectLayer:
     query, so a bad ``page`` or ``cursor`` is refused like any other bad request.
     """
 
-    def __init__(self, dialect: Dialect, max_page_size: int) -> None:
+    def __init__(
+        self, dialect: Dialect, max_page_size: int, paging: ServedStyle | None = None
+    ) -> None:
         self.dialect = dialect
         self.max_page_size = max_page_size
+        self.paging = paging
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, gate: Gate, app: ASGIApp
@@ -426,7 +438,13 @@ class DialectLayer:
         kind, resource = classify(scope["method"], path)
         scope["headers"] = contract_headers(self.dialect, scope["headers"])
         held = _Held(send)
-        await gate(scope, receive, held.send, self._paging(app) if kind == "paged" else app)
+        styled = self.paging is not None and kind in ("paged", "listing")
+        window: dict[str, Any] = {}
+        if styled:
+            inner = self._styled_paging(app, kind, window)
+        else:
+            inner = self._paging(app) if kind == "paged" else app
+        await gate(scope, receive, held.send, inner)
         if held.start is None or not held.complete:
             return  # dropped after processing: nothing left the server, nothing to translate
         status: int = held.start["status"]
@@ -438,7 +456,57 @@ class DialectLayer:
             await send(held.start)
             await send({"type": "http.response.body", "body": raw})
             return
+        if styled and status < 400 and isinstance(payload, dict) and window:
+            body, extra = self._styled_answer(scope, payload, kind, resource, window)
+            await self._send_json(send, status, headers, body, "application/json", extra)
+            return
         await self._answer(send, status, headers, payload, path, kind, resource)
+
+    def _styled_paging(self, app: ASGIApp, kind: Kind, window: dict[str, Any]) -> ASGIApp:
+        """The paging option's request read into ``window``; a paged route gets the contract's
+        ``limit``/``skip`` (a listing route lists everything and is cut here afterwards)."""
+        style = self.paging
+        assert style is not None
+
+        async def paged(scope: Scope, receive: Receive, send: Send) -> None:
+            pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), True)
+            try:
+                limit, skip = read_window(style, dict(pairs), self.max_page_size)
+            except ApiProblem as problem:
+                await send_problem(send, problem, scope.get(REQUEST_ID_SCOPE_KEY, ""))
+                return
+            filters = [(k, v) for k, v in pairs if k not in PAGING_PARAMS]
+            window.update(limit=limit, skip=skip, filters=filters)
+            if kind == "paged":
+                query = [*filters, ("limit", str(limit)), ("skip", str(skip))]
+                scope["query_string"] = urlencode(query).encode("latin-1")
+            await app(scope, receive, send)
+
+        return paged
+
+    def _styled_answer(
+        self,
+        scope: Scope,
+        payload: dict[str, Any],
+        kind: Kind,
+        resource: str,
+        window: dict[str, Any],
+    ) -> tuple[Any, list[tuple[str, str]]]:
+        """A contract listing shaped the paging option's way (body and extra headers)."""
+        assert self.paging is not None
+        limit, skip = int(window["limit"]), int(window["skip"])
+        items = [_resource(self.dialect, resource, item) for item in payload.get("data", [])]
+        if kind == "listing":
+            items = items[skip : skip + limit]
+        heads = dict(scope.get("headers", []))
+        host = bytes(heads.get(b"host", b"")).decode("latin-1")
+        if not host and scope.get("server"):
+            host = "{}:{}".format(*scope["server"])
+        link = link_builder(
+            scope.get("scheme", "http"), host, scope["path"], window["filters"], limit
+        )
+        total = int(payload.get("total", len(items)))
+        return shape_page(self.paging, Window(items, total, limit, skip, link))
 
     def _paging(self, app: ASGIApp) -> ASGIApp:
         async def paged(scope: Scope, receive: Receive, send: Send) -> None:
@@ -478,8 +546,22 @@ class DialectLayer:
             body = list_answer(dialect, payload, resource, paged=kind == "paged")
         else:
             body = object_answer(dialect, payload, resource)
+        await self._send_json(send, status, headers, body, content_type)
+
+    @staticmethod
+    async def _send_json(
+        send: Send,
+        status: int,
+        headers: list[Any],
+        body: Any,
+        content_type: str,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """The answer: ``body`` as JSON (``...``: no body), the inner headers kept but for its
+        length and type, and ``extra`` headers."""
         data = b"" if body is ... else json.dumps(body, separators=(",", ":")).encode()
         kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
+        kept.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra)
         if data:
             kept.append((b"content-type", content_type.encode()))
         kept.append((b"content-length", str(len(data)).encode()))

@@ -36,9 +36,11 @@ class SandboxHandle:
         self.base_url = f"{self.root_url}/v1"
         self.api_key: str = app.runtime.config.api_key
         self.dialect: str = app.runtime.config.dialect
+        self.paging: str | None = app.runtime.config.paging
 
     def __repr__(self) -> str:
-        return f"SandboxHandle(base_url={self.base_url!r}, dialect={self.dialect!r})"
+        paging = "" if self.paging is None else f", paging={self.paging!r}"
+        return f"SandboxHandle(base_url={self.base_url!r}, dialect={self.dialect!r}{paging})"
 
     def auth_headers(self) -> dict[str, str]:
         """The auth header this sandbox's dialect wants (``x-api-key`` or a Bearer token)."""
