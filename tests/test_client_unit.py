@@ -372,7 +372,9 @@ def test_listing_is_lazy() -> None:
 
 def test_a_server_ignoring_skip_is_detected_not_looped() -> None:
     c, _ = client(lambda r: httpx.Response(200, json=[{"_id": "same"}]))
-    with pytest.raises(AutoTalkError, match=r"same page twice \(for skip=1, then for offset=1, then for page=2\)"):
+    with pytest.raises(
+        AutoTalkError, match=r"same page twice \(for skip=1, then for offset=1, then for page=2\)"
+    ):
         list(c.list_conversations())
 
 

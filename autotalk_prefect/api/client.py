@@ -428,9 +428,9 @@ class AutoTalkClient(_ClientBase):
             self.iter_message_pages(conversation_id, page_size=page_size, **filters)
         )
 
-    def list_dynadata_types(self) -> list[DynadataType]:
+    def list_dynadata_types(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[DynadataType]:
         """GET /dynadata/types: every Dynadata type (every page, if the server pages it)."""
-        return list(self._flatten(self._pages(ep.list_dynadata_types(), DEFAULT_PAGE_SIZE)))
+        return list(self._flatten(self._pages(ep.list_dynadata_types(), page_size)))
 
     def iter_dynadata_pages(
         self, type: str, *, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
@@ -482,13 +482,13 @@ class AutoTalkClient(_ClientBase):
         """POST /dynadata/type/{type}/item/{_id}/executeFunction/{functionName}."""
         return self._run(ep.execute_dynadata_item_function(type, item_id, function_name, args))
 
-    def list_channels(self) -> list[Channel]:
+    def list_channels(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[Channel]:
         """GET /integrations/channels: the connected channels (every page, if the server pages it)."""
-        return list(self._flatten(self._pages(ep.list_channels(), DEFAULT_PAGE_SIZE)))
+        return list(self._flatten(self._pages(ep.list_channels(), page_size)))
 
-    def list_assistants(self) -> list[Assistant]:
+    def list_assistants(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[Assistant]:
         """GET /assistants: the configured AI assistants (every page, if the server pages it)."""
-        return list(self._flatten(self._pages(ep.list_assistants(), DEFAULT_PAGE_SIZE)))
+        return list(self._flatten(self._pages(ep.list_assistants(), page_size)))
 
 
 class AsyncAutoTalkClient(_ClientBase):
@@ -635,13 +635,12 @@ class AsyncAutoTalkClient(_ClientBase):
             self.iter_message_pages(conversation_id, page_size=page_size, **filters)
         )
 
-    async def list_dynadata_types(self) -> list[DynadataType]:
+    async def list_dynadata_types(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> list[DynadataType]:
         """GET /dynadata/types: every Dynadata type (every page, if the server pages it)."""
         return [
-            item
-            async for item in self._flatten(
-                self._pages(ep.list_dynadata_types(), DEFAULT_PAGE_SIZE)
-            )
+            item async for item in self._flatten(self._pages(ep.list_dynadata_types(), page_size))
         ]
 
     def iter_dynadata_pages(
@@ -696,15 +695,10 @@ class AsyncAutoTalkClient(_ClientBase):
             ep.execute_dynadata_item_function(type, item_id, function_name, args)
         )
 
-    async def list_channels(self) -> list[Channel]:
+    async def list_channels(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[Channel]:
         """GET /integrations/channels: the connected channels (every page, if the server pages it)."""
-        return [
-            item async for item in self._flatten(self._pages(ep.list_channels(), DEFAULT_PAGE_SIZE))
-        ]
+        return [item async for item in self._flatten(self._pages(ep.list_channels(), page_size))]
 
-    async def list_assistants(self) -> list[Assistant]:
+    async def list_assistants(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[Assistant]:
         """GET /assistants: the configured AI assistants (every page, if the server pages it)."""
-        return [
-            item
-            async for item in self._flatten(self._pages(ep.list_assistants(), DEFAULT_PAGE_SIZE))
-        ]
+        return [item async for item in self._flatten(self._pages(ep.list_assistants(), page_size))]

@@ -455,8 +455,14 @@ class Pager:
         return False
 
     def _unmarked(self, answer: PageAnswer, marker: str) -> None:
-        """A first page filled to the size asked, in a header style, without the header: the
-        server does not page that way (ending here would silently drop the rest)."""
+        """No next marker, in a header style: the last page, unless the server says more items
+        exist, or a first page filled to the size asked comes without it (then the server does
+        not page that way, and ending here would silently drop the rest)."""
+        if self.total is not None and self.read < self.total and answer.items:
+            raise PageShapeError(
+                f"page_style is {self.style!r}: {answer.describe()} states a total of "
+                f"{self.total} after {self.read} items but came without {marker}; {SETTING_HINT}"
+            )
         full = len(answer.items) >= self.page_size
         if self._answers == 1 and full and self.total is None and self.requested != "auto":
             raise PageShapeError(

@@ -14,6 +14,11 @@ Fixtures:
   use), reset with no faults. Use ``handle.auth_headers()`` for the header it wants.
 - ``autotalk_sandbox_each_dialect`` (function, parametrized over ``SANDBOX_DIALECTS``): a test
   that takes it runs once per dialect, ids ``[contract]``, ``[mongoose]``...
+- ``autotalk_sandbox_paged`` (function): a callable, ``autotalk_sandbox_paged("json_link")``,
+  giving a contract sandbox whose every list endpoint pages that way (``SANDBOX_PAGE_STYLES``;
+  ``max_page_size=`` caps its pages lower), one server per style and cap, reset, no faults.
+  Page styles change only paging, so they are options for cheap client tests, not dialects that
+  every flow test runs again.
 
 ``SANDBOX_DIALECTS`` (importable from this module) lists the dialects, for
 ``@pytest.mark.parametrize("dialect", SANDBOX_DIALECTS)`` with ``autotalk_sandbox_in(dialect)``.
@@ -37,6 +42,15 @@ if TYPE_CHECKING:
 #: the sandbox's dialects (sandbox/dialects.py DIALECT_NAMES; spelled out so that importing the
 #: plugin does not import the sandbox)
 SANDBOX_DIALECTS: tuple[str, ...] = ("contract", "mongoose", "cursor", "minimal")
+#: the sandbox's page styles (sandbox/page_styles.py SERVED_STYLE_NAMES, spelled out likewise)
+SANDBOX_PAGE_STYLES: tuple[str, ...] = (
+    "json_link",
+    "header_link",
+    "cursor",
+    "header_cursor",
+    "offset",
+    "page",
+)
 
 
 @pytest.fixture(scope="session")
@@ -75,20 +89,26 @@ def autotalk_sandbox_env(
 
 
 class DialectSandboxes:
-    """One sandbox per dialect, started on first use, all closed at the end of the session."""
+    """One sandbox per dialect (or page style and cap), started on first use, all closed at the
+    end of the session."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self._stack = contextlib.ExitStack()
-        self._handles: dict[str, SandboxHandle] = {}
+        self._handles: dict[tuple[str, str | None, int | None], SandboxHandle] = {}
 
-    def get(self, dialect: str) -> SandboxHandle:
+    def get(
+        self, dialect: str, paging: str | None = None, max_page_size: int | None = None
+    ) -> SandboxHandle:
         from autotalk_prefect.sandbox.server import run_sandbox
 
-        if dialect not in self._handles:
-            config = replace(self.config, dialect=dialect)  # an unknown name is refused here
-            self._handles[dialect] = self._stack.enter_context(run_sandbox(config=config))
-        return self._handles[dialect]
+        key = (dialect, paging, max_page_size)
+        if key not in self._handles:
+            cap = self.config.max_page_size if max_page_size is None else max_page_size
+            # an unknown name is refused here
+            config = replace(self.config, dialect=dialect, paging=paging, max_page_size=cap)
+            self._handles[key] = self._stack.enter_context(run_sandbox(config=config))
+        return self._handles[key]
 
     def close(self) -> None:
         self._stack.close()
@@ -112,6 +132,22 @@ def autotalk_sandbox_in(
 
     def get(dialect: str) -> SandboxHandle:
         handle = autotalk_sandbox_dialects.get(dialect)
+        handle.reset()
+        handle.clear_faults()
+        return handle
+
+    return get
+
+
+@pytest.fixture
+def autotalk_sandbox_paged(
+    autotalk_sandbox_dialects: DialectSandboxes,
+) -> Callable[..., SandboxHandle]:
+    """``autotalk_sandbox_paged(style, max_page_size=None)``: a contract sandbox whose list
+    endpoints page in ``style``, reset with no faults."""
+
+    def get(style: str, max_page_size: int | None = None) -> SandboxHandle:
+        handle = autotalk_sandbox_dialects.get("contract", style, max_page_size)
         handle.reset()
         handle.clear_faults()
         return handle
