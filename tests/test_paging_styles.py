@@ -183,9 +183,8 @@ def test_a_next_link_to_another_host_is_refused_and_the_key_stays_home(
     before = sandbox.stats()["requests"]
     with AutoTalkClient(
         sandbox.api_key, sandbox.base_url, headers={"host": "evil.example:8443"}
-    ) as client:
-        with pytest.raises(AutoTalkError) as refused:
-            list(client.list_dynadata_items("orders", page_size=ASKED))
+    ) as client, pytest.raises(AutoTalkError) as refused:
+        list(client.list_dynadata_items("orders", page_size=ASKED))
     text = str(refused.value)
     assert "evil.example:8443" in text and "not followed" in text and "127.0.0.1" in text
     assert sandbox.api_key not in text
