@@ -181,9 +181,12 @@ def test_a_next_link_to_another_host_is_refused_and_the_key_stays_home(
     sandbox = autotalk_sandbox_paged(style, max_page_size=CAP)
     sandbox.seed_items("orders", 13)
     before = sandbox.stats()["requests"]
-    with AutoTalkClient(
-        sandbox.api_key, sandbox.base_url, headers={"host": "evil.example:8443"}
-    ) as client, pytest.raises(AutoTalkError) as refused:
+    with (
+        AutoTalkClient(
+            sandbox.api_key, sandbox.base_url, headers={"host": "evil.example:8443"}
+        ) as client,
+        pytest.raises(AutoTalkError) as refused,
+    ):
         list(client.list_dynadata_items("orders", page_size=ASKED))
     text = str(refused.value)
     assert "evil.example:8443" in text and "not followed" in text and "127.0.0.1" in text
