@@ -164,9 +164,9 @@ def test_an_explicit_style_the_server_does_not_speak_is_one_clear_error(
 ) -> None:
     sandbox = autotalk_sandbox_paged(served)  # uncapped: the first page is full
     sandbox.seed_items("orders", 13)
-    with AutoTalkClient(sandbox.api_key, sandbox.base_url, page_style=setting) as client:  # type: ignore[arg-type]
-        with pytest.raises(AutoTalkError) as refused:
-            list(client.list_dynadata_items("orders", page_size=ASKED))
+    client = AutoTalkClient(sandbox.api_key, sandbox.base_url, page_style=setting)  # type: ignore[arg-type]
+    with client, pytest.raises(AutoTalkError) as refused:
+        list(client.list_dynadata_items("orders", page_size=ASKED))
     text = str(refused.value)
     assert says in text and "AUTOTALK_PAGING" in text
     assert sandbox.api_key not in text
