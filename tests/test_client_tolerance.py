@@ -490,7 +490,7 @@ def test_a_401_names_the_scheme_used_and_the_other(scheme: str, used: str, other
 def test_bad_auth_scheme_and_key_in_headers_are_refused() -> None:
     with pytest.raises(ValueError, match="auth_scheme must be one of x-api-key, bearer"):
         AutoTalkClient(KEY, BASE, auth_scheme="basic")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="page_style must be one of"):
+    with pytest.raises(ValueError, match=r"page_style \(AUTOTALK_PAGING\) must be one of"):
         AutoTalkClient(KEY, BASE, page_style="pages")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not in headers"):
         AutoTalkClient(KEY, BASE, headers={"Authorization": f"Bearer {KEY}"})

@@ -72,7 +72,8 @@ TOTAL_HEADERS = ("x-total-count", "x-total")
 DEFAULT_PAGE_SIZE = 100  # the sandbox's cap; a larger limit only yields short pages
 #: query parameters the pager owns: a filter may not use them
 RESERVED_FILTERS = frozenset({"limit", "skip", "offset", "page", "cursor"})
-#: what ``auto`` tries, in turn, when the next page repeats the previous one
+#: what ``auto`` tries, in turn, when the next page repeats the previous one (``offset`` not
+#: where unknown parameters are field filters: ``probe_page=False``)
 FALLBACKS: Mapping[str, str] = {"skip": "offset", "offset": "page"}
 
 SETTING_HINT = (
@@ -499,6 +500,9 @@ class Pager:
         }.get(self.style, f"{self.style} link")
         self.tried.append(where)
         fallback = FALLBACKS.get(self.style)
+        if fallback == "offset" and not self.probe_page:
+            fallback = "page"  # an unknown ``offset`` is a field filter there: its empty answer
+            # would end the listing early, silently
         if self.requested == "auto" and fallback is not None:
             self.style = fallback  # type: ignore[assignment]
             self.page = 2

@@ -115,10 +115,12 @@ def admin_routes(runtime: SandboxRuntime) -> list[Route]:
         secret = _field(body, "secret", str, required=True)
         events = _field(body, "events", list, required=False)
         signed = _field(body, "hmac", bool, required=False)
+        delivery = _field(body, "delivery", str, required=False) or "post"
         try:
-            config = runtime.webhooks.configure(url, secret, events, bool(signed))
+            config = runtime.webhooks.configure(url, secret, events, bool(signed), delivery)
         except ValueError as exc:
-            raise _rejected("webhook", exc, {"url", "secret", "events", "hmac"}) from None
+            fields = {"url", "secret", "events", "hmac", "delivery"}
+            raise _rejected("webhook", exc, fields) from None
         return json_response(config.describe())
 
     @endpoint

@@ -103,10 +103,16 @@ class SandboxHandle:
 
     # webhooks
     def configure_webhook(
-        self, url: str, secret: str, events: Iterable[str] | None = None, hmac: bool = False
+        self,
+        url: str,
+        secret: str,
+        events: Iterable[str] | None = None,
+        hmac: bool = False,
+        delivery: str = "post",
     ) -> None:
-        """POST events to ``<url>/autotalk/<event>`` with the secret header (and HMAC if asked)."""
-        self.runtime.webhooks.configure(url, secret, events, hmac)
+        """Send events to ``<url>/autotalk/<event>`` with the secret header (and HMAC if asked):
+        ``delivery`` ``post`` (a JSON object), ``array`` (a JSON array) or ``get`` (the query)."""
+        self.runtime.webhooks.configure(url, secret, events, hmac, delivery)
 
     def clear_webhook(self) -> None:
         self.runtime.webhooks.clear()

@@ -4,6 +4,10 @@ Events are queued by the state (cheap, non-blocking) and delivered by one backgr
 ``<url>/autotalk/<event>`` with ``x-autotalk-secret`` (and, with ``hmac``, a timestamp and an
 HMAC-SHA256 signature), retried a few times on connection errors, 429 and 5xx. Every delivery
 is recorded with its status code and number of attempts.
+
+``delivery`` says how a workflow step calls the URL: ``post`` (a JSON object), ``array`` (a
+JSON array holding the event) or ``get`` (the event's fields in the query string, nested
+fields as dotted names; the HMAC then signs the query string).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+from urllib.parse import urlencode
 
 import httpx
 
@@ -25,6 +30,8 @@ from autotalk_prefect.sandbox.ids import IdFactory, now_iso
 WEBHOOK_EVENTS = ("message.received", "client.created", "conversation.opened")
 RETRY_DELAYS = (0.1, 0.3)  # so at most 3 attempts
 RESPONSE_KEPT = 2000  # characters of the receiver's answer kept per delivery (the inbox shows it)
+Delivery = Literal["post", "array", "get"]
+DELIVERIES: tuple[str, ...] = get_args(Delivery)
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,13 @@ class WebhookConfig:
     secret: str = field(repr=False)
     events: tuple[str, ...] = WEBHOOK_EVENTS
     hmac: bool = False
+    delivery: str = "post"  # one of DELIVERIES
 
     def __post_init__(self) -> None:
+        if self.delivery not in DELIVERIES:
+            raise ValueError(
+                f"delivery must be one of {', '.join(DELIVERIES)}, got {self.delivery!r}"
+            )
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
         if not self.secret:
@@ -49,13 +61,33 @@ class WebhookConfig:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready, without the secret."""
-        return {"url": self.url, "events": list(self.events), "hmac": self.hmac}
+        return {
+            "url": self.url,
+            "events": list(self.events),
+            "hmac": self.hmac,
+            "delivery": self.delivery,
+        }
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`` as the contract defines."""
     digest = hmac_lib.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + digest.hexdigest()
+
+
+def query_fields(body: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """An event as query parameters: nested objects as dotted names, lists repeated, ``null``
+    as an empty value, other scalars as JSON text would spell them."""
+    if isinstance(body, dict):
+        return [p for key, value in body.items() for p in query_fields(value, f"{prefix}{key}.")]
+    name = prefix[:-1]
+    if isinstance(body, list):
+        return [p for value in body for p in query_fields(value, prefix)]
+    if body is None:
+        return [(name, "")]
+    if isinstance(body, bool):
+        return [(name, "true" if body else "false")]
+    return [(name, str(body))]
 
 
 class WebhookDispatcher:
@@ -77,10 +109,19 @@ class WebhookDispatcher:
         return self._config
 
     def configure(
-        self, url: str, secret: str, events: Iterable[str] | None = None, hmac: bool = False
+        self,
+        url: str,
+        secret: str,
+        events: Iterable[str] | None = None,
+        hmac: bool = False,
+        delivery: str = "post",
     ) -> WebhookConfig:
         config = WebhookConfig(
-            url=url, secret=secret, events=tuple(events or WEBHOOK_EVENTS), hmac=bool(hmac)
+            url=url,
+            secret=secret,
+            events=tuple(events or WEBHOOK_EVENTS),
+            hmac=bool(hmac),
+            delivery=delivery,
         )
         with self._lock:
             self._config = config
@@ -178,17 +219,29 @@ class WebhookDispatcher:
             "response": None,
             "body": json.loads(raw),
         }
+        method, content = "POST", raw
+        if config.delivery == "array":
+            content = b"[" + raw + b"]"
+        elif config.delivery == "get":
+            method, content = "GET", urlencode(query_fields(record["body"])).encode()
+        record["method"] = method
         for attempt in range(len(RETRY_DELAYS) + 1):
             if attempt:
                 time.sleep(RETRY_DELAYS[attempt - 1])
-            headers = {"content-type": "application/json", "x-autotalk-secret": config.secret}
-            if config.hmac:
+            headers = {"x-autotalk-secret": config.secret}
+            if method == "POST":
+                headers["content-type"] = "application/json"
+            if config.hmac:  # over what carries the fields: the body, or the query string
                 timestamp = str(int(time.time()))
                 headers["x-autotalk-timestamp"] = timestamp
-                headers["x-autotalk-signature"] = sign(config.secret, timestamp, raw)
+                headers["x-autotalk-signature"] = sign(config.secret, timestamp, content)
             record["attempts"] = attempt + 1
             try:
-                response = client.post(url, content=raw, headers=headers)
+                if method == "GET":
+                    target = f"{url}?{content.decode()}"
+                    response = client.get(target, headers=headers)
+                else:
+                    response = client.post(url, content=content, headers=headers)
             except httpx.HTTPError as exc:
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 continue

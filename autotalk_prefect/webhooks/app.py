@@ -1,11 +1,17 @@
 """The receiver's ASGI app: AutoTalk workflow HTTP steps in, Prefect events out.
 
 Order of checks, cheapest and safest first, so that nothing is parsed for a stranger:
-secret (header, or the path segment of ``/autotalk/<secret>/<event>``) -> content type
-(multipart refused) -> event name -> size (Content-Length, then while streaming) ->
-timestamp/signature -> body (JSON under any content type, or form-encoded) -> replay (only for
+(GET: no secret in the query string) -> secret (header, or the path segment of
+``/autotalk/<secret>/<event>``) -> content type (multipart refused) -> event name -> size
+(Content-Length, then while streaming; the query string for a GET) -> timestamp/signature ->
+body (JSON under any content type, form-encoded, or a GET's query string) -> replay (only for
 keyed events) -> emit. Every refusal is ``{"error", "message"}``; no answer, log line or event
 contains the secret or a signature.
+
+A JSON array is one event per element, each checked, deduplicated and emitted on its own; the
+answer lists a result per element: 202 when all were accepted, 207 when some were, the
+refusal's status when none was (409 when all were duplicates), and 503 (the rest not tried)
+when Prefect did not confirm one, so that the sender retries.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from autotalk_prefect.webhooks.bodies import body_kind, decode_body, parse_body
+from autotalk_prefect.webhooks.bodies import (
+    body_kind,
+    check_storable,
+    decode_body,
+    parse_body,
+    parse_query,
+)
 from autotalk_prefect.webhooks.events import (
     EventEmitter,
     PrefectApiEmitter,
@@ -34,6 +46,9 @@ from autotalk_prefect.webhooks.refusal import ERROR_CODES, Refusal
 from autotalk_prefect.webhooks.replay import ReplayGuard
 from autotalk_prefect.webhooks.settings import EVENT_NAME_RE, WebhookSettings
 from autotalk_prefect.webhooks.verify import path_secret_matches, secret_matches, signature_problem
+
+#: query parameter names a secret would travel under (any value equal to the secret counts too)
+SECRET_PARAMS = frozenset({"secret", "token", "x-autotalk-secret", "autotalk_secret"})
 
 __all__ = ["Refusal", "WebhookReceiver", "create_webhook_app", "parse_body"]
 
@@ -76,12 +91,27 @@ class WebhookReceiver:
                 "POST /autotalk/<secret>/<event>)",
             )
 
+    def _refuse_query_secret(self, request: Request) -> None:
+        """A secret in the query string is refused before anything else (URLs are kept by
+        proxies, browsers and access logs); the answer and the log never hold its value."""
+        names = {*SECRET_PARAMS, self.settings.secret_header.lower()}
+        for name, value in request.query_params.multi_items():
+            if name.lower() in names or secret_matches(value, self._secret):
+                raise Refusal(
+                    400,
+                    "the secret must not travel in the query string (proxies and access logs "
+                    f"keep URLs): send it in the {self.settings.secret_header} header or in "
+                    "the path (GET /autotalk/<secret>/<event>?...)",
+                )
+
     async def _accept(self, request: Request) -> Response:
         s = self.settings
+        is_get = request.method == "GET"
+        if is_get:
+            self._refuse_query_secret(request)
         self._authenticate(request)
-        content_type = request.headers.get("content-type")
-        kind = body_kind(content_type)
-        if kind == "multipart":
+        kind = body_kind(request.headers.get("content-type"))
+        if kind == "multipart" and not is_get:
             raise Refusal(
                 415, "multipart bodies are not accepted; send JSON or form-encoded fields"
             )
@@ -94,7 +124,7 @@ class WebhookReceiver:
                 "name the event in the path (POST /autotalk/<event>) or configure "
                 "AUTOTALK_WEBHOOK_EVENT_FIELD for POST /autotalk",
             )
-        raw = await self._read_body(request)
+        raw = self._read_query(request) if is_get else await self._read_body(request)
         if s.hmac:
             problem = signature_problem(
                 self._secret,
@@ -106,7 +136,17 @@ class WebhookReceiver:
             )
             if problem:
                 raise Refusal(401, problem)
-        body = decode_body(raw, kind)
+        body = parse_query(raw) if is_get else decode_body(raw, kind)
+        where = redact_path(request.url.path)
+        if isinstance(body, list):
+            return await self._accept_many(path_event, body, where)
+        return JSONResponse(await self._accept_one(path_event, body, where), status_code=202)
+
+    async def _accept_one(
+        self, path_event: str | None, body: dict[str, Any], where: str
+    ) -> dict[str, Any]:
+        """One event: named, deduplicated, emitted; its result, or a Refusal."""
+        s = self.settings
         event = self._event_name(path_event, body)
         sender_key = event_key(body, s.dedupe_fields)
         key = None if sender_key is None else f"{event}\n{sender_key}"
@@ -136,15 +176,81 @@ class WebhookReceiver:
         if key is not None:
             self.replay.commit(key)
         logger.info(
-            "accepted %s %s as Prefect event %s",
-            redact_path(request.url.path),
-            prefect_event.event,
-            prefect_event.id,
+            "accepted %s %s as Prefect event %s", where, prefect_event.event, prefect_event.id
         )
-        return JSONResponse(
-            {"accepted": True, "event": prefect_event.event, "eventId": str(prefect_event.id)},
-            status_code=202,
-        )
+        return {"accepted": True, "event": prefect_event.event, "eventId": str(prefect_event.id)}
+
+    async def _accept_many(
+        self, path_event: str | None, elements: list[Any], where: str
+    ) -> Response:
+        """A JSON array: each element one event, on its own; a result per element."""
+        if not elements:
+            raise Refusal(400, "the JSON array is empty; send one JSON object per event")
+        results: list[dict[str, Any]] = []
+        unavailable = False
+        for index, element in enumerate(elements):
+            try:
+                if unavailable:
+                    raise Refusal(503, "not tried: Prefect did not confirm an earlier event")
+                if not isinstance(element, dict):
+                    raise Refusal(
+                        400,
+                        f"element {index} must be a JSON object, got a JSON "
+                        f"{type(element).__name__}",
+                    )
+                check_storable(element)
+                results.append(
+                    {"index": index, **await self._accept_one(path_event, element, where)}
+                )
+            except Refusal as refusal:
+                unavailable = unavailable or refusal.status == 503
+                results.append(
+                    {
+                        "index": index,
+                        "accepted": False,
+                        "status": refusal.status,
+                        "error": ERROR_CODES.get(refusal.status, "error"),
+                        "message": refusal.message,
+                    }
+                )
+        accepted = sum(1 for r in results if r["accepted"])
+        statuses = [int(r["status"]) for r in results if not r["accepted"]]
+        answer: dict[str, Any] = {
+            "accepted": accepted,
+            "refused": len(statuses),
+            "results": results,
+        }
+        if unavailable:
+            status = 503
+        elif not statuses:
+            status = 202
+        elif accepted:
+            status = 207
+        else:
+            status = next((code for code in statuses if code != 409), 409)
+        if status >= 400:
+            answer = {
+                "error": ERROR_CODES.get(status, "error"),
+                "message": f"none of the {len(elements)} events was accepted"
+                if not unavailable
+                else "Prefect did not confirm an event; retry later",
+                **answer,
+            }
+        headers = {"retry-after": "5"} if unavailable else None
+        if statuses:
+            logger.info("refused %d of %d events of %s", len(statuses), len(elements), where)
+        return JSONResponse(answer, status_code=status, headers=headers)
+
+    def _read_query(self, request: Request) -> bytes:
+        """A GET delivery's fields: its raw query string (what an HMAC signs), size-checked."""
+        raw = bytes(request.scope.get("query_string", b""))
+        if len(raw) > self.settings.max_body_bytes:
+            raise Refusal(
+                413, f"the query string is larger than {self.settings.max_body_bytes} bytes"
+            )
+        if not raw.strip():
+            raise Refusal(400, "a GET delivery carries its fields in the query string; it has none")
+        return raw
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -205,7 +311,7 @@ def create_webhook_app(
 
     Routes: ``POST /autotalk/{event}`` (secret in a header), ``POST /autotalk/{secret}/{event}``
     (secret in the path, for senders that cannot set headers), ``POST /autotalk`` (event from
-    ``event_field``) and ``GET /healthz``. Building the app also masks the path secret in
+    ``event_field``), each also as a GET whose query string is the body, and ``GET /healthz``. Building the app also masks the path secret in
     uvicorn's access log. Raises WebhookConfigError without a usable secret.
     """
     settings = settings or WebhookSettings()
@@ -213,9 +319,9 @@ def create_webhook_app(
     install_access_log_redaction()
     app = Starlette(
         routes=[
-            Route("/autotalk/{secret}/{event}", receiver.handle, methods=["POST"]),
-            Route("/autotalk/{event}", receiver.handle, methods=["POST"]),
-            Route("/autotalk", receiver.handle, methods=["POST"]),
+            Route("/autotalk/{secret}/{event}", receiver.handle, methods=["POST", "GET"]),
+            Route("/autotalk/{event}", receiver.handle, methods=["POST", "GET"]),
+            Route("/autotalk", receiver.handle, methods=["POST", "GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},

@@ -1,5 +1,9 @@
 """Keep a secret that travels in the URL path (``/autotalk/<secret>/<event>``) out of logs.
 
+A GET delivery's query string is masked too (``/autotalk/<event>?***``): it carries the
+workflow's fields (phone numbers, names) and, if a sender misplaces it, the secret, which the
+receiver refuses there.
+
 uvicorn's access log prints every request path. The receiver's own log lines use
 :func:`redact_path`; :func:`install_access_log_redaction` puts a filter on the
 ``uvicorn.access`` logger, so the path is masked also when the receiver is mounted in the
@@ -14,11 +18,13 @@ import re
 
 ACCESS_LOGGER = "uvicorn.access"
 _SECRET_SEGMENT = re.compile(r"(/autotalk/)[^/?#]+(/[^/?#]*)")
+_QUERY = re.compile(r"(/autotalk[^?#\s\"]*)\?[^#\s\"]*")
 
 
 def redact_path(text: str) -> str:
-    """``.../autotalk/<anything>/<event>`` with the secret segment replaced by ``***``."""
-    return _SECRET_SEGMENT.sub(r"\1***\2", text)
+    """``.../autotalk/<anything>/<event>`` with the secret segment replaced by ``***``, and an
+    ``/autotalk`` URL's query string by ``?***``."""
+    return _QUERY.sub(r"\1?***", _SECRET_SEGMENT.sub(r"\1***\2", text))
 
 
 class RedactSecretPath(logging.Filter):
