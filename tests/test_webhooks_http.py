@@ -485,6 +485,130 @@ def test_a_workflow_call_with_the_secret_in_the_path(caplog: pytest.LogCaptureFi
         assert SECRET not in line
 
 
+# ---- GET and array deliveries --------------------------------------------------------------
+
+
+def test_a_get_delivery_becomes_one_prefect_event(caplog: pytest.LogCaptureFixture) -> None:
+    """A workflow step that calls the URL with GET and its placeholders in the query string."""
+    caplog.set_level(logging.DEBUG)
+    emitter = RecordingEmitter()
+    contact = uuid.uuid4().hex[:24]
+    query = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "client._id": contact,
+        "client.name": "Ana Lima",
+        "message.text": "Oi!",
+        "trigger.channel": "ch1",
+    }
+    access = _Records()
+    with serve(create_webhook_app(settings(), emitter), access_log=True) as url:
+        logging.getLogger("uvicorn.access").addHandler(access)
+        try:
+            by_header = httpx.get(
+                f"{url}/autotalk/message.received",
+                params=query,
+                headers={"x-autotalk-secret": SECRET},
+                timeout=30,
+            )
+            in_path = httpx.get(
+                f"{url}/autotalk/{SECRET}/client.created",
+                params={**query, "id": f"evt_{uuid.uuid4().hex}"},
+                timeout=30,
+            )
+            secret_in_query = httpx.get(
+                f"{url}/autotalk/message.received", params={**query, "secret": SECRET}
+            )
+            disguised = httpx.get(
+                f"{url}/autotalk/{SECRET}/message.received", params={**query, "k": SECRET}
+            )
+            empty = httpx.get(
+                f"{url}/autotalk/message.received", headers={"x-autotalk-secret": SECRET}
+            )
+        finally:
+            logging.getLogger("uvicorn.access").removeHandler(access)
+    assert (by_header.status_code, in_path.status_code) == (202, 202), by_header.text
+    for refused in (secret_in_query, disguised):
+        assert refused.status_code == 400
+        assert "must not travel in the query string" in refused.json()["message"]
+        assert SECRET not in refused.text
+    assert empty.status_code == 400 and "query string" in empty.json()["message"]
+    assert len(emitter.events) == 2  # the refused ones never reached Prefect
+    [stored] = wait_for_events(by_id(by_header.json()["eventId"]), 1)
+    assert stored.event == "autotalk.message.received"
+    assert stored.resource.id == f"autotalk.contact.{contact}"
+    assert stored.payload == {
+        "id": query["id"],
+        "client": {"_id": contact, "name": "Ana Lima"},
+        "message": {"text": "Oi!"},
+        "trigger": {"channel": "ch1"},
+    }
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert len(access.lines) == 5
+    for line in access.lines + ours:
+        assert SECRET not in line and "Ana" not in line, line
+
+
+def test_an_array_is_one_event_per_element_each_deduplicated(site: Site) -> None:
+    contacts = [uuid.uuid4().hex[:24] for _ in range(3)]
+    first, second, third = (recipe(c) for c in contacts)
+    before = len(site.plain.events)
+    hook = f"{site.url}/hooks/autotalk/message.received"
+
+    mixed = post(hook, [first, second, first, "not an object", third])
+
+    assert mixed.status_code == 207, mixed.text
+    answer = mixed.json()
+    assert (answer["accepted"], answer["refused"]) == (3, 2)
+    results = answer["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    assert [r["accepted"] for r in results] == [True, True, False, False, True]
+    assert results[2]["status"] == 409 and "already accepted" in results[2]["message"]
+    assert (
+        results[3]["status"] == 400 and "element 3 must be a JSON object" in results[3]["message"]
+    )
+    assert len(site.plain.events) == before + 3  # the duplicate and the string never emitted
+    ids = [results[i]["eventId"] for i in (0, 1, 4)]
+    stored = wait_for_events(by_id(*ids), 3)
+    assert sorted(e.resource.id for e in stored) == sorted(
+        f"autotalk.contact.{c}" for c in contacts
+    )
+    assert {e.payload["id"] for e in stored} == {first["id"], second["id"], third["id"]}
+
+    again = post(hook, [first, third])  # a redelivery of the whole array: nothing new
+    assert again.status_code == 409, again.text
+    assert [r["status"] for r in again.json()["results"]] == [409, 409]
+
+    empty = post(hook, [])
+    assert empty.status_code == 400 and "array is empty" in empty.json()["message"]
+    only_bad = post(hook, [1, None])
+    assert only_bad.status_code == 400 and only_bad.json()["refused"] == 2
+    assert len(site.plain.events) == before + 3
+
+
+@pytest.mark.parametrize("delivery", ["get", "array"])
+def test_the_sandbox_posts_each_way_and_each_becomes_an_event(
+    autotalk_sandbox: Any, delivery: str
+) -> None:
+    emitter = RecordingEmitter()
+    with serve(create_webhook_app(settings(hmac=True), emitter)) as url:
+        autotalk_sandbox.configure_webhook(
+            url, SECRET, events=["message.received"], hmac=True, delivery=delivery
+        )
+        contact = autotalk_sandbox.contact_ids()[0]
+        autotalk_sandbox.simulate_reply(contact, "Quero remarcar")
+        assert autotalk_sandbox.flush_webhooks(timeout=WAIT_S)
+    [delivery_record] = autotalk_sandbox.webhook_deliveries()
+    assert delivery_record["method"] == ("GET" if delivery == "get" else "POST")
+    assert delivery_record["statusCode"] == 202, delivery_record["response"]
+    [event] = emitter.events
+    assert event.event == "autotalk.message.received"
+    assert event.resource.id == f"autotalk.contact.{contact}"
+    assert event.payload["message"]["text"] == "Quero remarcar"
+    assert event.payload["id"] == delivery_record["body"]["id"]
+    [stored] = wait_for_events(by_id(str(event.id)), 1)
+    assert stored.payload == event.payload
+
+
 # ---- Prefect trouble -----------------------------------------------------------------------
 
 
@@ -556,7 +680,7 @@ class _NullEmitter:
 
 def test_unknown_routes_and_methods_answer_json(site: Site) -> None:
     missing = httpx.get(f"{site.url}/hooks/nope")
-    wrong_method = httpx.get(f"{site.url}/hooks/autotalk/message.received")
+    wrong_method = httpx.put(f"{site.url}/hooks/autotalk/message.received")
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
     assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "method_not_allowed")
 
