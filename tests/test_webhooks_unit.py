@@ -400,9 +400,13 @@ def test_bad_form_bodies_are_refused_with_a_reason(raw: bytes, needle: str) -> N
 # ---- keeping a path secret out of logs -----------------------------------------------------
 
 
-def test_redact_path_masks_the_secret_segment_only() -> None:
+def test_redact_path_masks_the_secret_segment_and_the_query_only() -> None:
     assert redact_path(f"/autotalk/{SECRET}/message.received") == "/autotalk/***/message.received"
-    assert redact_path(f"/hooks/autotalk/{SECRET}/x?a=1") == "/hooks/autotalk/***/x?a=1"
+    assert redact_path(f"/hooks/autotalk/{SECRET}/x?a=1") == "/hooks/autotalk/***/x?***"
+    assert (
+        redact_path(f"GET /autotalk/x?secret={SECRET} HTTP/1.1") == "GET /autotalk/x?*** HTTP/1.1"
+    )
+    assert redact_path("/other?a=1") == "/other?a=1"
     assert redact_path("/autotalk/message.received") == "/autotalk/message.received"
     assert redact_path("/healthz") == "/healthz"
 

@@ -146,6 +146,7 @@ def test_webhook_admin_api(sb: SandboxHandle, api: httpx.Client, receiver: Recei
         "url": receiver.url,
         "events": ["message.received"],
         "hmac": True,
+        "delivery": "post",
     }
     assert SECRET not in httpx.get(f"{admin}/webhook").text
     reply = httpx.post(
@@ -159,6 +160,10 @@ def test_webhook_admin_api(sb: SandboxHandle, api: httpx.Client, receiver: Recei
         f"{admin}/webhook", json={"url": receiver.url, "secret": SECRET, "events": ["x"]}
     )
     assert bad.status_code == 422 and bad.json()["issues"][0]["path"] == "events"
+    bad_way = httpx.put(
+        f"{admin}/webhook", json={"url": receiver.url, "secret": SECRET, "delivery": "put"}
+    )
+    assert bad_way.status_code == 422 and bad_way.json()["issues"][0]["path"] == "delivery"
     assert httpx.delete(f"{admin}/webhook").status_code == 200
     sb.simulate_reply(sb.contact_ids()[1], "nobody listens")
     assert sb.flush_webhooks(10) and len(receiver.calls) == 1
