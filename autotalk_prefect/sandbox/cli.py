@@ -38,6 +38,14 @@ def sandbox_command(
         None, help="x-autotalk-secret sent with webhooks.", envvar="AUTOTALK_WEBHOOK_SECRET"
     ),
     webhook_hmac: bool = typer.Option(False, help="Also sign webhooks (HMAC-SHA256)."),
+    webhook_delivery: str = typer.Option(
+        "post", help="How webhooks are sent: post (a JSON object), array (a JSON array) or get."
+    ),
+    paging: str | None = typer.Option(
+        None,
+        help="Page every list endpoint this way, whatever the dialect: json_link, header_link, "
+        "cursor, header_cursor, offset or page (see docs/sandbox.md).",
+    ),
     dialect: str = typer.Option(
         "contract",
         help="Wire shapes served: contract (default), mongoose, cursor, minimal "
@@ -59,7 +67,12 @@ def sandbox_command(
             seed=seed,
         )
         config = SandboxConfig(
-            api_key=api_key, seed=seed, contacts=contacts, faults=faults, dialect=dialect
+            api_key=api_key,
+            seed=seed,
+            contacts=contacts,
+            faults=faults,
+            dialect=dialect,
+            paging=paging,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -68,7 +81,12 @@ def sandbox_command(
 
     with run_sandbox(config=config, port=port) as sandbox:
         if webhook_url and webhook_secret:
-            sandbox.configure_webhook(webhook_url, webhook_secret, hmac=webhook_hmac)
+            try:
+                sandbox.configure_webhook(
+                    webhook_url, webhook_secret, hmac=webhook_hmac, delivery=webhook_delivery
+                )
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
         typer.echo(f"AutoTalk sandbox: {sandbox.base_url}", color=False)
         typer.echo(f"admin API: {sandbox.root_url}/_sandbox (see docs/sandbox.md)")
         typer.echo(f"inbox (what your customers received): {sandbox.root_url}/")
