@@ -20,7 +20,13 @@ from pydantic import SecretStr, ValidationError
 
 from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError
-from autotalk_prefect.api.paging import Pager, PageShapeError, detect_style, read_page
+from autotalk_prefect.api.paging import (
+    Pager,
+    PageShapeError,
+    detect_style,
+    link_relations,
+    read_page,
+)
 from autotalk_prefect.api.retries import RetryPolicy
 from autotalk_prefect.api.settings import AutoTalkSettings
 from autotalk_prefect.credentials import AutoTalkCredentials
@@ -382,7 +388,8 @@ def test_a_server_that_ignores_every_paging_parameter_is_a_clear_error() -> None
     text = str(excinfo.value)
     assert "same page twice" in text
     assert "keys {data, status}" in text
-    assert "page_style" in text and "AUTOTALK_PAGE_STYLE" in text
+    assert "page_style" in text and "AUTOTALK_PAGING" in text
+    assert "for skip=10, then for offset=10, then for page=2" in text  # every style tried
 
 
 def test_explicit_cursor_style_refuses_an_answer_without_a_cursor() -> None:
@@ -391,7 +398,7 @@ def test_explicit_cursor_style_refuses_an_answer_without_a_cursor() -> None:
         list(c.list_conversations(page_size=10))
     text = str(excinfo.value)
     assert "states no next cursor" in text and "keys {data, total}" in text
-    assert "AUTOTALK_PAGE_STYLE" in text
+    assert "AUTOTALK_PAGING" in text
 
 
 def test_explicit_page_style_sends_only_page_numbers() -> None:
@@ -428,6 +435,72 @@ def test_the_async_client_pages_the_same_way() -> None:
             return [conversation.id async for conversation in c.list_conversations(page_size=10)]
 
     assert asyncio.run(main()) == EXPECTED
+
+
+def link_server(shape: str) -> Handler:
+    """Pages by links the answer gives: relative to the answer, absolute, or in a Link header."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        start = int(request.url.params.get("at", 0))
+        chunk = ITEMS[start : start + 10]
+        nxt = f"?at={start + 10}" if start + 10 < len(ITEMS) else None
+        if shape == "relative":
+            return httpx.Response(200, json={"results": chunk, "next": nxt})
+        if shape == "hal":
+            href = None if nxt is None else f"{BASE}/conversations{nxt}"
+            return httpx.Response(200, json={"data": chunk, "_links": {"next": {"href": href}}})
+        links = f'<{BASE}/conversations{nxt}>; rel="next"' if nxt else ""
+        return httpx.Response(200, json=chunk, headers={"link": links} if links else {})
+
+    return answer
+
+
+@pytest.mark.parametrize("shape", ["relative", "hal", "header"])
+def test_next_links_are_followed_relative_to_the_answer(shape: str) -> None:
+    c, rec = client(link_server(shape))
+    assert _ids(c) == EXPECTED
+    assert [r.url.params.get("at") for r in rec.requests] == [None, "10", "20"]
+    assert all(r.url.host == "api.example.test" for r in rec.requests)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://evil.example/v1/conversations?at=10",
+        "http://api.example.test/v1/conversations?at=10",  # a downgrade: the key in clear text
+        "https://api.example.test:8443/v1/conversations?at=10",
+        "//evil.example/v1/conversations?at=10",
+    ],
+)
+def test_a_next_link_off_the_base_url_s_origin_is_refused(link: str) -> None:
+    c, rec = client(always(200, {"data": ITEMS[:10], "next": link}))
+    with pytest.raises(AutoTalkError, match="not followed") as refused:
+        list(c.list_conversations(page_size=10))
+    assert len(rec.requests) == 1 and KEY not in str(refused.value)
+
+
+def test_link_headers_are_read_as_rfc_8288_says() -> None:
+    header = '<https://a.test/x?p=2>; rel="next", <https://a.test/x?p=9>; rel="last prev"'
+    assert link_relations(header) == {
+        "next": "https://a.test/x?p=2",
+        "last": "https://a.test/x?p=9",
+        "prev": "https://a.test/x?p=9",
+    }
+    assert link_relations("<https://a.test/x>; title=next") == {}
+    assert link_relations(None) == {}
+
+
+def test_the_offset_answer_of_the_issue_is_paged_by_offset() -> None:
+    """``{items, offset, limit, total}``: a server that reads ``offset`` and ignores ``skip``."""
+
+    def offset_server(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params.get("offset", 0)), 4
+        body = {"items": ITEMS[offset : offset + limit], "offset": offset, "limit": limit}
+        return httpx.Response(200, json={**body, "total": len(ITEMS)})
+
+    c, rec = client(offset_server)
+    assert [i.id for i in c.list_dynadata_items("orders", page_size=10)] == EXPECTED
+    assert [q.get("offset") for q in rec.queries()] == [None, "4", "8", "12", "16", "20"]
 
 
 @pytest.mark.parametrize(

@@ -310,7 +310,7 @@ def _parameters(key: OpKey, ours: _Doc, theirs: _Doc) -> Iterator[Difference]:
             "pagination",
             _label(key),
             f"pages with {sorted(theirs_paging) or 'no parameters'}, we send "
-            f"{sorted(ours_paging) or 'none'} (AUTOTALK_PAGE_STYLE)",
+            f"{sorted(ours_paging) or 'none'} (AUTOTALK_PAGING)",
             False,
         )
 
