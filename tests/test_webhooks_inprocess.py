@@ -418,3 +418,83 @@ def test_a_stranger_s_body_is_never_read(loop: asyncio.AbstractEventLoop) -> Non
         (b"content-length", b"999999999"),
     ]
     assert run_asgi(loop, app, declared) == (413, 0)
+
+
+# ---- arrays when Prefect fails, per-element event names, signed GETs --------------------------
+
+
+class FailOnce(Recorder):
+    """Refuses the ``n``-th event once (Prefect down for one call), records the others."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.calls, self.fail_at = 0, n
+
+    async def emit(self, event: Event) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise ConnectionError("Prefect is down (injected)")
+        await super().emit(event)
+
+
+def test_an_array_stops_at_a_prefect_failure_and_its_retry_delivers_the_rest(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    emitter = FailOnce(2)
+    app = create_webhook_app(make_settings(), emitter)
+    body = json.dumps([{"id": f"evt_{i}", **WORKFLOW_BODY} for i in range(3)]).encode()
+    headers = {"x-autotalk-secret": SECRET}
+
+    first = call(loop, app, "/autotalk/message.received", body, headers)
+
+    assert first.status_code == 503 and first.headers["retry-after"] == "5"
+    results = first.json()["results"]
+    assert [r["accepted"] for r in results] == [True, False, False]
+    assert [r.get("status") for r in results] == [None, 503, 503]
+    assert "not tried" in results[2]["message"]
+    assert [e.payload["id"] for e in emitter.events] == ["evt_0"]
+
+    retry = call(loop, app, "/autotalk/message.received", body, headers)
+
+    assert retry.status_code == 207, retry.text  # the first was already in: 409 for it alone
+    assert [r.get("status") for r in retry.json()["results"]] == [409, None, None]
+    assert [e.payload["id"] for e in emitter.events] == ["evt_0", "evt_1", "evt_2"]
+
+
+def test_array_elements_name_their_own_events_and_a_signed_get_is_accepted(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    recorder = Recorder()
+    app = create_webhook_app(make_settings(event_field="event", hmac=True), recorder)
+    body = json.dumps(
+        [{"event": "client.created", "n": 1}, {"event": "bad name!", "n": 2}, {"n": 3}]
+    ).encode()
+    ts = str(int(time.time()))
+    signed = {"x-autotalk-secret": SECRET, "x-autotalk-timestamp": ts}
+    many = call(
+        loop,
+        app,
+        "/autotalk",
+        body,
+        {**signed, "x-autotalk-signature": sign(SECRET.encode(), ts, body)},
+    )
+    assert many.status_code == 207, many.text
+    assert [r["accepted"] for r in many.json()["results"]] == [True, False, False]
+    assert [e.event for e in recorder.events] == ["autotalk.client.created"]
+
+    query = b"event=conversation.opened&client._id=c1&client.name=Ana"
+
+    async def get(signature: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            headers = {**signed, "x-autotalk-signature": signature}
+            return await client.get(f"/autotalk?{query.decode()}", headers=headers)
+
+    good = loop.run_until_complete(get(sign(SECRET.encode(), ts, query)))
+    forged = loop.run_until_complete(get(sign(SECRET.encode(), ts, b"event=other")))
+    assert good.status_code == 202, good.text
+    assert forged.status_code == 401
+    assert recorder.events[-1].payload == {
+        "event": "conversation.opened",
+        "client": {"_id": "c1", "name": "Ana"},
+    }
