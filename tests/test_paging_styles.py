@@ -192,3 +192,10 @@ def test_a_next_link_to_another_host_is_refused_and_the_key_stays_home(
     assert "evil.example:8443" in text and "not followed" in text and "127.0.0.1" in text
     assert sandbox.api_key not in text
     assert sandbox.stats()["requests"] - before == 1  # the first page only
+
+
+def test_an_unknown_sandbox_paging_is_refused_naming_the_styles() -> None:
+    from autotalk_prefect.sandbox.config import SandboxConfig
+
+    with pytest.raises(ValueError, match="unknown sandbox paging 'skip': choose one of json_link"):
+        SandboxConfig(paging="skip")
