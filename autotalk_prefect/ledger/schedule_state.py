@@ -35,6 +35,7 @@ TABLE = sa.Table(
     sa.Column("event_at", sa.Float, nullable=False),
     sa.Column("status", sa.String(64), nullable=False),
     sa.Column("basis", sa.Text),  # the appointment time (UTC ISO) or the silence's event key
+    sa.Column("since", sa.String(512), nullable=False),  # the event that set this status+basis
     sa.Column("data", sa.Text),  # JSON: contact id, name, zone, ...
     sa.Column("updated_at", sa.Float, nullable=False),
 )
@@ -69,6 +70,7 @@ class ScheduleState:
     event_at: float
     status: str
     basis: str | None
+    since: str  # the event key that brought this status and basis (later same-time updates keep it)
     data: dict[str, Any]
 
 
@@ -88,6 +90,7 @@ def _state(row: Any) -> ScheduleState:
         event_at=float(row.event_at),
         status=row.status,
         basis=row.basis,
+        since=row.since,
         data=json.loads(row.data) if row.data else {},
     )
 
@@ -137,6 +140,7 @@ class ScheduleStateStore:
             "event_at": float(event_at),
             "status": status,
             "basis": basis,
+            "since": event_key,
             "data": json.dumps(data, sort_keys=True, default=str),
             "updated_at": time.time(),
         }
@@ -152,9 +156,12 @@ class ScheduleStateStore:
                 return Recorded("older", current)
             if current.status == status and status in keep_basis_for:
                 return Recorded("unchanged", current)
+            same = current.status == status and current.basis == basis
             c = TABLE.c
             conn.execute(
-                sa.update(TABLE).where(c.kind == kind, c.subject == subject).values(**values)
+                sa.update(TABLE)
+                .where(c.kind == kind, c.subject == subject)
+                .values(**{**values, "since": current.since if same else event_key})
             )
             return Recorded("newer", self._read(conn, kind, subject, lock=False))
 

@@ -135,6 +135,31 @@ def _reconcile(
                 )
 
 
+def _settle(
+    outcome: ScheduleOutcome,
+    store: ScheduleStateStore,
+    state: ScheduleState,
+    plan: Callable[[ScheduleState], list[PlannedRun]],
+    parameters: Callable[[PlannedRun], dict[str, Any]],
+    deployment: str,
+) -> None:
+    """Reconcile the runs with ``state``, then again while a concurrent event changed it.
+
+    Two scheduling runs of one appointment may work at once (a booking and its update); the one
+    that finishes with a stale state sees it here and reconciles once more, so the runs left
+    are the newest state's (the later one reads the runs after the earlier one made them).
+    """
+    for _ in range(5):
+        _reconcile(outcome, deployment, state.since, plan(state), parameters)
+        latest = store.read(state.kind, state.subject)
+        if latest is None or latest.event_key == state.event_key:
+            return
+        state = latest
+        outcome.kept, outcome.scheduled = [], []
+        outcome.status, outcome.basis = state.status, state.basis
+        outcome.notes.append(f"a newer event ({state.event_key}) arrived meanwhile: followed it")
+
+
 def _row(planned: PlannedRun, run_id: str) -> dict[str, str]:
     return {"label": planned.label, "due": planned.due.isoformat(), "flow_run_id": run_id}
 
@@ -239,12 +264,6 @@ def schedule_reminders(
         outcome.notes.append(
             f"this event is older than the one that stands ({state.event_key}): ignored"
         )
-    wanted: list[PlannedRun] = []
-    if state.status == SCHEDULED and state.basis:
-        starts = datetime.fromisoformat(state.basis)
-        wanted, outcome.skipped = plan_runs(
-            starts, [format_duration(s) for s in steps], datetime.now(timezone.utc)
-        )
 
     def parameters(planned: PlannedRun) -> dict[str, Any]:
         return {
@@ -256,7 +275,16 @@ def schedule_reminders(
             "ledger_storage": ledger_storage,
         }
 
-    _reconcile(outcome, reminder_deployment, state.event_key, wanted, parameters)
+    def plan(current: ScheduleState) -> list[PlannedRun]:
+        if current.status != SCHEDULED or not current.basis:
+            return []
+        starts = datetime.fromisoformat(current.basis)
+        wanted, outcome.skipped = plan_runs(
+            starts, [format_duration(s) for s in steps], datetime.now(timezone.utc)
+        )
+        return wanted
+
+    _settle(outcome, store, state, plan, parameters, reminder_deployment)
     return _publish(outcome)
 
 
@@ -313,7 +341,8 @@ def schedule_follow_up(
         reply_events=DEFAULT_REPLY_EVENTS if reply_events is None else reply_events,
     )
     label_run(tags=["follow-up", subject_tag(FOLLOW_UP, evt.contact_id)])
-    recorded = ScheduleStateStore(ledger_storage).record(
+    store = ScheduleStateStore(ledger_storage)
+    recorded = store.record(
         FOLLOW_UP,
         evt.contact_id,
         event_key=evt.event_key,
@@ -333,14 +362,16 @@ def schedule_follow_up(
         status=state.status,
         basis=state.basis,
     )
-    wanted: list[PlannedRun] = []
-    if state.status == WAITING and state.basis:
-        due = datetime.fromtimestamp(state.event_at, timezone.utc) + wait
+
+    def plan(current: ScheduleState) -> list[PlannedRun]:
+        if current.status != WAITING or not current.basis:
+            return []
+        due = datetime.fromtimestamp(current.event_at, timezone.utc) + wait
         label = format_duration(wait)
         if due > datetime.now(timezone.utc):
-            wanted = [PlannedRun(label, due, state.basis)]
-        else:
-            outcome.skipped.append(f"the {label} follow-up was due at {due.isoformat()}: skipped")
+            return [PlannedRun(label, due, current.basis)]
+        outcome.skipped = [f"the {label} follow-up was due at {due.isoformat()}: skipped"]
+        return []
 
     def parameters(planned: PlannedRun) -> dict[str, Any]:
         return {
@@ -352,7 +383,7 @@ def schedule_follow_up(
             "ledger_storage": ledger_storage,
         }
 
-    _reconcile(outcome, reminder_deployment, state.event_key, wanted, parameters)
+    _settle(outcome, store, state, plan, parameters, reminder_deployment)
     return _publish(outcome)
 
 
