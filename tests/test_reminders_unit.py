@@ -4,7 +4,9 @@ table (newest event wins, redeliveries and older events change nothing)."""
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ from autotalk_prefect.flows.reminders.engine import (
     run_idempotency_key,
 )
 from autotalk_prefect.ledger.schedule_state import ScheduleStateStore
+
+PG_DSN = os.environ.get("AUTOTALK_TEST_POSTGRES_DSN")
+PG_DATABASE = "autotalk_issue24_reminders"
 
 MADRID = ZoneInfo("Europe/Madrid")
 
@@ -237,10 +242,40 @@ def test_idempotency_keys_differ_by_state_version() -> None:
 # ---- the last known state ----------------------------------------------------------------------
 
 
-def _record(store: ScheduleStateStore, key: str, at: float, basis: str, **kw: Any) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the state table lives: a SQLite file, or a PostgreSQL database of this test file's
+    own (created once; each test uses its own subjects)."""
+    if request.param == "sqlite":
+        return str(tmp_path)
+    if not PG_DSN:
+        pytest.skip("AUTOTALK_TEST_POSTGRES_DSN is not set")
+    import sqlalchemy as sa
+
+    from autotalk_prefect.ledger.store import engine_for
+
+    admin = engine_for(PG_DSN).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": PG_DATABASE}
+        ).first()
+        if exists is None:
+            conn.execute(sa.text(f"CREATE DATABASE {PG_DATABASE}"))
+    url = sa.engine.make_url(PG_DSN).set(database=PG_DATABASE)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def subject() -> str:
+    return f"apt-{uuid.uuid4().hex[:10]}"
+
+
+def _record(
+    store: ScheduleStateStore, subject: str, key: str, at: float, basis: str, **kw: Any
+) -> str:
     return store.record(
         "appointment",
-        "apt-1",
+        subject,
         event_key=key,
         event_at=at,
         status=kw.pop("status", "scheduled"),
@@ -250,39 +285,64 @@ def _record(store: ScheduleStateStore, key: str, at: float, basis: str, **kw: An
     ).applied
 
 
-def test_newest_event_stands_whatever_the_arrival_order(tmp_path: Path) -> None:
-    store = ScheduleStateStore(str(tmp_path))
-    assert _record(store, "e1", 100.0, "10:00") == "new"
-    assert _record(store, "e1", 100.0, "10:00") == "duplicate"
-    assert _record(store, "e3", 300.0, "15:00") == "newer"
-    assert _record(store, "e2", 200.0, "12:00") == "older"  # arrived late
-    state = store.read("appointment", "apt-1")
-    assert state is not None and (state.basis, state.event_key) == ("15:00", "e3")
+def test_newest_event_stands_whatever_the_arrival_order(storage: str, subject: str) -> None:
+    store = ScheduleStateStore(storage)
+    assert _record(store, subject, "e1", 100.0, "10:00") == "new"
+    assert _record(store, subject, "e1", 100.0, "10:00") == "duplicate"
+    assert _record(store, subject, "e3", 300.0, "15:00") == "newer"
+    assert _record(store, subject, "e2", 200.0, "12:00") == "older"  # arrived late
+    state = store.read("appointment", subject)
+    assert state is not None and (state.basis, state.event_key, state.since) == (
+        "15:00",
+        "e3",
+        "e3",
+    )
     assert store.read("appointment", "other") is None
 
 
-def test_a_waiting_silence_is_not_restarted(tmp_path: Path) -> None:
-    store = ScheduleStateStore(str(tmp_path))
+def test_an_update_that_keeps_the_time_keeps_the_event_that_set_it(
+    storage: str, subject: str
+) -> None:
+    store = ScheduleStateStore(storage)
+    _record(store, subject, "e1", 100.0, "10:00")
+    _record(store, subject, "e2", 200.0, "10:00")  # e.g. only a note changed
+    state = store.read("appointment", subject)
+    assert state is not None and (state.event_key, state.since) == ("e2", "e1")
+    _record(store, subject, "e3", 300.0, "11:00")
+    _record(store, subject, "e4", 400.0, "10:00")  # moved back: a new version of 10:00
+    state = store.read("appointment", subject)
+    assert state is not None and state.since == "e4"
+
+
+def test_a_waiting_silence_is_not_restarted(storage: str, subject: str) -> None:
+    store = ScheduleStateStore(storage)
     keep = frozenset({"waiting"})
-    assert _record(store, "m1", 100.0, "m1", status="waiting", keep_basis_for=keep) == "new"
-    assert _record(store, "m2", 200.0, "m2", status="waiting", keep_basis_for=keep) == "unchanged"
-    assert _record(store, "r1", 300.0, "", status="answered", keep_basis_for=keep) == "newer"
-    state = store.read("appointment", "apt-1")
+    assert (
+        _record(store, subject, "m1", 100.0, "m1", status="waiting", keep_basis_for=keep) == "new"
+    )
+    assert (
+        _record(store, subject, "m2", 200.0, "m2", status="waiting", keep_basis_for=keep)
+        == "unchanged"
+    )
+    assert (
+        _record(store, subject, "r1", 300.0, "", status="answered", keep_basis_for=keep) == "newer"
+    )
+    state = store.read("appointment", subject)
     assert state is not None and state.status == "answered"
 
 
-def test_concurrent_events_leave_the_newest(tmp_path: Path) -> None:
-    store = ScheduleStateStore(str(tmp_path))
+def test_concurrent_events_leave_the_newest(storage: str, subject: str) -> None:
     results: list[str] = []
 
     def deliver(i: int) -> None:
-        results.append(_record(ScheduleStateStore(str(tmp_path)), f"e{i:02}", float(i), str(i)))
+        store = ScheduleStateStore(storage)
+        results.append(_record(store, subject, f"e{i:02}", float(i), str(i)))
 
     threads = [threading.Thread(target=deliver, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results.count("new") == 1
-    state = store.read("appointment", "apt-1")
+    assert results.count("new") == 1 and len(results) == 12
+    state = ScheduleStateStore(storage).read("appointment", subject)
     assert state is not None and state.basis == "11"
