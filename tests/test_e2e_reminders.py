@@ -2,7 +2,8 @@
 the receiver -> ``autotalk.*`` events -> the schedulers' triggers -> Prefect scheduled runs of
 ``autotalk-reminders-send`` -> the worker starts each when its time comes -> the sandbox.
 
-One set-up for every case (server, receiver, worker, ``prefect deploy --all`` of
+One set-up for every case (one booking is made in the sandbox, which fires its webhook; the
+others are posted to the receiver as an AutoTalk workflow would) (server, receiver, worker, ``prefect deploy --all`` of
 ``deployments/prefect.yaml``, with only the follow-up trigger switched on and its wait shortened
 in the test's copy): the cases' webhooks are all posted first, then each case checks its own
 appointment. The reminders use the shipped offsets (24 h and 1 h): each appointment is a little
@@ -199,6 +200,16 @@ def _post_every_case(r: Reminders) -> None:
         r.cases[name] = {"apt": f"{name}-{uuid.uuid4().hex[:6]}", "contact": next(c), **data}
         return r.cases[name]
 
+    sandbox = r.stack.sandbox  # a booking made in the sandbox fires its own webhook
+    sandbox.configure_webhook(r.receiver, SECRET, events=["appointment.scheduled"])
+    s = case("sandbox", starts=t1)
+    booked = httpx.post(
+        f"{sandbox.root_url}/_sandbox/appointments",
+        json={"contactId": s["contact"], "startsAt": t1.isoformat(), "timeZone": "Europe/Madrid"},
+        timeout=10,
+    )
+    booked.raise_for_status()
+    s["apt"] = booked.json()["_id"]
     a = case("book", starts=t1)
     r.post("appointment.scheduled", _appointment_body(a["apt"], a["contact"], t1, now))
     b = case("move", starts=t2, old=t1)
@@ -279,6 +290,12 @@ def _check_one_reminder_for(r: Reminders, name: str) -> None:
 
 def test_a_booking_gets_its_reminder_at_the_right_time(reminders: Reminders) -> None:
     _check_one_reminder_for(reminders, "book")
+
+
+def test_a_booking_made_in_the_sandbox_gets_its_reminder(reminders: Reminders) -> None:
+    (delivery,) = reminders.stack.sandbox.webhook_deliveries()
+    assert delivery["statusCode"] == 202, delivery
+    _check_one_reminder_for(reminders, "sandbox")
 
 
 def test_a_moved_booking_gets_only_the_new_times_reminder(reminders: Reminders) -> None:
