@@ -48,6 +48,9 @@ POOL = "autotalk-process"
 REPLIES = ("autotalk-handle-reply", "autotalk-replies")
 OUTREACH = ("autotalk-outreach-campaign", "autotalk-outreach-weekly")
 ALL_DEPLOYMENTS = {
+    "autotalk-reminders-schedule",
+    "autotalk-reminders-send",
+    "autotalk-follow-up",
     "autotalk-outreach-weekly",
     "autotalk-onboarding-on-client-created",
     "autotalk-replies",

@@ -1,7 +1,7 @@
 """The prebuilt flows, importable from the installed package.
 
 ``from autotalk_prefect.flows import onboard_contact, outreach_campaign, handle_reply,
-sync_to_warehouse``. Each flow lives in its own sub-package with its parameter models and
+sync_to_warehouse, schedule_reminders, schedule_follow_up, send_reminder``. Each flow lives in its own sub-package with its parameter models and
 engine; the repository's ``flows/*.py`` are thin deployment entrypoints over these. Imported on
 first use, so that reading one flow does not import the others (the sync needs the dlt extra
 only when it runs).
@@ -18,9 +18,20 @@ _FLOWS: dict[str, str] = {
     "outreach_campaign": "autotalk_prefect.flows.outreach.flow",
     "handle_reply": "autotalk_prefect.flows.replies.flow",
     "sync_to_warehouse": "autotalk_prefect.flows.sync.flow",
+    "schedule_reminders": "autotalk_prefect.flows.reminders.flow",
+    "schedule_follow_up": "autotalk_prefect.flows.reminders.flow",
+    "send_reminder": "autotalk_prefect.flows.reminders.flow",
 }
 
-__all__ = ["handle_reply", "onboard_contact", "outreach_campaign", "sync_to_warehouse"]
+__all__ = [
+    "handle_reply",
+    "onboard_contact",
+    "outreach_campaign",
+    "schedule_follow_up",
+    "schedule_reminders",
+    "send_reminder",
+    "sync_to_warehouse",
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _FLOWS)
@@ -29,5 +40,10 @@ __getattr__, __dir__ = lazy_exports(__name__, _FLOWS)
 if TYPE_CHECKING:
     from autotalk_prefect.flows.onboarding.flow import onboard_contact
     from autotalk_prefect.flows.outreach.flow import outreach_campaign
+    from autotalk_prefect.flows.reminders.flow import (
+        schedule_follow_up,
+        schedule_reminders,
+        send_reminder,
+    )
     from autotalk_prefect.flows.replies.flow import handle_reply
     from autotalk_prefect.flows.sync.flow import sync_to_warehouse

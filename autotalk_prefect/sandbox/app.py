@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from autotalk_prefect.sandbox.admin import admin_routes
 from autotalk_prefect.sandbox.api import api_routes
+from autotalk_prefect.sandbox.appointments import appointment_routes
 from autotalk_prefect.sandbox.config import SandboxConfig
 from autotalk_prefect.sandbox.dialects import DialectLayer, get_dialect
 from autotalk_prefect.sandbox.faults import FaultConfig
@@ -99,7 +100,12 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        routes=[*api_routes(runtime), *admin_routes(runtime), *inbox_routes(runtime)],
+        routes=[
+            *api_routes(runtime),
+            *admin_routes(runtime),
+            *appointment_routes(runtime),
+            *inbox_routes(runtime),
+        ],
     )
     app.runtime = runtime
     app.gate = SandboxGate(runtime)

@@ -27,7 +27,13 @@ import httpx
 
 from autotalk_prefect.sandbox.ids import IdFactory, now_iso
 
-WEBHOOK_EVENTS = ("message.received", "client.created", "conversation.opened")
+WEBHOOK_EVENTS = (
+    "message.received",
+    "client.created",
+    "conversation.opened",
+    "appointment.scheduled",  # sandbox/appointments.py
+    "appointment.updated",
+)
 RETRY_DELAYS = (0.1, 0.3)  # so at most 3 attempts
 RESPONSE_KEPT = 2000  # characters of the receiver's answer kept per delivery (the inbox shows it)
 Delivery = Literal["post", "array", "get"]
@@ -107,6 +113,11 @@ class WebhookDispatcher:
     @property
     def config(self) -> WebhookConfig | None:
         return self._config
+
+    @property
+    def generation(self) -> int:
+        """Counts resets (what hangs off one sandbox's history starts again after one)."""
+        return self._generation
 
     def configure(
         self,
