@@ -26,6 +26,7 @@ from autotalk_prefect.sandbox.gate import (
     send_problem,
 )
 from autotalk_prefect.sandbox.inbox import inbox_routes
+from autotalk_prefect.sandbox.inbox_appointments import appointment_page_routes
 from autotalk_prefect.sandbox.page_styles import get_served_style
 from autotalk_prefect.sandbox.problems import ERROR_CODES, ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
@@ -105,6 +106,7 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox
             *admin_routes(runtime),
             *appointment_routes(runtime),
             *inbox_routes(runtime),
+            *appointment_page_routes(runtime),
         ],
     )
     app.runtime = runtime

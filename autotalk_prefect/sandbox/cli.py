@@ -46,6 +46,11 @@ def sandbox_command(
         help="Page every list endpoint this way, whatever the dialect: json_link, header_link, "
         "cursor, header_cursor, offset or page (see docs/sandbox.md).",
     ),
+    prefect_api_url: str | None = typer.Option(
+        None,
+        help="Where the inbox's Appointments page reads each reminder run's time and fate.",
+        envvar="PREFECT_API_URL",
+    ),
     dialect: str = typer.Option(
         "contract",
         help="Wire shapes served: contract (default), mongoose, cursor, minimal "
@@ -73,6 +78,7 @@ def sandbox_command(
             faults=faults,
             dialect=dialect,
             paging=paging,
+            prefect_api_url=prefect_api_url,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

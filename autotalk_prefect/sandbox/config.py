@@ -18,7 +18,8 @@ class SandboxConfig:
     names the wire shapes served (``contract``, today's; the others: sandbox/dialects.py);
     ``paging`` (``None``: the dialect's own) makes every list endpoint page one of the styles of
     sandbox/page_styles.py (``json_link``, ``header_link``, ``cursor``, ``header_cursor``,
-    ``offset``, ``page``).
+    ``offset``, ``page``). ``prefect_api_url`` is where the inbox reads the appointments'
+    reminder runs (``None``: ``PREFECT_API_URL`` from the environment, if set).
     """
 
     api_key: str = field(default=DEFAULT_API_KEY, repr=False)
@@ -30,6 +31,7 @@ class SandboxConfig:
     max_page_size: int = 100
     dialect: str = "contract"
     paging: str | None = None
+    prefect_api_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key:

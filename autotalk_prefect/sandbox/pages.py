@@ -29,6 +29,7 @@ NAV = (
     ("/contacts", "Contacts"),
     ("/campaigns", "Campaigns"),
     ("/webhooks", "Webhooks"),
+    ("/appointments", "Appointments"),
     ("/faults", "Faults"),
 )
 PageEndpoint = Callable[[Request], Awaitable[Response]]
