@@ -21,7 +21,8 @@ from pydantic import BaseModel, SecretStr
 
 from autotalk_prefect._version import __version__
 from autotalk_prefect.api import endpoints as ep
-from autotalk_prefect.api.client import AutoTalkClient, check_base_url
+from autotalk_prefect.api.base_url import check_base_url
+from autotalk_prefect.api.client import AutoTalkClient
 from autotalk_prefect.api.config import AuthScheme
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError
 from autotalk_prefect.api.models import (

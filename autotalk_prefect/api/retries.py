@@ -25,16 +25,11 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-from autotalk_prefect.api.config import (
-    DEFAULT_RETRY_AFTER_CAP,
-    DEFAULT_RETRY_ATTEMPTS,
-    DEFAULT_RETRY_MAX_SECONDS,
-)
 from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
     AutoTalkError,
@@ -42,12 +37,14 @@ from autotalk_prefect.api.errors import (
     OutcomeUnknownError,
 )
 
-if TYPE_CHECKING:
-    from autotalk_prefect.api.config import ClientOptions
-
 logger = logging.getLogger("autotalk_prefect.api.retries")
 
 T = TypeVar("T")
+
+#: the policy's bounds when none are given (``ClientOptions`` uses them as its defaults too)
+DEFAULT_RETRY_ATTEMPTS = 5
+DEFAULT_RETRY_MAX_SECONDS = 60.0
+DEFAULT_RETRY_AFTER_CAP = 30.0
 
 AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
 # our own generator for the jitter: a user's seeded ``random`` stays theirs
@@ -215,6 +212,17 @@ def _at(exc: BaseException) -> str:
     return f" at {url.scheme}://{url.host}{port}{url.path}"
 
 
+class RetryBounds(Protocol):
+    """What a policy is read from: ``AutoTalkSettings``, a credentials block, any options."""
+
+    @property
+    def retry_attempts(self) -> int: ...
+    @property
+    def retry_max_seconds(self) -> float: ...
+    @property
+    def retry_after_cap(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How long and how often one call may retry; the same object serves sync and async.
@@ -240,14 +248,17 @@ class RetryPolicy:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
     @classmethod
-    def from_settings(cls, settings: ClientOptions | None = None, **overrides: Any) -> RetryPolicy:
+    def from_settings(cls, settings: RetryBounds, **overrides: Any) -> RetryPolicy:
         """The policy the settings (or a credentials block) describe (``retry_attempts``,
-        ``retry_max_seconds``, ``retry_after_cap``); ``AutoTalkSettings()`` when not given."""
-        if settings is None:
-            from autotalk_prefect.api.settings import AutoTalkSettings
+        ``retry_max_seconds``, ``retry_after_cap``); keywords override single fields.
 
-            settings = AutoTalkSettings()
-        policy = settings.retry_policy()
+        For the environment's policy: ``RetryPolicy.from_settings(AutoTalkSettings())``.
+        """
+        policy = cls(
+            attempts=settings.retry_attempts,
+            max_seconds=settings.retry_max_seconds,
+            retry_after_cap=settings.retry_after_cap,
+        )
         return dataclasses.replace(policy, **overrides) if overrides else policy
 
     @classmethod
