@@ -37,7 +37,11 @@ from autotalk_prefect.api.config import (
     AuthScheme,
     check_auth_scheme,
 )
-from autotalk_prefect.api.errors import AutoTalkError, UnexpectedAnswerError, error_from_response
+from autotalk_prefect.api.errors import (
+    NoUsableAnswerError,
+    UnexpectedAnswerError,
+    error_from_response,
+)
 from autotalk_prefect.api.lanes import Lanes
 from autotalk_prefect.api.models import (
     Assistant,
@@ -252,7 +256,7 @@ class _ClientBase:
         try:
             return pager.feed(reply.payload, reply.headers, reply.url)
         except PageShapeError as exc:
-            raise AutoTalkError(
+            raise NoUsableAnswerError(
                 f"unexpected answer: {exc}", method=call.method, path=self._shown(call.path)
             ) from None
 

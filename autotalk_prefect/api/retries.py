@@ -34,6 +34,7 @@ from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
     AutoTalkError,
     NoResponseError,
+    NoUsableAnswerError,
     OutcomeUnknownError,
 )
 
@@ -199,7 +200,9 @@ def final_error(exc: BaseException, *, method: str, path: str, idempotent: bool)
         return NoResponseError(f"no answer from AutoTalk ({reason})", method=method, path=path)
     if isinstance(exc, httpx.TransportError):  # e.g. unsupported protocol: nothing was sent
         return AutoTalkConnectionError(f"request failed ({reason})", method=method, path=path)
-    return AutoTalkError(f"unreadable answer from AutoTalk ({reason})", method=method, path=path)
+    return NoUsableAnswerError(
+        f"unreadable answer from AutoTalk ({reason})", method=method, path=path
+    )
 
 
 def _at(exc: BaseException) -> str:
