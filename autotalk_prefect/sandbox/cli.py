@@ -8,6 +8,7 @@ import typer
 
 from autotalk_prefect.sandbox.config import DEFAULT_API_KEY, SandboxConfig
 from autotalk_prefect.sandbox.faults import FaultConfig
+from autotalk_prefect.sandbox.server import run_sandbox
 
 
 def sandbox_command(
@@ -58,8 +59,6 @@ def sandbox_command(
     ),
 ) -> None:
     """Run the AutoTalk sandbox on 127.0.0.1: every API endpoint, faults and an admin API."""
-    from autotalk_prefect.sandbox.server import run_sandbox
-
     try:
         faults = FaultConfig(
             latency_ms=latency_ms,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autotalk_prefect.sandbox.dialects import get_dialect
 from autotalk_prefect.sandbox.faults import FaultConfig
+from autotalk_prefect.sandbox.page_styles import get_served_style
 
 DEFAULT_API_KEY = "sk-test"
 
@@ -40,10 +42,6 @@ class SandboxConfig:
             raise ValueError(f"contacts must be >= 0, got {self.contacts}")
         if self.max_page_size < 1:
             raise ValueError(f"max_page_size must be >= 1, got {self.max_page_size}")
-        from autotalk_prefect.sandbox.dialects import get_dialect  # it imports the gate
-
         get_dialect(self.dialect)
         if self.paging is not None:
-            from autotalk_prefect.sandbox.page_styles import get_served_style
-
             get_served_style(self.paging)

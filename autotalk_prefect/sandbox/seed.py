@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from autotalk_prefect.sandbox.ids import IdFactory, now_iso
 
-if TYPE_CHECKING:
-    from autotalk_prefect.sandbox.state import SandboxState
+
+class Seedable(Protocol):
+    """What seeding reads and calls of the state (``SandboxState``, which imports this module)."""
+
+    ids: IdFactory
+    item_order: dict[str, list[str]]
+
+    def seed_items(self, type_name: str, count: int, **fields: Any) -> list[str]: ...
+
 
 FIRST = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Felipe", "Gabriela", "Hugo", "Isabel",
          "João", "Karin", "Lucas", "Marta", "Nicolas", "Olivia", "Pedro", "Quinn", "Rosa",
@@ -59,7 +66,7 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
-def generate_item(state: SandboxState, type_name: str, rng: random.Random) -> dict[str, Any]:
+def generate_item(state: Seedable, type_name: str, rng: random.Random) -> dict[str, Any]:
     """A plausible, schema-valid document of ``type_name`` (orders/tickets point at a contact)."""
     if type_name == "clients":
         n = len(state.item_order["clients"]) + 1
@@ -98,7 +105,7 @@ def generate_item(state: SandboxState, type_name: str, rng: random.Random) -> di
     return {}
 
 
-def seed_dynadata(state: SandboxState, rng: random.Random, contacts: int) -> None:
+def seed_dynadata(state: Seedable, rng: random.Random, contacts: int) -> None:
     """``contacts`` clients, as many orders, half as many tickets (called under the state lock)."""
     for type_name, count in (
         ("clients", contacts),

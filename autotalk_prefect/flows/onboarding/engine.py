@@ -22,15 +22,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from autotalk_prefect.api.models import ValidationIssue
-
 __all__ = [
     "STEP_CONVERSATION",
     "STEP_LOG",
     "STEP_SEND",
     "LogState",
     "OnboardingResult",
-    "RecordInvalidError",
     "SendState",
     "check_inputs",
     "default_idempotency_key",
@@ -47,23 +44,6 @@ STEP_LOG = "log"  # ref: the id of the note processed into that conversation
 
 SendState = Literal["sent", "already_sent", "unknown", "refused"]
 LogState = Literal["logged", "already_logged", "unknown", "skipped"]
-
-
-class RecordInvalidError(ValueError):
-    """The record breaks the type's schema; nothing was created or sent."""
-
-    def __init__(self, dynadata_type: str, issues: Sequence[ValidationIssue]) -> None:
-        self.dynadata_type = dynadata_type
-        self.issues = list(issues)
-        listed = "; ".join(f"{issue.path}: {issue.message}" for issue in self.issues)
-        fields = ", ".join(dict.fromkeys(issue.path for issue in self.issues))
-        super().__init__(
-            f"The {dynadata_type!r} record is invalid (bad fields: {fields}) - {listed}. "
-            "Nothing was created and no message was sent."
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.dynadata_type, self.issues))
 
 
 class OnboardingResult(BaseModel):
