@@ -28,10 +28,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from autotalk_prefect.ledger.consent import Consent, Verdict
+    from autotalk_prefect.ledger.optouts import Identity
 
 __all__ = [
     "DEFAULT_LEDGER_DIR",
@@ -208,7 +212,10 @@ TABLE = sa.Table(
     sa.Column("raw", sa.Text),  # the raw answer when it was not what we expected
     sa.Column("claimed_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # the Prefect flow run that made the claim: a claim of a crashed run is not "in flight"
+    sa.Column("flow_run_id", sa.String(64)),
     sa.Index("autotalk_ledger_state", "campaign", "state"),
+    sa.Index("autotalk_ledger_key", "key", "claimed_at"),  # frequency caps: across campaigns
 )
 
 
@@ -258,14 +265,18 @@ def engine_for(url_text: str) -> Engine:
                     f"The PostgreSQL ledger needs a driver ({exc.name} is missing): "
                     "pip install psycopg2-binary (or psycopg)"
                 ) from exc
+        from autotalk_prefect.ledger.migrate import migrate
+
         for _ in range(3):  # several processes may create the table at once
             try:
                 metadata.create_all(engine, checkfirst=True)
+                migrate(engine)  # a table made by an earlier version gains the new columns
                 break
             except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
                 time.sleep(0.2)
         else:
             metadata.create_all(engine, checkfirst=True)
+            migrate(engine)
         _engines[url_text] = engine
         return engine
 
@@ -369,6 +380,7 @@ def _claim_statement(engine: Engine, reclaim: tuple[LedgerState, ...]) -> Any:
             "raw": sa.null(),
             "claimed_at": excluded.claimed_at,
             "updated_at": excluded.updated_at,
+            "flow_run_id": excluded.flow_run_id,
         },
         where=sa.or_(*(TABLE.c.state == sa.literal_column(f"'{s.value}'") for s in reclaim)),
     ).returning(TABLE.c.key, TABLE.c.attempt)
@@ -388,6 +400,7 @@ class ContactStatus:
     reason: str | None = None
     attempts: int = 0
     run_id: str | None = None
+    flow_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,10 +458,12 @@ def _cap(reason: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim request: ``key`` and the text the call will send (for reconciliation)."""
+    """A claim request: ``key``, the text the call will send (for reconciliation) and who it
+    goes to (``identity``: checked against the opt-out list when the claim has a consent)."""
 
     key: str
     text: str | None = None
+    identity: Identity | None = None
 
 
 @dataclass(frozen=True)
@@ -468,8 +483,10 @@ class ClaimLedger:
 
     def __init__(self, campaign_id: str, storage: object = None) -> None:
         self.campaign_id = validate_campaign_id(campaign_id)
+        from autotalk_prefect.ledger.optouts import ensure_table
+
         self.url = ledger_url(storage)
-        self.engine = engine_for(self.url)
+        self.engine = ensure_table(self.url)  # the claims' table and the opt-out list's
 
     def describe(self) -> str:
         return f"{_shown(self.url).strip(chr(39))} (campaign {self.campaign_id})"
@@ -485,11 +502,16 @@ class ClaimLedger:
             for start in range(0, len(wanted), _MAX_BATCH):
                 batch = wanted[start : start + _MAX_BATCH]
                 query = sa.select(
-                    c.key, c.state, c.message_id, c.reason, c.attempts, c.run_id
+                    c.key, c.state, c.message_id, c.reason, c.attempts, c.run_id, c.flow_run_id
                 ).where(c.campaign == self.campaign_id, c.key.in_(batch))
                 for r in conn.execute(query):
                     found[r.key] = ContactStatus(
-                        LedgerState(r.state), r.message_id, r.reason, r.attempts, r.run_id
+                        LedgerState(r.state),
+                        r.message_id,
+                        r.reason,
+                        r.attempts,
+                        r.run_id,
+                        r.flow_run_id,
                     )
             return found
 
@@ -539,14 +561,30 @@ class ClaimLedger:
         run_id: str,
         *,
         reclaim: Sequence[LedgerState] = (LedgerState.FAILED,),
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+        verdicts: dict[str, Verdict] | None = None,
     ) -> dict[str, str]:
         """Claim ``claims`` in one transaction: {key: attempt id} for the ones won.
 
         A key is won when it had no row, or its row is in ``reclaim`` (``failed``; plus
         ``unknown`` when the caller opted in to resending). Committed when this returns.
+        With ``consent``, THE consent check (``ledger.consent.check``) runs first in the same
+        transaction: an opted-out or capped key is not claimed, and ``verdicts`` (when given)
+        receives why. ``flow_run_id``: the Prefect flow run making the claim.
         """
         return transaction(
-            self.engine, lambda conn: self._claim(conn, claims, run_id, reclaim), write=True
+            self.engine,
+            lambda conn: self._claim(
+                conn,
+                claims,
+                run_id,
+                reclaim,
+                consent=consent,
+                flow_run_id=flow_run_id,
+                verdicts=verdicts,
+            ),
+            write=True,
         )
 
     def _claim(
@@ -555,12 +593,31 @@ class ClaimLedger:
         claims: Sequence[Claim],
         run_id: str,
         reclaim: Sequence[LedgerState],
+        *,
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+        verdicts: dict[str, Verdict] | None = None,
     ) -> dict[str, str]:
         won: dict[str, str] = {}
         now = time.time()
         # in key order: two runs claiming overlapping keys lock rows in the same order, so
         # PostgreSQL never has to break a deadlock between them
         unique = sorted({claim.key: claim for claim in claims}.values(), key=lambda c: c.key)
+        if consent is not None:
+            from autotalk_prefect.ledger.consent import Verdict, check
+            from autotalk_prefect.ledger.optouts import Identity
+
+            found = check(
+                conn,
+                self.campaign_id,
+                [(c.key, c.identity or Identity(contact_id=c.key)) for c in unique],
+                consent,
+                now,
+            )
+            if verdicts is not None:
+                verdicts.update(found)
+            blocked = {key for key, v in found.items() if v is not Verdict.TRANSACTIONAL}
+            unique = [c for c in unique if c.key not in blocked]
         for start in range(0, len(unique), _MAX_BATCH):
             batch = unique[start : start + _MAX_BATCH]
             attempts = {claim.key: uuid.uuid4().hex for claim in batch}
@@ -578,6 +635,7 @@ class ClaimLedger:
                     "raw": None,
                     "claimed_at": now,
                     "updated_at": now,
+                    "flow_run_id": flow_run_id,
                 }
                 for claim in batch
             ]
@@ -635,9 +693,40 @@ class ClaimLedger:
         if key in won:
             self.resolve([Resolution(key, won[key], LedgerState.FAILED, reason=reason)])
 
-    def writer(self, run_id: str | None = None, *, resend_unknown: bool = False) -> ClaimWriter:
+    def writer(
+        self,
+        run_id: str | None = None,
+        *,
+        resend_unknown: bool = False,
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+    ) -> ClaimWriter:
         """A group-commit writer for async senders (one per chunk)."""
-        return ClaimWriter(self, run_id or uuid.uuid4().hex, resend_unknown=resend_unknown)
+        return ClaimWriter(
+            self,
+            run_id or uuid.uuid4().hex,
+            resend_unknown=resend_unknown,
+            consent=consent,
+            flow_run_id=flow_run_id,
+        )
+
+    def mark_stopped(self, flow_run_id: str, reason: str) -> int:
+        """The pending claims of ``flow_run_id`` (a flow run Prefect reports crashed,
+        cancelled or failed) become ``unknown`` at once; returns how many. A claim re-made
+        since (another attempt) is left alone."""
+        c = TABLE.c
+        stmt = (
+            sa.update(TABLE)
+            .where(
+                c.campaign == self.campaign_id,
+                c.flow_run_id == flow_run_id,
+                c.state == LedgerState.PENDING.value,
+            )
+            .values(state=LedgerState.UNKNOWN.value, reason=_cap(reason), updated_at=time.time())
+        )
+        return int(
+            transaction(self.engine, lambda conn: conn.execute(stmt).rowcount or 0, write=True)
+        )
 
 
 # ---- group commit ---------------------------------------------------------------------------
@@ -645,7 +734,7 @@ class ClaimLedger:
 
 @dataclass
 class _Batch:
-    claims: list[tuple[Claim, asyncio.Future[str | None]]] = field(default_factory=list)
+    claims: list[tuple[Claim, asyncio.Future[Any]]] = field(default_factory=list)
     resolutions: list[Resolution] = field(default_factory=list)
 
 
@@ -653,14 +742,26 @@ class ClaimWriter:
     """Batches claims and outcomes of concurrent async senders into shared transactions.
 
     ``await claim(key, text)`` returns the attempt id once the claim is committed (the send may
-    leave), ``None`` when another run holds the key, or ``OURS`` (``""``) when this run already
-    holds it (the key came up twice). Outcomes ride along with the next commit;
+    leave), ``None`` when another run holds the key, ``OURS`` (``""``) when this run already
+    holds it (the key came up twice), or a consent ``Verdict`` (opted out, capped) when the
+    writer has a ``consent`` and it blocked the key; keys claimed only by the transactional
+    override are listed in ``overridden``. Outcomes ride along with the next commit;
     ``await close()`` commits what is left. A failed commit fails every waiting claim (their
     sends must not go out) and every later one.
     """
 
-    def __init__(self, ledger: ClaimLedger, run_id: str, *, resend_unknown: bool) -> None:
+    def __init__(
+        self,
+        ledger: ClaimLedger,
+        run_id: str,
+        *,
+        resend_unknown: bool,
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+    ) -> None:
         self.ledger, self.run_id = ledger, run_id
+        self.consent, self.flow_run_id = consent, flow_run_id
+        self.overridden: set[str] = set()
         self.reclaim: tuple[LedgerState, ...] = (
             (LedgerState.FAILED, LedgerState.UNKNOWN, LedgerState.PENDING)
             if resend_unknown
@@ -678,13 +779,16 @@ class ClaimWriter:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def claim(self, key: str, text: str | None = None) -> str | None:
+    async def claim(
+        self, key: str, text: str | None = None, identity: Identity | None = None
+    ) -> str | Verdict | None:
         if self._error is not None:
             raise self._error
-        waiter: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._batch.claims.append((Claim(key, text), waiter))
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.claims.append((Claim(key, text, identity), waiter))
         self._kick()
-        return await waiter
+        answer: str | Verdict | None = await waiter
+        return answer
 
     def resolve(self, key: str, attempt: str, state: LedgerState, **fields: Any) -> None:
         self._batch.resolutions.append(Resolution(key, attempt, state, **fields))
@@ -693,17 +797,31 @@ class ClaimWriter:
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
-    def _commit(self, batch: _Batch) -> dict[str, str]:
+    def _commit(self, batch: _Batch) -> dict[str, Any]:
         return transaction(self.ledger.engine, lambda conn: self._apply(conn, batch), write=True)
 
-    def _apply(self, conn: Connection, batch: _Batch) -> dict[str, str]:
+    def _apply(self, conn: Connection, batch: _Batch) -> dict[str, Any]:
         """One transaction: the batch's outcomes, then its claims."""
         if batch.resolutions:
             self.ledger._resolve(conn, batch.resolutions)
         if not batch.claims:
             return {}
         keys = [c for c, _ in batch.claims]
-        won = self.ledger._claim(conn, keys, self.run_id, self.reclaim)
+        verdicts: dict[str, Verdict] = {}
+        won: dict[str, Any] = self.ledger._claim(
+            conn,
+            keys,
+            self.run_id,
+            self.reclaim,
+            consent=self.consent,
+            flow_run_id=self.flow_run_id,
+            verdicts=verdicts,
+        )
+        for key, verdict in verdicts.items():
+            if key in won:  # claimed by the transactional override
+                self.overridden.add(key)
+            else:
+                won[key] = verdict
         lost = [c.key for c in keys if c.key not in won]
         if lost:  # held by this very run (a contact listed twice)? say so, not "another run"
             c = TABLE.c
@@ -734,7 +852,7 @@ class ClaimWriter:
                 # the same key twice in one batch: only its first claimant may send
                 attempt = won.get(claim.key) if claim.key not in seen else OURS
                 seen.add(claim.key)
-                self.claims_made += bool(attempt)
+                self.claims_made += isinstance(attempt, str) and bool(attempt)
                 if not waiter.done():
                     waiter.set_result(attempt)
 
