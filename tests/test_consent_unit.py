@@ -168,7 +168,11 @@ def test_frequency_cap_counts_other_campaigns_in_the_window(url: str) -> None:
     old = ClaimLedger("old", url)
     old.claim([Claim("c-2", "x")], "r")
     with old.engine.begin() as conn:  # claimed two days ago: outside the window
-        conn.execute(sa.text("UPDATE autotalk_ledger SET claimed_at = claimed_at - 172800 WHERE campaign = 'old'"))
+        conn.execute(
+            sa.text(
+                "UPDATE autotalk_ledger SET claimed_at = claimed_at - 172800 WHERE campaign = 'old'"
+            )
+        )
     failed = ClaimLedger("failed", url)
     (attempt,) = failed.claim([Claim("c-2", "x")], "r").values()
     failed.resolve([Resolution("c-2", attempt, LedgerState.FAILED)])  # never went out
