@@ -92,12 +92,15 @@ async def send_chunk(job: ChunkJob) -> ChunkResult:
             tally.describe(),
         )
     logger.info(
-        "chunk %s: %s sent, %s failed, %s unknown, %s claimed by another run",
+        "chunk %s: %s sent, %s failed, %s unknown, %s claimed by another run, %s skipped: "
+        "opted out, %s deferred: frequency cap",
         job.number,
         result.sent,
         len(result.failed),
         len(result.unknown),
         len(result.claimed_elsewhere),
+        len(result.opted_out),
+        len(result.capped),
     )
     return result
 
