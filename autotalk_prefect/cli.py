@@ -288,3 +288,9 @@ def ledger_reconcile_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     typer.echo(f"{campaign}: {report.line()}")
+
+
+from autotalk_prefect.cli_consent import campaign_app, optouts_app  # noqa: E402
+
+app.add_typer(optouts_app, name="optouts")
+app.add_typer(campaign_app, name="campaign")

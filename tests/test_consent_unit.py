@@ -274,3 +274,39 @@ def test_a_ledger_made_by_an_earlier_version_is_migrated(tmp_path: Path) -> None
     with sqlite3.connect(path) as db:
         indexes = {row[1] for row in db.execute("PRAGMA index_list(autotalk_ledger)")}
     assert "autotalk_ledger_key" in indexes
+
+
+# ---- the CLI ----------------------------------------------------------------------------------
+
+
+def test_optouts_cli_add_import_show_export_remove(url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autotalk_prefect.cli import app
+
+    runner = CliRunner()
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["optouts", *args, "--ledger", url])
+        return result.exit_code, result.output
+
+    assert cli("add", "--contact-id", "c-1", "--phone", "+34 600 111 222") == (0, "opted out\n")
+    assert cli("add", "--contact-id", "c-1")[1].startswith("already on the opt-out list")
+    code, out = cli("add", "--phone", "600")
+    assert code == 1 and "cannot read phone '600'" in out
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("email,phone,reason\nbob@example.com,,complaint\n,600 333 444,\n")
+    code, out = cli("import", str(csv_file))
+    assert code == 1 and "line 3" in out and "Nothing was imported" in out
+    code, out = cli("import", str(csv_file), "--region", "ES")
+    assert (code, out) == (0, "2 rows read, 2 new identifiers on the opt-out list\n")
+    assert cli("show")[1].endswith(": 3 entries\n")
+    code, out = cli("show", "--phone", "+34600111222")
+    assert code == 0 and "contact_id c-1, phone +34600111222; added by hand (cli)" in out
+    code, out = cli("export")
+    assert out.splitlines()[0] == "contact_id,phone,email,reason,source,opted_out_at"
+    assert len(out.splitlines()) == 4 and "bob@example.com,complaint,import:list.csv" in out
+    assert cli("remove", "--phone", "+34600111222") == (0, "removed 2 identifiers\n")
+    assert cli("show", "--contact-id", "c-1") == (1, "not on the opt-out list\n")
+    code, out = cli("remove")
+    assert code == 1 and "give --contact-id, --phone or --email" in out
