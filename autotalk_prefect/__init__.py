@@ -19,6 +19,7 @@ _ERRORS = (
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RefusedError",
     "ServerError",
     "UnexpectedAnswerError",
 )
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``) for type checkers
     from autotalk_prefect.api.errors import OutcomeUnknownError as OutcomeUnknownError
     from autotalk_prefect.api.errors import PermissionDeniedError as PermissionDeniedError
     from autotalk_prefect.api.errors import RateLimitError as RateLimitError
+    from autotalk_prefect.api.errors import RefusedError as RefusedError
     from autotalk_prefect.api.errors import ServerError as ServerError
     from autotalk_prefect.api.errors import UnexpectedAnswerError as UnexpectedAnswerError
     from autotalk_prefect.api.retries import RetryPolicy as RetryPolicy

@@ -160,3 +160,41 @@ def test_a_frequency_cap_defers_contacts_and_a_later_run_sends_them(
     )
     received = _received(sb)
     assert [received[c] for c in ids] == [2] * 10 + [1] * (len(ids) - 10)  # week-1 and week-2
+
+
+REFUSALS = {
+    "success_false": ("failed", "Recipient is not reachable on this channel"),
+    "ok_false": ("failed", "Message rejected by the channel"),
+    "status_failed": ("failed", "Template not approved"),
+    "status_error": ("failed", "Daily sending quota exceeded"),
+    "status_rejected": ("failed", "Recipient opted out at the provider"),
+    "error": ("failed", "Phone number is invalid"),
+    "errors": ("failed", "contactId: unknown contact; channel disabled"),
+    "error_with_id": ("unknown", "Queued with a warning"),
+}
+
+
+def test_each_refusal_inside_a_200_fails_the_contacts_with_the_servers_message(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str
+) -> None:
+    import io
+
+    from autotalk_prefect.ledger.report import write_export
+    from autotalk_prefect.ledger.store import ClaimLedger
+
+    ids = sb.contact_ids()[:3]
+    for shape, (state, message) in REFUSALS.items():
+        sb.set_faults(refusal_rate=1.0, refusal_body=shape, path_pattern="send_message")
+        summary = _campaign(creds, ledger, f"refused-{shape}", audience=Audience(contact_ids=ids))
+        assert summary.sent == 0, shape
+        listed = summary.failures if state == "failed" else summary.unknowns
+        assert (summary.failed if state == "failed" else summary.unknown) == 3, shape
+        assert all(message in p.reason for p in listed), (shape, listed)
+        out = io.StringIO()
+        write_export(ClaimLedger(f"refused-{shape}", ledger), "csv", out)
+        rows = out.getvalue().splitlines()[1:]
+        assert len(rows) == 3 and all(f",{state}," in r and message in r for r in rows), rows
+    assert sb.sent_messages() == []  # none went out
+    sb.clear_faults()
+    retried = _campaign(creds, ledger, "refused-ok_false", audience=Audience(contact_ids=ids))
+    assert retried.sent == 3  # failed is retried by the next run

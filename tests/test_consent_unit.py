@@ -310,3 +310,53 @@ def test_optouts_cli_add_import_show_export_remove(url: str, tmp_path: Path) -> 
     assert cli("show", "--contact-id", "c-1") == (1, "not on the opt-out list\n")
     code, out = cli("remove")
     assert code == 1 and "give --contact-id, --phone or --email" in out
+
+
+# ---- THE outcome rule: a refusal inside a 2xx --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "state", "words"),
+    [
+        ({"success": False, "error": "not reachable"}, "failed", "success: false: not reachable"),
+        ({"ok": False, "message": "rejected"}, "failed", "ok: false: rejected"),
+        ({"status": "Failed", "reason": "template"}, "failed", "status 'failed': template"),
+        ({"status": "error"}, "failed", "status 'error': no message given"),
+        ({"status": "rejected", "detail": "x"}, "failed", "status 'rejected': x"),
+        ({"error": {"code": "bad", "message": "invalid phone"}}, "failed", "invalid phone"),
+        ({"errors": [{"message": "a"}, "b"]}, "failed", "'errors' field: a; b"),
+        ({"data": {"success": False, "error": "inner"}}, "failed", "success: false: inner"),
+        ({"_id": "m-1", "error": "queued with a warning"}, "unknown", "also an id"),
+        ({"success": False, "data": {"id": "m-2"}}, "unknown", "also an id"),
+        # not refusals: stay "applied"
+        ({"_id": "m-3", "status": "sent"}, "sent", None),
+        ({"success": True, "_id": "m-4"}, "sent", None),
+        ({"error": None, "errors": [], "_id": "m-5"}, "sent", None),
+        ({"ok": True}, "sent", None),
+    ],
+)
+def test_a_2xx_that_says_it_failed_is_failed_or_unknown(
+    body: dict[str, object], state: str, words: str | None
+) -> None:
+    import json as _json
+
+    from autotalk_prefect.api.errors import UnexpectedAnswerError
+    from autotalk_prefect.api.outcomes import from_answer, from_exception
+
+    outcome = from_answer(body)
+    assert outcome.state == state
+    if words is not None:
+        assert words in (outcome.reason or "") and outcome.raw is not None
+    # the same body behind an answer the client could not decode
+    exc = UnexpectedAnswerError("odd", status_code=200, body=_json.dumps(body))
+    assert from_exception(exc).state == state
+
+
+def test_sandbox_refusal_faults_are_validated() -> None:
+    from autotalk_prefect.sandbox import FaultConfig
+
+    with pytest.raises(ValueError, match="refusal_body must be one of"):
+        FaultConfig(refusal_rate=1.0, refusal_body="nope")
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        FaultConfig(refusal_rate=0.6, error_rate=0.6)
+    assert FaultConfig(refusal_rate=0.5).active

@@ -32,6 +32,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RefusedError",
     "ServerError",
     "UnexpectedAnswerError",
     "ValidationIssue",
@@ -139,6 +140,12 @@ class UnexpectedAnswerError(AutoTalkError):
     """A success (2xx) answer whose body we could not read (an envelope, missing fields, an
     empty 202/204). The call WAS applied: never treat it as "not applied". ``body`` holds the
     raw answer; ``status_code`` the 2xx when the decoder knew it."""
+
+
+class RefusedError(AutoTalkError):
+    """A 2xx answer whose body explicitly said the call failed (``success: false``, an
+    ``error``, a failed status): nothing was applied. ``message`` keeps the server's words,
+    ``body`` the answer (see ``api.outcomes.refusal``)."""
 
 
 class AutoTalkConnectionError(AutoTalkError):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from autotalk_prefect.api.errors import RefusedError
 from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.ledger.consent import Consent, Verdict
 from autotalk_prefect.ledger.optouts import Identity
@@ -177,9 +178,12 @@ class OnceLedger:
                 raise  # an interruption: recorded as unknown, and it goes on
             return OnceResult(claimed=True, outcome=outcome, error=exc)
         outcome = from_answer(value)
-        if ref is not None:
+        if outcome.state == "sent" and ref is not None:
             outcome = Outcome("sent", ref=ref(value))
         self.record(key, attempt, outcome)
+        if outcome.state != "sent":  # a 2xx whose body said it failed (the outcome rule)
+            refused = RefusedError(outcome.reason or "refused", body=outcome.raw)
+            return OnceResult(claimed=True, outcome=outcome, value=value, error=refused)
         return OnceResult(claimed=True, outcome=outcome, value=value)
 
     def close(self) -> None:

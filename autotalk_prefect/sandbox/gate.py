@@ -143,6 +143,16 @@ class SandboxGate:
             )
             await send_problem(send_with_id, problem, request_id)
             return
+        if decision.body is not None:  # a refusal inside a 200: nothing applied
+            body = json.dumps(decision.body, separators=(",", ":")).encode()
+            raw_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            start = {"type": "http.response.start", "status": 200, "headers": raw_headers}
+            await send_with_id(start)
+            await send_with_id({"type": "http.response.body", "body": body})
+            return
         if not decision.drop:
             await app(scope, receive, send_with_id)
             return

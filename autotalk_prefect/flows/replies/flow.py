@@ -84,8 +84,8 @@ def _perform(
     answer: str | None,
     credentials: AutoTalkCredentials | None,
     who: _Who,
-) -> str | None:
-    """Run one action with its task; returns the answer's message id for ``send_answer``."""
+) -> Message | None:
+    """Run one action with its task; returns the answer for ``send_answer``."""
     if isinstance(action, OptOut):
         said = f" ({', '.join(who.keywords)})" if who.keywords else ""
         i = who.identity
@@ -121,7 +121,7 @@ def _perform(
     fields = {"conversationId": event.conversation_id, "channelId": event.channel_id}
     fields = {k: v for k, v in fields.items() if v}
     sent: Message = send_message(contact.id, answer, credentials=credentials, **fields)
-    return sent.id
+    return sent  # classified by THE outcome rule (a refusal in a 2xx fails), then its id
 
 
 def _act_once(
@@ -130,7 +130,7 @@ def _act_once(
     status: ContactStatus | None,
     action: AnyAction,
     resend_unknown: bool,
-    perform: Callable[[], str | None],
+    perform: Callable[[], Message | None],
     identity: Identity | None = None,
     consent: Consent | None = None,
 ) -> ActionOutcome:
@@ -156,7 +156,7 @@ def _act_once(
         step,
         perform,
         resend_unknown=resend_unknown or harmless,
-        ref=lambda message_id: message_id,
+        ref=lambda sent: sent.id if sent is not None else None,
         identity=identity,
         consent=consent,
     )
