@@ -277,3 +277,9 @@ def ledger_reconcile_command(
     except (MissingCredentialsError, ValueError) as exc:
         raise InputError(str(exc)) from exc
     typer.echo(f"{campaign}: {report.line()}")
+
+
+from autotalk_prefect.cli_consent import campaign_app, optouts_app  # noqa: E402
+
+app.add_typer(optouts_app, name="optouts")
+app.add_typer(campaign_app, name="campaign")

@@ -10,7 +10,8 @@ Catch a leaf for one case, a middle class for a kind of failure, ``AutoTalkError
     │   ├── NotFoundError          404: no such type, item, contact, conversation or function
     │   ├── ConflictError          409: e.g. a create with an ``_id`` that exists
     │   ├── RateLimitError         429: ``retry_after`` is the wait asked for
-    │   └── ServerError            5xx: trouble on AutoTalk's side (``retry_after`` on a 503)
+    │   ├── ServerError            5xx: trouble on AutoTalk's side (``retry_after`` on a 503)
+    │   └── ExplicitRefusalError   a 2xx whose body says the call failed: nothing was applied
     └── NoUsableAnswerError        no answer to act on: none came, or one we cannot read
         ├── AutoTalkConnectionError  the request never reached AutoTalk: nothing was done
         ├── NoResponseError        an idempotent call got no answer, even after the retries
@@ -49,6 +50,7 @@ __all__ = [
     "AutoTalkConnectionError",
     "AutoTalkError",
     "ConflictError",
+    "ExplicitRefusalError",
     "InvalidRequestError",
     "NoResponseError",
     "NoUsableAnswerError",
@@ -156,6 +158,12 @@ class RateLimitError(RefusedError):
 
 class ServerError(RefusedError):
     """5xx: trouble on AutoTalk's side (``retry_after`` set when a 503 carried Retry-After)."""
+
+
+class ExplicitRefusalError(RefusedError):
+    """A 2xx answer whose body explicitly said the call failed (``success: false``, an
+    ``error``, a failed status): nothing was applied. ``message`` keeps the server's words,
+    ``body`` the answer (see ``api.outcomes.refusal``)."""
 
 
 class NoUsableAnswerError(AutoTalkError):

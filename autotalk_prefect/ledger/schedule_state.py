@@ -19,8 +19,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from autotalk_prefect.ledger.database import engine_for, transaction
 from autotalk_prefect.ledger.location import ledger_url, shown_url
-from autotalk_prefect.ledger.store import engine_for, transaction
 
 __all__ = ["Applied", "Recorded", "ScheduleState", "ScheduleStateStore"]
 

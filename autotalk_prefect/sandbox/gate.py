@@ -7,6 +7,7 @@ It runs before Starlette's own middleware so that it still holds the server's ra
 from __future__ import annotations
 
 import asyncio
+import json
 
 from autotalk_prefect.sandbox.asgi import (
     API_PREFIX,
@@ -129,6 +130,16 @@ class SandboxGate:
                 headers=headers,
             )
             await send_problem(send_with_id, problem, request_id)
+            return
+        if decision.body is not None:  # a refusal inside a 200: nothing applied
+            body = json.dumps(decision.body, separators=(",", ":")).encode()
+            raw_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            start = {"type": "http.response.start", "status": 200, "headers": raw_headers}
+            await send_with_id(start)
+            await send_with_id({"type": "http.response.body", "body": body})
             return
         if not decision.drop:
             await app(scope, receive, send_with_id)

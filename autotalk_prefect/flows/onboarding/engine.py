@@ -42,7 +42,7 @@ STEP_SEND = "send"  # ref: the message id
 STEP_CONVERSATION = "send.conversation"  # ref: the conversation the message landed in
 STEP_LOG = "log"  # ref: the id of the note processed into that conversation
 
-SendState = Literal["sent", "already_sent", "unknown", "refused"]
+SendState = Literal["sent", "already_sent", "unknown", "refused", "opted_out"]
 LogState = Literal["logged", "already_logged", "unknown", "skipped"]
 
 
@@ -60,8 +60,9 @@ class OnboardingResult(BaseModel):
     created: bool = Field(description="True if this run created the item (False: it existed).")
     sent: bool = Field(description="True if this run sent the message.")
     send_state: SendState = Field(
-        description="'sent' (this run), 'already_sent' (an earlier run) or 'unknown' (an "
-        "earlier send may have gone out; not repeated)."
+        description="'sent' (this run), 'already_sent' (an earlier run), 'unknown' (an "
+        "earlier send may have gone out; not repeated) or 'opted_out' (the contact's id, phone "
+        "or email is on the opt-out list: not sent)."
     )
     logged: bool = Field(description="True if this run logged the exchange in the conversation.")
     log_state: LogState = Field(
@@ -92,6 +93,7 @@ class OnboardingResult(BaseModel):
             "already_sent": "already welcomed",
             "unknown": "welcome outcome unknown",
             "refused": "not welcomed",
+            "opted_out": "not welcomed (opted out)",
         }[self.send_state]
         return f"{self.dynadata_type} {who}: {item}, {send}"
 
@@ -186,6 +188,7 @@ def summary_markdown(result: OnboardingResult, notes: Sequence[str] = ()) -> str
         "sent": "sent by this run",
         "already_sent": "already sent by an earlier run (not sent again)",
         "unknown": "**outcome unknown** from an earlier run (not sent again)",
+        "opted_out": "skipped: opted out (the contact is on the opt-out list)",
     }[result.send_state]
     log = {
         "logged": "logged by this run",

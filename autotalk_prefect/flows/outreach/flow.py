@@ -53,6 +53,7 @@ from autotalk_prefect.flows.outreach.report import (
 from autotalk_prefect.flows.runinfo import emit_completed, label_run, slug
 from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
 from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
 from autotalk_prefect.ledger.reconcile import reconcile
 from autotalk_prefect.ledger.store import ClaimLedger
 from autotalk_prefect.ratelimit import check_global_rate_limit
@@ -91,12 +92,15 @@ async def send_chunk(job: ChunkJob) -> ChunkResult:
             tally.describe(),
         )
     logger.info(
-        "chunk %s: %s sent, %s failed, %s unknown, %s claimed by another run",
+        "chunk %s: %s sent, %s failed, %s unknown, %s claimed by another run, %s skipped: "
+        "opted out, %s deferred: frequency cap",
         job.number,
         result.sent,
         len(result.failed),
         len(result.unknown),
         len(result.claimed_elsewhere),
+        len(result.opted_out),
+        len(result.capped),
     )
     return result
 
@@ -140,6 +144,8 @@ def outreach_campaign(
     credentials: AutoTalkCredentials | None = None,
     task_runner: TaskRunnerChoice = "threads",
     dask_address: str | None = None,
+    frequency_cap: FrequencyCap | None = None,
+    transactional: bool = False,
 ) -> OutreachSummary:
     """Send ``message_template`` once to every contact of ``audience``.
 
@@ -178,6 +184,12 @@ def outreach_campaign(
             ``autotalk-prefect[dask]``): a LocalCluster of ``parallel_chunks`` processes, or
             the cluster at ``dask_address``. Workers need ``PREFECT_API_URL`` of a server.
         dask_address: Scheduler address of an existing Dask cluster (``task_runner="dask"``).
+        frequency_cap: ``{"messages": N, "hours": H}``: a contact gets at most N campaign
+            messages in any H-hour window across every campaign sharing the ledger; capped
+            contacts are deferred to a later run. Default: ``$AUTOTALK_FREQUENCY_CAP``, else
+            no cap.
+        transactional: Send to contacts on the opt-out list too (an order update, not
+            marketing); the summary counts them. Default: opted-out contacts are skipped.
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -203,6 +215,8 @@ def outreach_campaign(
     if global_rate_limit_name:
         limit = run_coro_as_sync(check_global_rate_limit(global_rate_limit_name))
         logger.info("global rate limit %r: %s", global_rate_limit_name, limit)
+    consent = Consent(transactional=transactional, cap=resolve_cap(frequency_cap))
+    flow_run_id = _flow_run_id()
     run_id = uuid4().hex
     plan = Plan(ledger, run_id, resend_unknown=resend_unknown)
     totals = Totals()
@@ -267,6 +281,10 @@ def outreach_campaign(
                 global_rate_limit_name=global_rate_limit_name,
                 fetch_type=fetch_type,
                 resend_unknown=resend_unknown,
+                consent=consent,
+                flow_run_id=flow_run_id,
+                phone_field=audience.phone_field,
+                email_field=audience.email_field,
             )
             # a chunk is opaque data: Prefect need not walk its items
             in_flight.add(submit(send_chunk, quote(job)))
@@ -289,17 +307,27 @@ def outreach_campaign(
     _publish(summary, key, message_template, channel_id)
     logger.info(
         "campaign %s: %s sent, %s already sent, %s claimed by another run, %s failed, "
-        "%s unknown of %s contacts; %s",
+        "%s unknown, %s skipped: opted out, %s deferred: frequency cap of %s contacts; %s",
         campaign_id,
         summary.sent,
         summary.skipped_already_sent,
         summary.skipped_claimed,
         summary.failed,
         summary.unknown,
+        summary.skipped_opted_out,
+        summary.deferred_frequency_cap,
         summary.total,
         retries_text(summary.retries),
     )
     return summary
+
+
+def _flow_run_id() -> str | None:
+    """This flow run's id, stored on every claim (a later run asks Prefect about it)."""
+    from prefect.runtime import flow_run
+
+    value = flow_run.id
+    return str(value) if value else None
 
 
 def _publish(summary: OutreachSummary, key: str, template: str, channel_id: str | None) -> None:
@@ -330,6 +358,9 @@ def _publish(summary: OutreachSummary, key: str, template: str, channel_id: str 
             "unknown": summary.unknown,
             "retries": summary.retries,
             "quiet_hours_skipped": summary.quiet_hours_skipped,
+            "skipped_opted_out": summary.skipped_opted_out,
+            "deferred_frequency_cap": summary.deferred_frequency_cap,
+            "sent_transactional": summary.sent_transactional,
             "duration_seconds": summary.duration_seconds,
         },
     )
