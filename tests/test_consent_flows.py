@@ -148,7 +148,7 @@ def test_a_frequency_cap_defers_contacts_and_a_later_run_sends_them(
     # the window has passed (the earlier claims are made 25 hours old): a later run sends them
     from sqlalchemy import text
 
-    from autotalk_prefect.ledger.store import engine_for
+    from autotalk_prefect.ledger.database import engine_for
 
     with engine_for(ledger).begin() as conn:
         conn.execute(text("UPDATE autotalk_ledger SET claimed_at = claimed_at - 90000"))

@@ -241,7 +241,7 @@ def test_two_campaigns_at_once_never_exceed_the_cap_on_postgresql() -> None:
         url = PG_DSN.rsplit("/", 1)[0] + f"/{name}"
         contacts = [f"c-{i:03d}" for i in range(200)]
         _assert_nobody_twice(_race_two_campaigns(url, contacts), contacts)
-        from autotalk_prefect.ledger.store import engine_for
+        from autotalk_prefect.ledger.database import engine_for
 
         engine_for(url).dispose()
     finally:
