@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError, PermissionDeniedError
 from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.api.paging import RESERVED_FILTERS
 from autotalk_prefect.flows.common import unknown_type_error
+from autotalk_prefect.flows.outreach import quiet as quiet_hours
+from autotalk_prefect.flows.outreach.quiet import QuietChunk, QuietDeferral, QuietRule
+from autotalk_prefect.flows.outreach.quiet import QuietHours as QuietHours  # its old home
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
 from autotalk_prefect.ledger.reconcile import ReconcileReport
 from autotalk_prefect.ledger.store import OURS, ClaimLedger, ClaimWriter, LedgerState
@@ -93,47 +94,6 @@ class Audience(BaseModel):
         return value if isinstance(value, str) and value else None
 
 
-class QuietHours(BaseModel):
-    """A daily window in which nothing is sent (it may span midnight, e.g. 21:00-08:00)."""
-
-    start: dt.time = Field(description="Start of the quiet window (local time).")
-    end: dt.time = Field(description="End of the quiet window (local time).")
-    timezone: str = Field(default="UTC", description="IANA time zone, e.g. 'Europe/Madrid'.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (use an IANA name)") from None
-        return zone
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> QuietHours:
-        if self.start == self.end:
-            raise ValueError("quiet hours start and end are equal: the window would be empty")
-        return self
-
-    def seconds_left(self, now: dt.datetime) -> float:
-        """Seconds until the window ends if ``now`` is inside it, else 0."""
-        local = now.astimezone(ZoneInfo(self.timezone))
-        t = local.time()
-        inside = (
-            self.start <= t < self.end
-            if self.start < self.end
-            else (t >= self.start or t < self.end)
-        )
-        if not inside:
-            return 0.0
-        end = local.replace(
-            hour=self.end.hour, minute=self.end.minute, second=self.end.second, microsecond=0
-        )
-        if end <= local:
-            end += dt.timedelta(days=1)
-        return (end - local).total_seconds()
-
-
 class ContactProblem(BaseModel):
     """A contact that did not get the campaign in this run, and why."""
 
@@ -155,6 +115,7 @@ class ChunkResult(BaseModel):
     )
     claimed_elsewhere: list[ContactProblem] = Field(default_factory=list)
     duplicates: int = Field(default=0, description="Contacts listed twice: sent once.")
+    quiet: QuietChunk = Field(default_factory=QuietChunk)
 
 
 class Reconciliation(BaseModel):
@@ -192,6 +153,15 @@ class OutreachSummary(BaseModel):
     duration_seconds: float = 0.0
     ledger: str = ""
     quiet_hours_skipped: bool = False
+    deferred_quiet_hours: int = Field(
+        default=0,
+        description="Contacts inside their quiet hours: not messaged, not claimed (a later run "
+        "sends them).",
+    )
+    quiet_deferred: list[QuietDeferral] = Field(default_factory=list)
+    quiet_waited: int = Field(
+        default=0, description="Of `sent`: contacts sent after waiting for their window to open."
+    )
     retries: dict[str, int] = Field(
         default_factory=dict,
         description="429s, 503s and transport errors the client retried, by status or error.",
@@ -252,7 +222,11 @@ class Plan:
 
 
 def iter_audience(
-    client: AutoTalkClient, audience: Audience, template: MessageTemplate, page_size: int = 100
+    client: AutoTalkClient,
+    audience: Audience,
+    template: MessageTemplate,
+    page_size: int = 100,
+    keep_record: bool = False,
 ) -> Iterator[WorkItem]:
     """(contact id, record) for every member of the audience, streamed page by page."""
     if audience.contact_ids is not None:
@@ -266,7 +240,7 @@ def iter_audience(
             record = item.to_wire()
             member = audience.contact_of(record)
             if member is not None:
-                yield member, record if template.needs_record else {}
+                yield member, record if template.needs_record or keep_record else {}
 
 
 def check_audience_type(
@@ -343,6 +317,7 @@ class ChunkJob:
     global_rate_limit_name: str | None = None
     fetch_type: str | None = None
     resend_unknown: bool = False
+    quiet: QuietRule | None = None
 
 
 class ChunkSender:
@@ -360,8 +335,11 @@ class ChunkSender:
         bucket: TokenBucket | None,
         global_limit: GlobalRateLimit | None,
         fetch_type: str | None,
+        quiet: QuietRule | None = None,
     ) -> None:
         self.client, self.writer, self.template = client, writer, template
+        self.quiet = quiet
+        self.needs_record = template.needs_record or (quiet is not None and bool(quiet.field))
         self.channel_id = channel_id
         self.semaphore = asyncio.Semaphore(concurrency)
         self.bucket, self.global_limit = bucket, global_limit
@@ -373,11 +351,11 @@ class ChunkSender:
         await self.writer.flush()
         return self.result
 
-    async def _text_for(self, contact_id: str, record: dict[str, Any]) -> str:
-        if self.fetch_type and self.template.needs_record and not record:
+    async def _load(self, contact_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        if self.fetch_type and self.needs_record and not record:
             item = await self.client.get_dynadata_item(self.fetch_type, contact_id)
             record = item.to_wire()
-        return self.template.render(record)
+        return record
 
     async def _claim(self, contact_id: str, text: str | None = None) -> str | None:
         """This run's attempt id for ``contact_id`` once its claim is committed; ``None`` (and
@@ -404,13 +382,22 @@ class ChunkSender:
     async def _one(self, contact_id: str, record: dict[str, Any]) -> None:
         async with self.semaphore:
             try:
-                text = await self._text_for(contact_id, record)
+                record = await self._load(contact_id, record)
+                text = self.template.render(record)
             except RenderError as exc:
                 await self._not_sendable(contact_id, str(exc))
                 return
             except AutoTalkError as exc:
                 await self._not_sendable(contact_id, f"could not load the record: {exc}")
                 return
+            if self.quiet is not None:  # on the contact's clock, before any rate-limit slot
+                verdict = self.quiet.check(record, quiet_hours.now())
+                if verdict.problem is not None:
+                    await self._not_sendable(contact_id, verdict.problem)
+                    return
+                if verdict.opens is not None:  # not claimed: a later pass or run sends it
+                    self.result.quiet.hold(contact_id, record, verdict, self.quiet)
+                    return
             if self.bucket is not None:
                 await self.bucket.acquire()
             if self.global_limit is not None:
@@ -474,6 +461,7 @@ async def send_chunk_async(job: ChunkJob) -> ChunkResult:
             bucket=bucket,
             global_limit=limit,
             fetch_type=job.fetch_type,
+            quiet=job.quiet,
         )
         return await sender.run(job.items)
 

@@ -6,10 +6,11 @@ of Prefect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autotalk_prefect.flows.outreach.engine import OutreachSummary
+from autotalk_prefect.flows.outreach.quiet import DEFERRED
 
 
 def artifact_key(campaign_id: str) -> str:
@@ -39,25 +40,31 @@ def headline(summary: OutreachSummary) -> str:
     claimed = (
         f", {summary.skipped_claimed} claimed by another run" if summary.skipped_claimed else ""
     )
+    quiet = (
+        f", {summary.deferred_quiet_hours} deferred: quiet hours"
+        if summary.deferred_quiet_hours
+        else ""
+    )
     return (
-        f"{summary.sent} sent{already}{claimed}, {summary.failed} failed, "
+        f"{summary.sent} sent{already}{claimed}{quiet}, {summary.failed} failed, "
         f"{summary.unknown} unknown of {summary.total}"
     )
 
 
 def has_rows(summary: OutreachSummary) -> bool:
     """True when some contact has something to show (failed, unknown, or held by another run)."""
-    return bool(summary.failures or summary.unknowns or summary.claimed)
+    return bool(summary.failures or summary.unknowns or summary.claimed or summary.quiet_deferred)
 
 
 def summary_table(summary: OutreachSummary) -> list[dict[str, Any]]:
     """One row per contact this run did not message (failed, unknown, or claimed by another
     run), capped."""
     rows: list[dict[str, Any]] = []
-    listed = (
+    listed: tuple[tuple[str, Sequence[Any]], ...] = (
         ("failed", summary.failures),
         ("unknown", summary.unknowns),
         ("claimed by another run", summary.claimed),
+        (DEFERRED, summary.quiet_deferred),
     )
     for outcome, problems in listed:
         rows += [
@@ -142,6 +149,17 @@ def summary_markdown(
     ]
     if summary.quiet_hours_skipped:
         lines.append("\nNothing was sent: the run started inside the quiet hours.")
+    if summary.deferred_quiet_hours:
+        lines.append(
+            f"\n**Deferred: quiet hours**: {summary.deferred_quiet_hours} contacts were inside "
+            "the quiet hours on their own clock: not messaged and not claimed, so the next run "
+            "sends them once their window is open."
+        )
+    if summary.quiet_waited:
+        lines.append(
+            f"\n**Sent after waiting**: {summary.quiet_waited} contacts were sent when their "
+            'quiet hours ended (`on_quiet_hours="wait"`).'
+        )
     if summary.skipped_claimed:
         lines.append(
             "\n**Claimed by another run**: another run of this campaign held these contacts "
