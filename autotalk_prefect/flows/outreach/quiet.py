@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -246,25 +247,25 @@ def build_rule(
     max_wait: float | dt.timedelta | None,
     at: dt.datetime,
 ) -> QuietRule | None:
-    """The campaign's rule, or one clear error naming the parameter before anything is sent."""
+    """The campaign's rule, or one clear error naming the parameter before anything is sent.
+
+    ``timezone_field`` and ``max_wait`` are checked but moot without ``quiet_hours`` (so a
+    deployment that sets them can still be run with ``quiet_hours=null``), and ``max_wait``
+    is moot with ``skip``.
+    """
     if on_quiet_hours not in ("wait", "skip"):
         raise ValueError(f"on_quiet_hours must be 'wait' or 'skip', got {on_quiet_hours!r}")
     seconds = _seconds(max_wait)
-    if seconds is not None and not seconds >= 0:
-        raise ValueError(f"max_wait must be >= 0 seconds (or unset), got {max_wait!r}")
+    if seconds is not None and not (seconds >= 0 and math.isfinite(seconds)):
+        raise ValueError(f"max_wait must be >= 0 seconds and finite (or unset), got {max_wait!r}")
     if timezone_field is not None and (
         not isinstance(timezone_field, str) or not timezone_field.strip()
     ):
         raise ValueError(
             f"timezone_field must name a record field (e.g. 'timezone'), got {timezone_field!r}"
         )
-    if quiet_hours is None:
-        for name, value in (("timezone_field", timezone_field), ("max_wait", max_wait)):
-            if value is not None:
-                raise ValueError(f"{name} is set but quiet_hours is not: give quiet_hours too")
+    if quiet_hours is None:  # e.g. `--param quiet_hours=null`: the rest is moot for this run
         return None
-    if seconds is not None and on_quiet_hours != "wait":
-        raise ValueError("max_wait applies only with on_quiet_hours='wait'")
     window = (
         quiet_hours
         if isinstance(quiet_hours, QuietHours)
