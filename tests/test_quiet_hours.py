@@ -233,6 +233,8 @@ def test_bad_windows_are_refused_by_the_model() -> None:
         QuietHours(start=T(21), end=T(8), timezone="Mars/Olympus")
     with pytest.raises(ValidationError, match="start and end"):
         QuietHours(start=T(21), end=T(21))
+    with pytest.raises(ValidationError, match="without an offset"):
+        QuietHours.model_validate({"start": "21:00+02:00", "end": "08:00"})
     at_6am_there = utc(2026, 3, 28, 12)
     minus_six = QuietHours(start=T(21), end=T(8), timezone="UTC-06:00")
     assert minus_six.seconds_left(at_6am_there) == 2 * 3600

@@ -145,6 +145,16 @@ class QuietHours(BaseModel):
         "e.g. '-06:00'): for every contact, or those whose zone field is missing or empty.",
     )
 
+    @field_validator("start", "end")
+    @classmethod
+    def _wall_time(cls, value: dt.time) -> dt.time:
+        if value.tzinfo is not None:
+            raise ValueError(
+                "give a wall-clock time without an offset (the zone is `timezone`, or each "
+                "contact's with timezone_field)"
+            )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
