@@ -187,6 +187,9 @@ def test_each_contact_on_its_own_clock() -> None:
     madrid = r.check({"timezone": "Europe/Madrid"}, at)
     assert madrid.opens == utc(2026, 3, 29, 6) and madrid.zone == "Europe/Madrid"
     assert r.check({"timezone": "America/Mexico_City"}, at).opens is None
+    assert r.is_quiet({"timezone": "Europe/Madrid"}, at)
+    assert not r.is_quiet({"timezone": "America/Mexico_City"}, at)
+    assert not r.is_quiet({"timezone": "Mars/Base"}, at)  # a failure, not a deferral
     assert r.check({"timezone": "-06:00"}, at).opens is None
     # missing, empty or null: the campaign's zone (UTC here: quiet until 08:00 UTC)
     for record in ({}, {"timezone": ""}, {"timezone": "  "}, {"timezone": None}):

@@ -339,7 +339,6 @@ class ChunkSender:
     ) -> None:
         self.client, self.writer, self.template = client, writer, template
         self.quiet = quiet
-        self.needs_record = template.needs_record or (quiet is not None and bool(quiet.field))
         self.channel_id = channel_id
         self.semaphore = asyncio.Semaphore(concurrency)
         self.bucket, self.global_limit = bucket, global_limit
@@ -351,11 +350,11 @@ class ChunkSender:
         await self.writer.flush()
         return self.result
 
-    async def _load(self, contact_id: str, record: dict[str, Any]) -> dict[str, Any]:
-        if self.fetch_type and self.needs_record and not record:
+    async def _text_for(self, contact_id: str, record: dict[str, Any]) -> str:
+        if self.fetch_type and self.template.needs_record and not record:
             item = await self.client.get_dynadata_item(self.fetch_type, contact_id)
             record = item.to_wire()
-        return record
+        return self.template.render(record)
 
     async def _claim(self, contact_id: str, text: str | None = None) -> str | None:
         """This run's attempt id for ``contact_id`` once its claim is committed; ``None`` (and
@@ -379,11 +378,17 @@ class ChunkSender:
         self.writer.resolve(contact_id, attempt, LedgerState.FAILED, reason=reason)
         self.result.failed.append(ContactProblem(contact_id=contact_id, reason=reason))
 
+    async def _zone_record(self, contact_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """An id-list audience's record, fetched when quiet hours read the contact's zone."""
+        if self.fetch_type and self.quiet is not None and self.quiet.field and not record:
+            return (await self.client.get_dynadata_item(self.fetch_type, contact_id)).to_wire()
+        return record
+
     async def _one(self, contact_id: str, record: dict[str, Any]) -> None:
         async with self.semaphore:
             try:
-                record = await self._load(contact_id, record)
-                text = self.template.render(record)
+                record = await self._zone_record(contact_id, record)
+                text = await self._text_for(contact_id, record)
             except RenderError as exc:
                 await self._not_sendable(contact_id, str(exc))
                 return

@@ -227,6 +227,10 @@ class QuietRule:
         opened = opens_at(self.start, self.end, zone, at)
         return Verdict(opens=opened, zone=zone_label(zone))
 
+    def is_quiet(self, record: Mapping[str, Any], at: dt.datetime) -> bool:
+        """True when a run at ``at`` would defer this contact (a dry run's count)."""
+        return self.check(record, at).opens is not None
+
     def may_wait(self, opens: dt.datetime) -> bool:
         """With ``wait``: True when the window opens within the run's bound."""
         return self.wait and (self.wait_until is None or opens <= self.wait_until)
