@@ -163,3 +163,21 @@ def test_wait_on_the_real_clock_with_a_bound_in_seconds(
     stamp = ends.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
     madrid_sent = [m["createdAt"] for m in sandbox.sent_messages() if m["contactId"] in madrid]
     assert len(madrid_sent) == 4 and min(madrid_sent) >= stamp
+
+
+def test_one_zone_for_everybody_waits_before_reading_within_max_wait(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, clock: list[dt.datetime], tmp_path: Path
+) -> None:
+    """No timezone_field: the campaign's zone decides once, at the start. From 22:30 CET the
+    night lasts 8.5 h, to 08:00 CEST (9.5 h on a DST-blind clock: beyond a 9 h bound)."""
+    madrid_night = QuietHours(start=dt.time(21), end=dt.time(8), timezone="Europe/Madrid")
+    common: dict[str, Any] = {"quiet_hours": madrid_night, "timezone_field": None}
+    clock[0] = EVENING + dt.timedelta(hours=1)  # 21:30 UTC = 22:30 CET, opens 06:00 UTC
+    beyond = _run(creds, tmp_path, on_quiet_hours="wait", max_wait=7 * 3600, **common)
+    assert beyond.quiet_hours_skipped and beyond.sent == 0 and sandbox.sent_messages() == []
+    assert clock[0] == EVENING + dt.timedelta(hours=1)
+
+    within = _run(creds, tmp_path, on_quiet_hours="wait", max_wait=dt.timedelta(hours=9), **common)
+    assert clock[0] == MADRID_OPENS  # 8.5 h later, on the injected clock
+    assert not within.quiet_hours_skipped
+    assert (within.sent, within.deferred_quiet_hours) == (16, 0)
