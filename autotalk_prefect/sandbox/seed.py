@@ -31,6 +31,8 @@ LAST = ["Almeida", "Barros", "Costa", "Duarte", "Esteves", "Ferreira", "Gomes", 
 STATUSES = ["active", "active", "active", "lead", "lead", "inactive"]
 TAGS = ["vip", "newsletter", "wholesale", "churn-risk", "beta"]
 LANGUAGES = ["en", "es", "pt", "fr", "de"]
+# by position, not drawn: the random stream (and so every other field) stays as it was
+TIMEZONES = ["Europe/Madrid", "America/Mexico_City", "America/Sao_Paulo", "America/New_York"]
 PRODUCTS = [("TSHIRT-S", "T-shirt S", 19.9), ("HOODIE-M", "Hoodie M", 49.0),
             ("CAP-01", "Cap", 15.5), ("MUG-02", "Mug", 9.75), ("SOCKS-3P", "Socks (3 pairs)", 12.0)]  # fmt: skip
 SUBJECTS = ["Where is my order?", "Wrong size delivered", "Refund request",
@@ -78,6 +80,7 @@ def generate_item(state: Seedable, type_name: str, rng: random.Random) -> dict[s
             "status": rng.choice(STATUSES),
             "tags": sorted(rng.sample(TAGS, rng.randrange(0, 3))),
             "language": rng.choice(LANGUAGES),
+            "timezone": TIMEZONES[(n - 1) % len(TIMEZONES)],
         }
     contacts = state.item_order["clients"]
     client_id = rng.choice(contacts) if contacts else state.ids.new()

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError, PermissionDeniedError
 from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.api.paging import RESERVED_FILTERS
 from autotalk_prefect.flows.common import unknown_type_error
+from autotalk_prefect.flows.outreach import quiet as quiet_hours
+from autotalk_prefect.flows.outreach.quiet import QuietChunk, QuietDeferral, QuietRule
+from autotalk_prefect.flows.outreach.quiet import QuietHours as QuietHours  # its old home
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
 from autotalk_prefect.ledger.consent import Consent, Verdict
 from autotalk_prefect.ledger.optouts import Identity, default_region
@@ -116,47 +117,6 @@ class Audience(BaseModel):
         return value if isinstance(value, str) and value else None
 
 
-class QuietHours(BaseModel):
-    """A daily window in which nothing is sent (it may span midnight, e.g. 21:00-08:00)."""
-
-    start: dt.time = Field(description="Start of the quiet window (local time).")
-    end: dt.time = Field(description="End of the quiet window (local time).")
-    timezone: str = Field(default="UTC", description="IANA time zone, e.g. 'Europe/Madrid'.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (use an IANA name)") from None
-        return zone
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> QuietHours:
-        if self.start == self.end:
-            raise ValueError("quiet hours start and end are equal: the window would be empty")
-        return self
-
-    def seconds_left(self, now: dt.datetime) -> float:
-        """Seconds until the window ends if ``now`` is inside it, else 0."""
-        local = now.astimezone(ZoneInfo(self.timezone))
-        t = local.time()
-        inside = (
-            self.start <= t < self.end
-            if self.start < self.end
-            else (t >= self.start or t < self.end)
-        )
-        if not inside:
-            return 0.0
-        end = local.replace(
-            hour=self.end.hour, minute=self.end.minute, second=self.end.second, microsecond=0
-        )
-        if end <= local:
-            end += dt.timedelta(days=1)
-        return (end - local).total_seconds()
-
-
 class ContactProblem(BaseModel):
     """A contact that did not get the campaign in this run, and why."""
 
@@ -187,6 +147,7 @@ class ChunkResult(BaseModel):
     transactional: int = Field(
         default=0, description="Of `sent`: opted-out contacts sent as transactional messages."
     )
+    quiet: QuietChunk = Field(default_factory=QuietChunk)
 
 
 class Reconciliation(BaseModel):
@@ -239,6 +200,15 @@ class OutreachSummary(BaseModel):
     )
     opted_out: list[str] = Field(default_factory=list, description="Opted-out ids (capped).")
     capped: list[str] = Field(default_factory=list, description="Capped ids (capped list).")
+    deferred_quiet_hours: int = Field(
+        default=0,
+        description="Contacts inside their quiet hours: not messaged, not claimed (a later run "
+        "sends them).",
+    )
+    quiet_deferred: list[QuietDeferral] = Field(default_factory=list)
+    quiet_waited: int = Field(
+        default=0, description="Of `sent`: contacts sent after waiting for their window to open."
+    )
     retries: dict[str, int] = Field(
         default_factory=dict,
         description="429s, 503s and transport errors the client retried, by status or error.",
@@ -299,7 +269,11 @@ class Plan:
 
 
 def iter_audience(
-    client: AutoTalkClient, audience: Audience, template: MessageTemplate, page_size: int = 100
+    client: AutoTalkClient,
+    audience: Audience,
+    template: MessageTemplate,
+    page_size: int = 100,
+    keep_record: bool = False,
 ) -> Iterator[WorkItem]:
     """(contact id, record) for every member of the audience, streamed page by page."""
     if audience.contact_ids is not None:
@@ -313,7 +287,12 @@ def iter_audience(
             record = item.to_wire()
             member = audience.contact_of(record)
             if member is not None:
-                yield member, record if template.needs_record else audience.identity_fields(record)
+                yield (
+                    member,
+                    record
+                    if template.needs_record or keep_record
+                    else audience.identity_fields(record),
+                )
 
 
 def check_audience_type(
@@ -394,6 +373,7 @@ class ChunkJob:
     flow_run_id: str | None = None
     phone_field: str = "phone"
     email_field: str = "email"
+    quiet: QuietRule | None = None
 
 
 class ChunkSender:
@@ -413,8 +393,10 @@ class ChunkSender:
         fetch_type: str | None,
         phone_field: str = "phone",
         email_field: str = "email",
+        quiet: QuietRule | None = None,
     ) -> None:
         self.client, self.writer, self.template = client, writer, template
+        self.quiet = quiet
         self.channel_id = channel_id
         self.fields = (phone_field, email_field)
         self.region = default_region() or ""  # read once: settings are not free
@@ -467,9 +449,16 @@ class ChunkSender:
         self.writer.resolve(contact_id, attempt, LedgerState.FAILED, reason=reason)
         self.result.failed.append(ContactProblem(contact_id=contact_id, reason=reason))
 
+    async def _zone_record(self, contact_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """An id-list audience's record, fetched when quiet hours read the contact's zone."""
+        if self.fetch_type and self.quiet is not None and self.quiet.field and not record:
+            return (await self.client.get_dynadata_item(self.fetch_type, contact_id)).to_wire()
+        return record
+
     async def _one(self, contact_id: str, record: dict[str, Any]) -> None:
         async with self.semaphore:
             try:
+                record = await self._zone_record(contact_id, record)
                 text, identity = await self._text_for(contact_id, record)
             except RenderError as exc:
                 await self._not_sendable(contact_id, str(exc))
@@ -477,6 +466,14 @@ class ChunkSender:
             except AutoTalkError as exc:
                 await self._not_sendable(contact_id, f"could not load the record: {exc}")
                 return
+            if self.quiet is not None:  # on the contact's clock, before any rate-limit slot
+                verdict = self.quiet.check(record, quiet_hours.now())
+                if verdict.problem is not None:
+                    await self._not_sendable(contact_id, verdict.problem)
+                    return
+                if verdict.opens is not None:  # not claimed: a later pass or run sends it
+                    self.result.quiet.hold(contact_id, record, verdict, self.quiet)
+                    return
             if self.bucket is not None:
                 await self.bucket.acquire()
             if self.global_limit is not None:
@@ -547,6 +544,7 @@ async def send_chunk_async(job: ChunkJob) -> ChunkResult:
             fetch_type=job.fetch_type,
             phone_field=job.phone_field,
             email_field=job.email_field,
+            quiet=job.quiet,
         )
         return await sender.run(job.items)
 

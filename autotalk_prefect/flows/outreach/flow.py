@@ -6,9 +6,9 @@ guarded by the campaign's ledger, so a re-run after a crash, a cancel or a retry
 the contacts that have not been messaged yet (see ``autotalk_prefect.flows.outreach.engine``).
 """
 
+import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable
 from typing import Any, Literal, cast
 from uuid import UUID, uuid4
 
@@ -27,6 +27,7 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 
 from autotalk_prefect.api.retries import count_retries
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
+from autotalk_prefect.flows.outreach import quiet as quiet_clock
 from autotalk_prefect.flows.outreach.engine import (
     Audience,
     ChunkJob,
@@ -42,6 +43,7 @@ from autotalk_prefect.flows.outreach.engine import (
     send_chunk_async,
     summarise,
 )
+from autotalk_prefect.flows.outreach.quiet import QuietRule, QuietTally, build_rule
 from autotalk_prefect.flows.outreach.report import (
     artifact_key,
     has_rows,
@@ -57,9 +59,6 @@ from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
 from autotalk_prefect.ledger.reconcile import reconcile
 from autotalk_prefect.ledger.store import ClaimLedger
 from autotalk_prefect.ratelimit import check_global_rate_limit
-
-#: the clock quiet hours are checked against (tests replace it)
-now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
 
 
 def _chunk_run_name() -> str:
@@ -105,17 +104,19 @@ async def send_chunk(job: ChunkJob) -> ChunkResult:
     return result
 
 
-def _wait_for_quiet_hours(quiet_hours: QuietHours, on_quiet_hours: str) -> bool:
-    """True if the run may send now (after waiting out the window when asked to)."""
-    left = quiet_hours.seconds_left(now())
-    if left <= 0:
+def _wait_for_quiet_hours(rule: QuietRule) -> bool:
+    """One zone for everybody: True if the run may send now (after waiting, when asked to)."""
+    opens = rule.campaign_opens(quiet_clock.now())
+    if opens is None:
         return True
+    left = (opens - quiet_clock.now()).total_seconds()
     logger = get_run_logger()
-    if on_quiet_hours == "skip":
-        logger.info("inside quiet hours (%.0f s left): sending nothing", left)
+    if not rule.may_wait(opens):
+        bound = " (beyond max_wait)" if rule.wait else ""
+        logger.info("inside quiet hours (%.0f s left%s): sending nothing", left, bound)
         return False
     logger.info("inside quiet hours: waiting %.0f s for the window to end", left)
-    time.sleep(left)
+    quiet_clock.wait_until(opens)
     return True
 
 
@@ -132,6 +133,8 @@ def outreach_campaign(
     channel_id: str | None = None,
     quiet_hours: QuietHours | None = None,
     on_quiet_hours: Literal["wait", "skip"] = "wait",
+    timezone_field: str | None = None,
+    max_wait: float | dt.timedelta | None = None,
     chunk_size: int = 1000,
     max_concurrency: int = 16,
     parallel_chunks: int = 1,
@@ -157,8 +160,14 @@ def outreach_campaign(
         audience: A Dynadata query (type + equality filters) or explicit contact ids
             (default: every contact, i.e. all `clients` items).
         channel_id: Send through this channel (default: AutoTalk's choice).
-        quiet_hours: A daily window in which nothing is sent.
-        on_quiet_hours: Inside the window: ``wait`` for it to end, or ``skip`` the run.
+        quiet_hours: A daily window in which nothing is sent, on each contact's clock (see
+            ``timezone_field``).
+        on_quiet_hours: Contacts inside the window: ``wait`` for it to open (within
+            ``max_wait``), or ``skip`` them (``deferred: quiet hours``: the next run sends them).
+        timezone_field: The record field holding each contact's time zone (an IANA name or a
+            UTC offset such as ``-06:00``); missing or empty: ``quiet_hours.timezone``.
+        max_wait: With ``wait``: the longest the run waits for a window to open (seconds or a
+            timedelta); contacts whose window opens later are deferred. Default: no bound.
         chunk_size: Contacts per chunk task (one task run each).
         max_concurrency: Sends in flight at once, across the whole run.
         parallel_chunks: Chunk tasks in flight at once; each gets its share of
@@ -207,6 +216,13 @@ def outreach_campaign(
         raise ValueError(
             f"unknown_grace_minutes must be >= 0 (or unset), got {unknown_grace_minutes!r}"
         )
+    rule = build_rule(
+        quiet_hours,
+        timezone_field=timezone_field,
+        on_quiet_hours=on_quiet_hours,
+        max_wait=max_wait,
+        at=quiet_clock.now(),
+    )
     template = compile_template(message_template)  # a bad template fails before anything else
     ledger = ClaimLedger(campaign_id, ledger_storage)
     block = resolve_credentials(credentials)
@@ -222,7 +238,7 @@ def outreach_campaign(
     totals = Totals()
     key = artifact_key(campaign_id)
 
-    if quiet_hours is not None and not _wait_for_quiet_hours(quiet_hours, on_quiet_hours):
+    if rule is not None and rule.field is None and not _wait_for_quiet_hours(rule):
         summary = summarise(campaign_id, plan, totals, started=started, ledger=ledger.describe())
         summary.quiet_hours_skipped = True
         _publish(summary, key, message_template, channel_id)
@@ -239,11 +255,14 @@ def outreach_campaign(
     )
     in_flight: set[PrefectFuture[ChunkResult]] = set()
     submitted = 0
+    tally = QuietTally()
 
     def collect_one() -> None:
         finished = next(as_completed(list(in_flight)))
         in_flight.discard(finished)
-        totals.add(finished.result())  # a failed chunk (e.g. a revoked key) fails the run
+        result = finished.result()  # a failed chunk (e.g. a revoked key) fails the run
+        totals.add(result)
+        tally.add(result.quiet)
 
     def show_progress() -> None:
         # the audience is streamed, so its size is known only at the end: show chunks done
@@ -257,7 +276,11 @@ def outreach_campaign(
         # its contacts) while the chunks in flight send, and is submitted as soon as one of
         # them finishes.
         chunks = (
-            plan.chunk(c) for c in chunked(iter_audience(client, audience, template), chunk_size)
+            plan.chunk(c)
+            for c in chunked(
+                iter_audience(client, audience, template, keep_record=bool(rule and rule.field)),
+                chunk_size,
+            )
         )
         number = 0
         for items in chunks:
@@ -285,6 +308,7 @@ def outreach_campaign(
                 flow_run_id=flow_run_id,
                 phone_field=audience.phone_field,
                 email_field=audience.email_field,
+                quiet=rule,
             )
             # a chunk is opaque data: Prefect need not walk its items
             in_flight.add(submit(send_chunk, quote(job)))
@@ -294,6 +318,28 @@ def outreach_campaign(
         while in_flight:  # inside the block: a Dask cluster lives until its chunks are done
             collect_one()
             show_progress()
+        sent_before_wait = totals.sent
+        while tally:  # on_quiet_hours="wait": each zone's contacts when their window opens
+            opens, waiting, zones = tally.next_opening()
+            logger.info(
+                "quiet hours: waiting until %s for %s contacts (%s)",
+                opens.isoformat(),
+                waiting,
+                ", ".join(zones),
+            )
+            quiet_clock.wait_until(opens)
+            for items in chunked(tally.take_due(quiet_clock.now()), chunk_size):
+                number += 1
+                while len(in_flight) >= parallel_chunks:
+                    collect_one()
+                in_flight.add(
+                    submit(send_chunk, quote(dataclasses.replace(job, items=items, number=number)))
+                )
+                submitted += 1
+            while in_flight:
+                collect_one()
+                show_progress()
+        tally.waited = totals.sent - sent_before_wait
     update_progress_artifact(progress, 100.0)
 
     reconciled = None
@@ -304,6 +350,10 @@ def outreach_campaign(
     summary = summarise(
         campaign_id, plan, totals, started=started, ledger=ledger.describe(), reconciled=reconciled
     )
+    summary.deferred_quiet_hours, summary.quiet_waited = tally.deferred_count, tally.waited
+    summary.quiet_deferred = tally.deferred
+    if rule is not None:
+        logger.info("quiet hours %s: %s", rule.window(), tally.line())
     _publish(summary, key, message_template, channel_id)
     logger.info(
         "campaign %s: %s sent, %s already sent, %s claimed by another run, %s failed, "
@@ -361,6 +411,7 @@ def _publish(summary: OutreachSummary, key: str, template: str, channel_id: str 
             "skipped_opted_out": summary.skipped_opted_out,
             "deferred_frequency_cap": summary.deferred_frequency_cap,
             "sent_transactional": summary.sent_transactional,
+            "deferred_quiet_hours": summary.deferred_quiet_hours,
             "duration_seconds": summary.duration_seconds,
         },
     )

@@ -6,10 +6,11 @@ of Prefect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autotalk_prefect.flows.outreach.engine import OutreachSummary
+from autotalk_prefect.flows.outreach.quiet import DEFERRED
 
 
 def artifact_key(campaign_id: str) -> str:
@@ -45,8 +46,13 @@ def headline(summary: OutreachSummary) -> str:
         if summary.deferred_frequency_cap
         else ""
     )
+    quiet = (
+        f", {summary.deferred_quiet_hours} deferred: quiet hours"
+        if summary.deferred_quiet_hours
+        else ""
+    )
     return (
-        f"{summary.sent} sent{already}{claimed}{opted}{capped}, {summary.failed} failed, "
+        f"{summary.sent} sent{already}{claimed}{opted}{capped}{quiet}, {summary.failed} failed, "
         f"{summary.unknown} unknown of {summary.total}"
     )
 
@@ -59,6 +65,7 @@ def has_rows(summary: OutreachSummary) -> bool:
         or summary.claimed
         or summary.opted_out
         or summary.capped
+        or summary.quiet_deferred
     )
 
 
@@ -66,10 +73,11 @@ def summary_table(summary: OutreachSummary) -> list[dict[str, Any]]:
     """One row per contact this run did not message (failed, unknown, or claimed by another
     run), capped."""
     rows: list[dict[str, Any]] = []
-    listed = (
+    listed: tuple[tuple[str, Sequence[Any]], ...] = (
         ("failed", summary.failures),
         ("unknown", summary.unknowns),
         ("claimed by another run", summary.claimed),
+        (DEFERRED, summary.quiet_deferred),
     )
     for outcome, problems in listed:
         rows += [
@@ -176,6 +184,17 @@ def summary_markdown(
         lines.append(
             f"\n**Transactional**: {summary.sent_transactional} of the sent contacts are on the "
             "opt-out list; they were messaged because the campaign is transactional."
+        )
+    if summary.deferred_quiet_hours:
+        lines.append(
+            f"\n**Deferred: quiet hours**: {summary.deferred_quiet_hours} contacts were inside "
+            "the quiet hours on their own clock: not messaged and not claimed, so the next run "
+            "sends them once their window is open."
+        )
+    if summary.quiet_waited:
+        lines.append(
+            f"\n**Sent after waiting**: {summary.quiet_waited} contacts were sent when their "
+            'quiet hours ended (`on_quiet_hours="wait"`).'
         )
     if summary.skipped_claimed:
         lines.append(
