@@ -99,7 +99,7 @@ from autotalk_prefect.demo import demo_command  # noqa: E402
 app.command("demo")(one_line_errors(demo_command))
 
 
-from autotalk_prefect.ratelimit import (  # noqa: E402
+from autotalk_prefect.concurrency_limits import (  # noqa: E402
     DEFAULT_RATE_LIMIT_NAME,
     describe_rate_limit,
     ensure_rate_limit,

@@ -22,7 +22,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("api client", ("autotalk_prefect.api",)),
     (
         "prefect glue",
-        ("autotalk_prefect.credentials", "autotalk_prefect.tasks", "autotalk_prefect.ratelimit"),
+        (
+            "autotalk_prefect.credentials",
+            "autotalk_prefect.tasks",
+            "autotalk_prefect.ratelimit",
+            "autotalk_prefect.concurrency_limits",
+        ),
     ),
     ("ledger", ("autotalk_prefect.ledger",)),
     ("flows", ("autotalk_prefect.flows",)),

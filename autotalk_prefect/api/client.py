@@ -320,7 +320,7 @@ class AutoTalkClient(_ClientBase):
         return self._fetch(call).payload
 
     def _run(self, call: ep.Call[T]) -> T:
-        return call.answer(self._send(call))
+        return call.answer(self._fetch(call).payload)
 
     def _pages(self, listing: ep.Listing[M], page_size: int) -> Iterator[list[M]]:
         pager = self._pager(listing, page_size)  # checked now, not at the first next()
@@ -526,7 +526,7 @@ class AsyncAutoTalkClient(_ClientBase):
         return (await self._fetch(call)).payload
 
     async def _run(self, call: ep.Call[T]) -> T:
-        return call.answer(await self._send(call))
+        return call.answer((await self._fetch(call)).payload)
 
     def _pages(self, listing: ep.Listing[M], page_size: int) -> AsyncIterator[list[M]]:
         pager = self._pager(listing, page_size)  # checked now, not at the first __anext__()
