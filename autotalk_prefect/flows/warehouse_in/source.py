@@ -80,7 +80,8 @@ def duckdb_path(url: str) -> str | None:
     return database
 
 
-def _engine(url: str) -> sa.engine.Engine:
+def open_engine(url: str) -> sa.engine.Engine:
+    """A SQLAlchemy engine for ``url`` (PostgreSQL: whichever driver is installed)."""
     parsed = sa.engine.make_url(url)
     if parsed.drivername == "postgresql":
         import importlib.util
@@ -121,7 +122,7 @@ def _duckdb_rows(path: str, query: str, batch: int) -> Iterator[Row]:
 
 
 def _sql_rows(url: str, query: str, batch: int) -> Iterator[Row]:
-    engine = _engine(url)
+    engine = open_engine(url)
     try:
         with engine.connect() as conn:
             try:
