@@ -25,9 +25,11 @@ from prefect.settings import PREFECT_API_URL
 
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.flows import sync_from_warehouse
+from autotalk_prefect.flows.warehouse_in.engine import claims_ledger
 from autotalk_prefect.flows.warehouse_in.flow import WarehouseSyncSummary
 from autotalk_prefect.flows.warehouse_in.mapping import MappingError
 from autotalk_prefect.flows.warehouse_in.state import WarehouseState
+from autotalk_prefect.ledger.store import TABLE as CLAIMS
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
 
 duckdb = pytest.importorskip("duckdb")
@@ -76,7 +78,7 @@ class Warehouse:
                 if rows:
                     conn.exec_driver_sql(sql.replace("?", "%s"), [tuple(r.values()) for r in rows])
                     return []
-                result = conn.exec_driver_sql(sql)
+                result = conn.execute(sa.text(sql))
                 return list(result) if result.returns_rows else []
         finally:
             engine.dispose()
@@ -121,13 +123,23 @@ def warehouse_for(tmp_path: Path) -> Iterator[Any]:
 
     def make(backend: str) -> Warehouse:
         made.append(Warehouse(backend, tmp_path))
+        _forget(made[-1])
         return made[-1]
 
     yield make
     for w in made:
         w.drop()
-        if w.backend == "postgresql":
-            WarehouseState("clients", w.ledger).forget()
+        _forget(w)
+
+
+def _forget(w: Warehouse) -> None:
+    """A shared PostgreSQL ledger: no state or claims of ``clients`` left by an earlier test."""
+    if w.backend != "postgresql":
+        return
+    WarehouseState("clients", w.ledger).forget()
+    ledger = claims_ledger("clients", w.ledger)
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.delete(CLAIMS).where(CLAIMS.c.campaign == ledger.campaign_id))
 
 
 def _clients(sandbox: SandboxHandle) -> dict[str, list[dict[str, Any]]]:
@@ -209,12 +221,15 @@ def test_a_type_already_holding_some_keys_gets_no_duplicates(
 ) -> None:
     w = warehouse_for("duckdb")
     w.load([_row(i) for i in range(60)])
+    seeded_with_email = sum(
+        1 for i in sandbox.runtime.state.items["clients"].values() if i.get("email")
+    )
     with creds.get_client() as client:  # adopted late: 20 rows already in AutoTalk, 5 differ
         for i in range(20):
             row = _row(i, " (old)" if i < 5 else "")
             client.create_dynadata_item("clients", row)
     summary = _sync(w, creds)
-    assert summary.matched_existing == 20 and summary.api_calls["list"] >= 1
+    assert summary.matched_existing == seeded_with_email + 20 and summary.api_calls["list"] >= 1
     assert (summary.created, summary.updated, summary.unchanged) == (40, 5, 15)
     items = _clients(sandbox)
     assert len(items) == 60 and all(len(v) == 1 for v in items.values())

@@ -503,7 +503,7 @@ class ChunkUpserter:
 
     async def _claim_is_over(self, claim: _ClaimRow) -> bool:
         if claim.state is LedgerState.SENT:
-            return False  # created: its item is found, or was deleted on purpose
+            return True  # created, and AutoTalk no longer holds it: deleted since
         if time.time() - claim.claimed_at >= self.job.stale_claim_seconds:
             return True
         return claim.run_id != self.job.run_id and await self.runs.over(claim.run_id)

@@ -83,11 +83,11 @@ def duckdb_path(url: str) -> str | None:
 def open_engine(url: str) -> sa.engine.Engine:
     """A SQLAlchemy engine for ``url`` (PostgreSQL: whichever driver is installed)."""
     parsed = sa.engine.make_url(url)
-    if parsed.drivername == "postgresql":
+    if parsed.drivername == "postgresql":  # no driver named: the one installed
         import importlib.util
 
-        if importlib.util.find_spec("psycopg2") is None:
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        driver = "psycopg2" if importlib.util.find_spec("psycopg2") is not None else "psycopg"
+        parsed = parsed.set(drivername=f"postgresql+{driver}")
     try:
         return sa.create_engine(parsed)
     except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
