@@ -241,7 +241,7 @@ class ChunkUpserter:
     # ---- the plan --------------------------------------------------------------------------
 
     def _prepare(self) -> list[_Row]:
-        """Map and validate; a row that cannot be sent is ``failed`` here, with its reason."""
+        """Map, key and hash; a row that cannot be mapped is ``failed`` here, with its reason."""
         rows: list[_Row] = []
         seen: set[str] = set()
         for row in self.job.rows:
@@ -257,13 +257,30 @@ class ChunkUpserter:
             if key in seen:
                 self._fail(key, "the key appears twice in the source: an earlier row has it")
                 continue
-            issues = self.schema.issues(document)
-            if issues:
-                self._fail(key, "; ".join(issues))
-                continue
             seen.add(key)
             rows.append(_Row(key, document, document_hash(document)))
         return rows
+
+    def _known(self, rows: list[_Row]) -> dict[str, KnownItem]:
+        known = self.state.known([r.key for r in rows])
+        if self.job.adopted is not None:  # a dry first run: the key index kept in memory
+            found = {r.key: self.job.adopted[r.key] for r in rows if r.key in self.job.adopted}
+            known = {**found, **known}
+        return known
+
+    def _valid(self, rows: list[_Row], known: dict[str, KnownItem]) -> list[_Row]:
+        """The rows that pass the schema; a breaking row is ``failed`` with field and reason.
+        Unchanged rows are not checked again: they were valid when sent."""
+        valid: list[_Row] = []
+        for row in rows:
+            item = known.get(row.key)
+            if item is None or item.hash != row.hash:
+                issues = self.schema.issues(row.document)
+                if issues:
+                    self._fail(row.key, "; ".join(issues))
+                    continue
+            valid.append(row)
+        return valid
 
     def _key_column(self) -> str:
         if self.job.mapping is None:
@@ -275,10 +292,12 @@ class ChunkUpserter:
 
     async def run(self) -> ChunkReport:
         rows = await asyncio.to_thread(self._prepare)
+        known = await asyncio.to_thread(self._known, rows)
+        rows = await asyncio.to_thread(self._valid, rows, known)
         if self.job.dry_run:
-            await self._dry(rows)
+            await self._dry(rows, known)
         else:
-            await self._write(rows)
+            await self._write(rows, known)
         ordered = [self.chunk.results[r.key] for r in rows if r.key in self.chunk.results]
         return ChunkReport(
             number=self.job.number,
@@ -287,8 +306,7 @@ class ChunkUpserter:
             diffs=self.chunk.diffs,
         )
 
-    async def _write(self, rows: list[_Row]) -> None:
-        known = await asyncio.to_thread(self.state.known, [r.key for r in rows])
+    async def _write(self, rows: list[_Row], known: dict[str, KnownItem]) -> None:
         new = [r for r in rows if r.key not in known]
         claims = await asyncio.to_thread(_claim_rows, self.ledger, [r.key for r in new])
         to_create: list[_Row] = []
@@ -518,14 +536,8 @@ class ChunkUpserter:
 
     # ---- dry run -----------------------------------------------------------------------------
 
-    async def _dry(self, rows: list[_Row]) -> None:
+    async def _dry(self, rows: list[_Row], known: dict[str, KnownItem]) -> None:
         """What a real run would do, from the state (or the key index), writing nothing."""
-        known = await asyncio.to_thread(self.state.known, [r.key for r in rows])
-        if self.job.adopted is not None:
-            known = {
-                **{r.key: self.job.adopted[r.key] for r in rows if r.key in self.job.adopted},
-                **known,
-            }
         samples: list[tuple[_Row, str]] = []
         for row in rows:
             item = known.get(row.key)

@@ -14,7 +14,7 @@ returned :class:`WarehouseSyncSummary`.
 
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -31,7 +31,6 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from prefect.utilities.asyncutils import run_coro_as_sync
-from pydantic import BaseModel, Field
 
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 from autotalk_prefect.flows.common import unknown_type_error
@@ -63,46 +62,11 @@ from autotalk_prefect.flows.warehouse_in.source import (
     shown_url,
 )
 from autotalk_prefect.flows.warehouse_in.state import KnownItem, StateRow, WarehouseState
+from autotalk_prefect.flows.warehouse_in.summary import WarehouseSyncSummary
 from autotalk_prefect.ratelimit import check_global_rate_limit
 
 MAX_LISTED = 200  # failed / unknown rows listed in the summary and the artifact
 _LIMITS = {"chunk_size": (1, 10_000), "max_concurrency": (1, 256), "parallel_chunks": (1, 16)}
-
-
-class WarehouseSyncSummary(BaseModel):
-    """What a ``sync_from_warehouse`` run did (keys and counts; no row contents but diffs)."""
-
-    dynadata_type: str
-    key: str
-    dry_run: bool = False
-    rows: int = Field(default=0, description="Rows read from the source.")
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    unknown: int = 0
-    matched_existing: int | None = Field(
-        default=None,
-        description="On a first run: items already in AutoTalk matched by key (one paged read).",
-    )
-    api_calls: dict[str, int] = Field(
-        default_factory=dict, description="Calls made to AutoTalk, by kind (schema, list, ...)."
-    )
-    retries: dict[str, int] = Field(default_factory=dict)
-    problems: list[RowResult] = Field(
-        default_factory=list, description="The first failed and unknown rows, with the error."
-    )
-    diffs: list[Diff] = Field(default_factory=list, description="Dry run: sample changes.")
-    results_csv: str | None = None
-    results_table: str | None = None
-    duration_seconds: float = 0.0
-
-    @property
-    def writes(self) -> int:
-        return self.api_calls.get("create", 0) + self.api_calls.get("update", 0)
-
-    def counts(self) -> dict[str, int]:
-        return {o: int(getattr(self, o)) for o in OUTCOMES}
 
 
 # ---- checks ----------------------------------------------------------------------------------
@@ -250,7 +214,34 @@ class _Totals:
         self.diffs += report.diffs[: max(0, sample_diffs - len(self.diffs))]
 
 
-def _sync_from_warehouse(
+class _SyncFlow(Flow[Any, WarehouseSyncSummary]):
+    """The flow, with ``rows`` kept out of the flow run's stored parameters: Prefect would
+    otherwise encode (and, for a generator, consume) every row into the API."""
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        rows = parameters.get("rows")
+        if rows is None:
+            return super().serialize_parameters(parameters)
+        stored = super().serialize_parameters({k: v for k, v in parameters.items() if k != "rows"})
+        stored["rows"] = f"<{type(rows).__name__}>"
+        return stored
+
+
+def _flow(fn: Callable[..., WarehouseSyncSummary]) -> _SyncFlow:
+    """``@flow`` with this flow's options, as a ``_SyncFlow``."""
+    return _SyncFlow(
+        fn=fn,
+        name="autotalk-sync-from-warehouse",
+        flow_run_name=_run_name,
+        description="Upsert warehouse rows into AutoTalk Dynadata: changes only, each key "
+        "created once.",
+        validate_parameters=True,
+        task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]
+    )
+
+
+@_flow
+def sync_from_warehouse(
     dynadata_type: str,
     key: str,
     query: str | None = None,
@@ -258,7 +249,7 @@ def _sync_from_warehouse(
     rows: Any = None,
     mapping: dict[str, str] | None = None,
     dry_run: bool = False,
-    chunk_size: int = 500,
+    chunk_size: int = 1000,
     max_concurrency: int = 16,
     parallel_chunks: int = 2,
     requests_per_second: float | None = None,
@@ -286,8 +277,10 @@ def _sync_from_warehouse(
         mapping: ``{column: field}``; default: every column to the field of the same name.
         dry_run: Report what would happen (counts, sample diffs) and write nothing anywhere.
         chunk_size: Rows per chunk task.
-        max_concurrency: AutoTalk calls in flight at once, per chunk.
-        parallel_chunks: Chunk tasks in flight at once (one plans while another writes).
+        max_concurrency: AutoTalk calls in flight at once, across the run (each of the
+            ``parallel_chunks`` chunks in flight gets its share).
+        parallel_chunks: Chunk tasks in flight at once (one plans and records while another
+            writes).
         requests_per_second: Client-side cap on writes per second, per chunk.
         global_rate_limit_name: A Prefect global concurrency limit with slot decay that every
             write takes a slot from (the one the other flows use, so all share one budget).
@@ -407,7 +400,7 @@ def _sync_from_warehouse(
                 ledger_url=state.url,
                 run_id=run_id,
                 credentials=credentials,
-                concurrency=max_concurrency,
+                concurrency=max(1, max_concurrency // parallel_chunks),
                 requests_per_second=requests_per_second,
                 global_rate_limit_name=global_rate_limit_name,
                 dry_run=dry_run,
@@ -488,26 +481,3 @@ def _publish(summary: WarehouseSyncSummary, label: str) -> None:
         summary.dynadata_type,
         payload={"rows": summary.rows, **summary.counts(), "api_calls": summary.api_calls},
     )
-
-
-class _SyncFlow(Flow[Any, WarehouseSyncSummary]):
-    """The flow, with ``rows`` kept out of the flow run's stored parameters: Prefect would
-    otherwise encode (and, for a generator, consume) every row into the API."""
-
-    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        rows = parameters.get("rows")
-        if rows is None:
-            return super().serialize_parameters(parameters)
-        stored = super().serialize_parameters({k: v for k, v in parameters.items() if k != "rows"})
-        stored["rows"] = f"<{type(rows).__name__}>"
-        return stored
-
-
-sync_from_warehouse: _SyncFlow = _SyncFlow(
-    fn=_sync_from_warehouse,
-    name="autotalk-sync-from-warehouse",
-    flow_run_name=_run_name,
-    description="Upsert warehouse rows into AutoTalk Dynadata: changes only, each key created once.",
-    validate_parameters=True,
-    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]
-)
