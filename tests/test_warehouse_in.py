@@ -26,9 +26,9 @@ from prefect.settings import PREFECT_API_URL
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.flows import sync_from_warehouse
 from autotalk_prefect.flows.warehouse_in.engine import claims_ledger
-from autotalk_prefect.flows.warehouse_in.summary import WarehouseSyncSummary
 from autotalk_prefect.flows.warehouse_in.mapping import MappingError
 from autotalk_prefect.flows.warehouse_in.state import WarehouseState
+from autotalk_prefect.flows.warehouse_in.summary import WarehouseSyncSummary
 from autotalk_prefect.ledger.store import TABLE as CLAIMS
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
 
