@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError, PermissionDeniedError
 from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
@@ -78,6 +78,21 @@ class Audience(BaseModel):
         description="The record field holding the contact's email (checked against the "
         "opt-out list).",
     )
+    query: str | None = Field(
+        default=None,
+        description="A SQL query whose rows are the audience: each row gives the contact id "
+        "(`contact_column`) and the template's variables (its other columns).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="With `query`: the SQLAlchemy URL it runs against (default: the DuckDB "
+        "file sync_to_warehouse writes).",
+    )
+    contact_column: str = Field(
+        default="contact_id",
+        min_length=1,
+        description="With `query`: the column holding each row's contact id.",
+    )
 
     @field_validator("filters")
     @classmethod
@@ -107,6 +122,17 @@ class Audience(BaseModel):
             for name in (self.phone_field, self.email_field)
             if record.get(name) is not None
         }
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Audience:
+        if self.query is not None:
+            if not self.query.strip():
+                raise ValueError("query is empty: give a SQL SELECT, or leave it unset")
+            if self.contact_ids is not None:
+                raise ValueError("give either query or contact_ids, not both")
+        elif self.url is not None:
+            raise ValueError("url is set without a query: give the query the audience comes from")
+        return self
 
     def contact_of(self, record: Mapping[str, Any]) -> str | None:
         """The contact id a record of the queried type stands for."""
@@ -276,6 +302,11 @@ def iter_audience(
     keep_record: bool = False,
 ) -> Iterator[WorkItem]:
     """(contact id, record) for every member of the audience, streamed page by page."""
+    if audience.query is not None:  # rows of a SQL query: no record is fetched per contact
+        from autotalk_prefect.flows.outreach.sql_audience import iter_sql_audience
+
+        yield from iter_sql_audience(audience, keep_rows=template.needs_record)
+        return
     if audience.contact_ids is not None:
         for contact_id in audience.contact_ids:
             yield contact_id, {}
@@ -303,7 +334,7 @@ def check_audience_type(
     Checked whenever the type is used (a query, or records the template needs) or was named
     explicitly; an id list with a template that uses no fields never reads it.
     """
-    used = audience.contact_ids is None or template.needs_record
+    used = audience.query is None and (audience.contact_ids is None or template.needs_record)
     if not used and "dynadata_type" not in audience.model_fields_set:
         return
     known = [t.name for t in client.list_dynadata_types()]

@@ -157,7 +157,9 @@ def outreach_campaign(
             contact twice (letters, digits, '.', '_', '-').
         message_template: Jinja2 text; the contact's Dynadata record fields are variables
             (``{{ name }}``), also under ``contact``.
-        audience: A Dynadata query (type + equality filters) or explicit contact ids
+        audience: A Dynadata query (type + equality filters), explicit contact ids, or a SQL
+            query (`{"query": ..., "url": ..., "contact_column": "contact_id"}`: each row a
+            contact and its template variables)
             (default: every contact, i.e. all `clients` items).
         channel_id: Send through this channel (default: AutoTalk's choice).
         quiet_hours: A daily window in which nothing is sent, on each contact's clock (see
