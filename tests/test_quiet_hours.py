@@ -275,6 +275,10 @@ def test_wait_holds_contacts_opening_within_the_bound_and_defers_the_rest() -> N
     assert list(tally.take_due(utc(2026, 3, 29, 6))) == [("m", {"timezone": "Europe/Madrid"})]
     assert [c for c, _ in tally.take_due(utc(2026, 3, 29, 9))] == ["l"] and not tally
 
+    # handed back at the same opening (a chunk whose clock ran behind): a second later, not at once
+    tally.add(chunk.model_copy(update={"deferred": [], "waiting": chunk.waiting[:1]}))
+    assert tally.next_opening()[0] == utc(2026, 3, 29, 6, 0, 1)
+
 
 def test_skip_defers_with_the_opening_in_the_contacts_zone() -> None:
     r = rule()

@@ -360,6 +360,7 @@ class QuietTally:
         self.waited = 0
         self._queue: list[tuple[dt.datetime, int, QuietWaiting]] = []
         self._order = 0
+        self._last: dt.datetime | None = None
 
     def add(self, chunk: QuietChunk) -> None:
         self.deferred_count += len(chunk.deferred)
@@ -372,9 +373,16 @@ class QuietTally:
         return bool(self._queue)
 
     def next_opening(self) -> tuple[dt.datetime, int, list[str]]:
-        """The next opening, how many contacts wait for it, and their zones."""
+        """The next opening, how many contacts wait for it, and their zones.
+
+        An opening handed back again (a chunk's clock, say a Dask worker's, ran a little behind
+        the flow's) comes a second later each time instead of at once: no busy loop.
+        """
         first = self._queue[0][0]
         due = [item for opens, _, item in self._queue if opens <= first]
+        if self._last is not None and first <= self._last:
+            first = self._last + dt.timedelta(seconds=1)
+        self._last = first
         return first, len(due), sorted({item.zone for item in due})
 
     def take_due(self, at: dt.datetime) -> Iterator[tuple[str, dict[str, Any]]]:
