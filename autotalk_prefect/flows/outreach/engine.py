@@ -27,6 +27,7 @@ from autotalk_prefect.flows.common import unknown_type_error
 from autotalk_prefect.flows.outreach import quiet as quiet_hours
 from autotalk_prefect.flows.outreach.quiet import QuietChunk, QuietDeferral, QuietRule
 from autotalk_prefect.flows.outreach.quiet import QuietHours as QuietHours  # its old home
+from autotalk_prefect.flows.outreach.sql_audience import iter_sql_audience
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
 from autotalk_prefect.ledger.consent import Consent, Verdict
 from autotalk_prefect.ledger.optouts import Identity, default_region
@@ -303,9 +304,9 @@ def iter_audience(
 ) -> Iterator[WorkItem]:
     """(contact id, record) for every member of the audience, streamed page by page."""
     if audience.query is not None:  # rows of a SQL query: no record is fetched per contact
-        from autotalk_prefect.flows.outreach.sql_audience import iter_sql_audience
-
-        yield from iter_sql_audience(audience, keep_rows=template.needs_record)
+        yield from iter_sql_audience(
+            audience.query, audience.url, audience.contact_column, keep_rows=template.needs_record
+        )
         return
     if audience.contact_ids is not None:
         for contact_id in audience.contact_ids:

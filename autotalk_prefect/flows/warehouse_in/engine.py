@@ -36,11 +36,14 @@ from autotalk_prefect.api.errors import (
     PermissionDeniedError,
 )
 from autotalk_prefect.api.outcomes import from_exception
+from autotalk_prefect.api.retries import count_retries
+from autotalk_prefect.credentials import resolve_credentials
 from autotalk_prefect.flows.warehouse_in.mapping import RowMapper, TypeSchema, document_hash
 from autotalk_prefect.flows.warehouse_in.source import Row
 from autotalk_prefect.flows.warehouse_in.state import KnownItem, StateRow, WarehouseState
 from autotalk_prefect.ledger.database import TABLE as CLAIMS
 from autotalk_prefect.ledger.database import transaction
+from autotalk_prefect.ledger.once import ledger_name
 from autotalk_prefect.ledger.store import (
     Claim,
     ClaimLedger,
@@ -61,8 +64,6 @@ _FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 def claims_ledger(dynadata_type: str, storage: object) -> ClaimLedger:
     """The claim ledger of a type's creates (one ledger per type, keyed by the row key)."""
-    from autotalk_prefect.ledger.once import ledger_name
-
     return ClaimLedger(ledger_name("warehouse", dynadata_type), storage)
 
 
@@ -580,9 +581,6 @@ class ChunkUpserter:
 
 async def upsert_chunk(job: ChunkJob) -> ChunkReport:
     """One chunk, start to finish, with its own client."""
-    from autotalk_prefect.api.retries import count_retries
-    from autotalk_prefect.credentials import resolve_credentials
-
     credentials = resolve_credentials(job.credentials)
     with count_retries() as tally:
         async with credentials.get_async_client(max_connections=job.concurrency) as client:
