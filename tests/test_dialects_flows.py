@@ -26,6 +26,7 @@ from autotalk_prefect.flows import (
     sync_to_warehouse,
 )
 from autotalk_prefect.flows.outreach.engine import Audience
+from autotalk_prefect.ledger.optouts import Identity, OptOutList
 from autotalk_prefect.sandbox import SandboxHandle
 from autotalk_prefect.serving import serve_in_thread
 from autotalk_prefect.webhooks import WebhookSettings, create_webhook_app
@@ -149,11 +150,13 @@ def test_stop_reply_through_the_receiver_unsubscribes_once_in_every_dialect(
 
     assert outcome.rule == "unsubscribe" and not outcome.duplicate
     assert [(a.kind, a.status) for a in outcome.actions] == [
+        ("opt_out", "done"),
         ("update_field", "done"),
         ("send_answer", "done"),
     ], outcome.actions
     record = sandbox.runtime.state.items["clients"][contact]
     assert record["status"] == "inactive"
+    assert OptOutList(ledger).is_opted_out(Identity.of(contact))  # every later send skips them
     (answer,) = sandbox.sent_messages()
     assert answer["contactId"] == contact
     assert answer["message"].startswith(f"You're unsubscribed, {record['name']}.")

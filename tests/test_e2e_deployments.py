@@ -55,6 +55,7 @@ ALL_DEPLOYMENTS = {
     "autotalk-onboarding-on-client-created",
     "autotalk-replies",
     "autotalk-sync-hourly",
+    "autotalk-warehouse-to-clients",
 }
 HELP_ANSWER = "reply YES to confirm, STOP to unsubscribe"  # the default rules' "help" answer
 CLI_TIMEOUT_S = 90.0

@@ -45,7 +45,9 @@ SECRET = "e2e-reminders-secret-41c9"
 SEND = ("autotalk-send-reminder", "autotalk-reminders-send")
 SCHEDULE = ("autotalk-schedule-reminders", "autotalk-reminders-schedule")
 LEAD = timedelta(seconds=150)  # how far past "24 h from now" each appointment is
-FOLLOW_UP_AFTER = "150s"
+# the follow-ups are posted last, after every appointment's scheduling: a wider margin, so that
+# their scheduling runs start before the due time even on a busy machine (else "already past")
+FOLLOW_UP_AFTER = timedelta(seconds=240)
 MADRID = ZoneInfo("Europe/Madrid")
 
 pytestmark = [
@@ -132,7 +134,7 @@ def reminders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reminders]:
     spec = yaml.safe_load(recipe.read_text())
     for deployment in spec["deployments"]:
         if deployment["name"] == "autotalk-follow-up":
-            deployment["parameters"]["after"] = FOLLOW_UP_AFTER
+            deployment["parameters"]["after"] = f"{FOLLOW_UP_AFTER.seconds}s"
             deployment["triggers"][0]["enabled"] = True
     recipe.write_text(yaml.safe_dump(spec, sort_keys=False))
     with ExitStack() as stack:
@@ -261,7 +263,7 @@ def _post_every_case(r: Reminders) -> None:
                     "message": {"text": "ok thanks"},
                 },
             )
-        f["due"] = now + timedelta(seconds=150)
+        f["due"] = now + FOLLOW_UP_AFTER
 
 
 def _reminders_sent(r: Reminders, contact: str) -> list[dict[str, Any]]:
