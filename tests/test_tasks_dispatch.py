@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prefect import flow, task
 
-from autotalk_prefect.tasks._compat import async_dispatch, fallback_async_dispatch
+from autotalk_prefect._compat import async_dispatch, fallback_async_dispatch
 
 IMPLEMENTATIONS = [async_dispatch, fallback_async_dispatch]
 IDS = ["installed", "fallback"]
