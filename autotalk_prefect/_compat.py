@@ -16,6 +16,12 @@ is cheap: Prefect is imported only when one of its names is first used.
   imported (``refresh_global_settings_context`` from Prefect 3.6 on; the same two lines before).
 - ``runner_add_flow`` / ``runner_stop``: a ``Runner``'s coroutines, ``aadd_flow``/``astop`` from
   Prefect 3.6 on (where ``add_flow``/``stop`` became sync), ``add_flow``/``stop`` before.
+- ``event_value``: a deployment trigger's parameter that passes an event field with its type (the
+  payload as a dict). Prefect servers from 3.6 on read a bare ``"{{ event.payload }}"`` that way;
+  older ones render it to its Python text. The explicit json-of-jinja form reads the same on all.
+- ``block_reference``: a saved block as a deployment parameter, stored as a reference that the
+  flow run loads. Prefect 3.8+ stores a block that way by itself; older releases store a copy
+  with its secrets masked, so the run would get ``**********`` for the API key.
 - ``TyperException``: the base of typer's own usage errors. Typer releases without click have
   ``typer.exceptions.TyperException``; the ones older Prefect releases pin are built on click,
   whose usage errors derive from ``click.ClickException``.
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     import typer.exceptions
+    from prefect.blocks.core import Block
     from prefect.runner import Runner
 
 P = ParamSpec("P")
@@ -120,6 +127,26 @@ async def runner_stop(runner: Runner) -> None:
     await stop()
 
 
+def event_value(expression: str) -> dict[str, Any]:
+    """The trigger parameter for ``{{ expression }}`` with its JSON type, on any Prefect server.
+
+    ``event_value("event.payload")`` is what Prefect 3.6+ makes of ``"{{ event.payload }}"``.
+    """
+    template = "{{ " + expression + " | tojson }}"
+    return {"__prefect_kind": "json", "value": {"__prefect_kind": "jinja", "template": template}}
+
+
+def block_reference(block: Block) -> dict[str, Any]:
+    """``block`` as a deployment parameter: a reference, resolved (secrets and all) at run time."""
+    document_id = getattr(block, "_block_document_id", None)
+    if document_id is None:
+        raise ValueError(
+            f"{type(block).__name__} must be saved (block.save(name)) or loaded by name before "
+            "it can be a deployment parameter"
+        )
+    return {"$ref": {"block_document_id": str(document_id)}}
+
+
 if TYPE_CHECKING:
     TyperException = typer.exceptions.TyperException
 else:
@@ -131,6 +158,8 @@ else:
 __all__ = [
     "TyperException",
     "async_dispatch",
+    "block_reference",
+    "event_value",
     "fallback_async_dispatch",
     "is_in_async_context",
     "refresh_settings_context",

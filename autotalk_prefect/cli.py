@@ -6,12 +6,15 @@ Every command's failure is one line on stderr that says what was wrong and what 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from autotalk_prefect._version import __version__
 from autotalk_prefect.cli_errors import DEBUG, one_line_errors
+
+if TYPE_CHECKING:
+    from autotalk_prefect.ledger.store import ClaimLedger
 
 #: plain help (no rich panels): flags without ``<bool>`` labels, defaults wrapped, not cut off
 TYPER_OPTIONS: dict[str, Any] = {
@@ -218,14 +221,13 @@ LEDGER_OPTION = typer.Option(
 
 
 def _open_ledger(campaign: str, ledger: str | None) -> ClaimLedger:
+    from autotalk_prefect.ledger.store import ClaimLedger  # SQLAlchemy: only for these commands
+
     try:
         return ClaimLedger(campaign, ledger)
     except (ValueError, TypeError, ModuleNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-
-
-from autotalk_prefect.ledger.store import ClaimLedger  # noqa: E402
 
 
 @ledger_app.command("show")

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
-from autotalk_prefect._compat import runner_add_flow, runner_stop
+from autotalk_prefect._compat import block_reference, event_value, runner_add_flow, runner_stop
 from autotalk_prefect.serving import serve_in_thread
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
                 description="The demo's reply handler: runs handle_reply for each inbound "
                 "customer message (autotalk.message.received) the webhook receiver emits.",
                 tags=["autotalk", "replies", "demo"],
-                parameters={"credentials": block},
+                parameters={"credentials": block_reference(block)},
                 triggers=[
                     DeploymentEventTrigger(
                         name="autotalk-demo: reply received -> handle_reply",
@@ -74,7 +74,7 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
                         expect={EVENT_NAME},
                         match={"prefect.resource.id": "autotalk.contact.*"},
                         parameters={
-                            "event": "{{ event.payload }}",
+                            "event": event_value("event.payload"),
                             "event_id": "{{ event.id | string }}",
                         },
                     )
