@@ -30,6 +30,6 @@ def prefect_harness() -> Iterator[None]:
 
     with (
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-        prefect_test_harness(server_startup_timeout=60),
+        prefect_test_harness(server_startup_timeout=180),  # polled: a bound for loaded machines
     ):
         yield

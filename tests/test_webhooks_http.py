@@ -738,7 +738,7 @@ def test_cli_serves_the_receiver(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a bound for a loaded machine; the loop polls
         while True:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             try:
@@ -758,7 +758,7 @@ def test_cli_serves_the_receiver(tmp_path: Path) -> None:
         assert post(in_path, no_id, secret=None).status_code == 409, "--dedupe-fields client._id"
     finally:
         proc.terminate()
-        output, _ = proc.communicate(timeout=30)
+        output, _ = proc.communicate(timeout=120)  # Prefect's workers drain before it exits
     assert SECRET not in output
     assert "/autotalk/<event>" in output and "/autotalk/<secret>/<event>" in output
     assert "deduplicated by client._id" in output

@@ -83,9 +83,12 @@ def test_serves_until_interrupted() -> None:
         first = output.wait_for("AutoTalk sandbox: ", timeout=STARTUP_S)
         assert first.startswith("AutoTalk sandbox: http://127.0.0.1:"), output.text()
         base_url = first.split(": ", 1)[1].strip()
-        response = httpx.get(f"{base_url}/self", headers={"x-api-key": "sk-cli-secret"})
+        response = httpx.get(f"{base_url}/self", headers={"x-api-key": "sk-cli-secret"}, timeout=60)
         assert response.status_code == 429 and response.headers["retry-after"] == "2"
-        assert httpx.get(f"{base_url}/self", headers={"x-api-key": "sk-test"}).status_code == 401
+        assert (
+            httpx.get(f"{base_url}/self", headers={"x-api-key": "sk-test"}, timeout=60).status_code
+            == 401
+        )
         # the last line: the command is waiting for Ctrl-C (it stops cleanly from the first line
         # on, so this only makes the test's SIGINT land where a user's would)
         output.wait_for("Ctrl-C stops", timeout=STARTUP_S)
