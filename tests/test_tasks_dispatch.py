@@ -12,6 +12,8 @@ from prefect import flow, task
 
 from autotalk_prefect._compat import async_dispatch, fallback_async_dispatch
 
+pytestmark = pytest.mark.floor  # the compat module's dispatch, on each Prefect we support
+
 IMPLEMENTATIONS = [async_dispatch, fallback_async_dispatch]
 IDS = ["installed", "fallback"]
 

@@ -180,6 +180,7 @@ def settle() -> None:
 # ---- the good path -------------------------------------------------------------------------
 
 
+@pytest.mark.floor
 def test_good_request_becomes_one_prefect_event(site: Site) -> None:
     contact = uuid.uuid4().hex[:24]
     body = recipe(contact)
@@ -488,6 +489,7 @@ def test_a_workflow_call_with_the_secret_in_the_path(caplog: pytest.LogCaptureFi
 # ---- GET and array deliveries --------------------------------------------------------------
 
 
+@pytest.mark.floor
 def test_a_get_delivery_becomes_one_prefect_event(caplog: pytest.LogCaptureFixture) -> None:
     """A workflow step that calls the URL with GET and its placeholders in the query string."""
     caplog.set_level(logging.DEBUG)
@@ -548,6 +550,7 @@ def test_a_get_delivery_becomes_one_prefect_event(caplog: pytest.LogCaptureFixtu
         assert SECRET not in line and "Ana" not in line, line
 
 
+@pytest.mark.floor
 def test_an_array_is_one_event_per_element_each_deduplicated(site: Site) -> None:
     contacts = [uuid.uuid4().hex[:24] for _ in range(3)]
     first, second, third = (recipe(c) for c in contacts)

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from autotalk_prefect.cli import app
@@ -62,6 +63,7 @@ class _Output:
         return "".join(self.lines)
 
 
+@pytest.mark.floor
 def test_serves_until_interrupted() -> None:
     command = [sys.executable, "-c", "from autotalk_prefect.cli import app; app()"]
     args = [
