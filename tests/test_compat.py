@@ -2,10 +2,10 @@
 release it is (`make test-floor` runs this file on the floor of pyproject.toml, `make test` on the
 latest)."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: a flow validates its parameters against the
+# annotations as objects (as in the package's flow modules).
 
 import asyncio
-import os
 import time
 from typing import Any
 
@@ -37,6 +37,11 @@ def test_event_value_hydrates_to_the_payload_object_as_the_server_does() -> None
     assert hydrate(parameters, context) == {"event": PAYLOAD, "n": 2}
 
 
+@flow
+def takes(credentials: AutoTalkCredentials) -> str:
+    return credentials.api_key.get_secret_value()
+
+
 def test_block_reference_resolves_to_the_block_with_its_secret() -> None:
     block = AutoTalkCredentials(
         api_key=SecretStr("sk-compat-ref"), base_url="http://127.0.0.1:9/v1"
@@ -47,10 +52,6 @@ def test_block_reference_resolves_to_the_block_with_its_secret() -> None:
     reference = block_reference(AutoTalkCredentials.load("compat-reference"))
     assert "sk-compat-ref" not in str(reference)
 
-    @flow
-    def takes(credentials: AutoTalkCredentials) -> str:
-        return credentials.api_key.get_secret_value()
-
     # what a flow run does with its stored parameters before it calls the function
     resolved = takes.validate_parameters({"credentials": reference})
     assert resolved["credentials"].api_key.get_secret_value() == "sk-compat-ref"
@@ -59,18 +60,20 @@ def test_block_reference_resolves_to_the_block_with_its_secret() -> None:
 def test_refresh_settings_context_reads_the_environment_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from prefect.context import get_settings_context
+    import prefect.context
 
-    before = get_settings_context().settings.logging.level
-    other = "ERROR" if before != "ERROR" else "WARNING"
+    def global_level() -> str:  # what code outside any settings context sees
+        return str(prefect.context.GLOBAL_SETTINGS_CONTEXT.settings.logging.level)
+
+    other = "ERROR" if global_level() != "ERROR" else "WARNING"
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", other)
     try:
         refresh_settings_context()
-        assert get_settings_context().settings.logging.level == other
+        assert global_level() == other
     finally:
         monkeypatch.delenv("PREFECT_LOGGING_LEVEL")
         refresh_settings_context()
-    assert "PREFECT_LOGGING_LEVEL" not in os.environ
+    assert global_level() != other
 
 
 def test_runner_add_flow_registers_a_deployment_and_runner_stop_ends_start() -> None:

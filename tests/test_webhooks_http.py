@@ -23,9 +23,9 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from prefect.client.orchestration import get_client
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventIDFilter, EventResourceFilter
+from prefect.events.schemas.events import ReceivedEvent
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -146,9 +146,13 @@ def signed_headers(raw: bytes, timestamp: int | None = None, key: str = SECRET) 
 
 
 async def read_events(event_filter: EventFilter) -> list[Any]:
-    async with get_client() as client:
-        page = await client.read_events(filter=event_filter, limit=50)
-    return list(page.events)
+    """The stored events matching ``event_filter``, from the REST API every Prefect 3 serves
+    (``PrefectClient.read_events`` is newer than the floor)."""
+    body = {"filter": event_filter.model_dump(mode="json"), "limit": 50}
+    async with httpx.AsyncClient(base_url=str(PREFECT_API_URL.value()), timeout=30) as client:
+        response = await client.post("/events/filter", json=body)
+    response.raise_for_status()
+    return [ReceivedEvent.model_validate(e) for e in response.json()["events"]]
 
 
 def wait_for_events(event_filter: EventFilter, count: int) -> list[Any]:
