@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: install demo test test-floor lint bench clean
+.PHONY: install demo test test-fast test-floor lint bench clean
+
+# The suite mostly waits (on servers, workers, schedules): four pytest-xdist workers overlap those
+# waits on two cores; each worker takes whole files (they share module fixtures and servers).
+WORKERS ?= 4
+XDIST   := -n $(WORKERS) --dist loadfile
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +30,12 @@ lint:
 	$(BIN)/mypy
 
 test: install lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop: everything but the files that wait on real processes, schedules or a browser
+# (tests/conftest.py SLOW_FILES); no install, no lint.
+test-fast:
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 # The focused suite (tests marked `floor`) on the lowest Prefect pyproject.toml allows, in a venv
 # built from nothing each time. Prefect 3.4-3.6's own server breaks on fastapi 0.137+ (3.7+ needs

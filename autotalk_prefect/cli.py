@@ -6,15 +6,14 @@ Every command's failure is one line on stderr that says what was wrong and what 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+import sys
+from typing import Any
 
 import typer
 
 from autotalk_prefect._version import __version__
-from autotalk_prefect.cli_errors import DEBUG, one_line_errors
-
-if TYPE_CHECKING:
-    from autotalk_prefect.ledger.store import ClaimLedger
+from autotalk_prefect.cli_errors import DEBUG, InputError, one_line_errors
 
 #: plain help (no rich panels): flags without ``<bool>`` labels, defaults wrapped, not cut off
 TYPER_OPTIONS: dict[str, Any] = {
@@ -55,6 +54,14 @@ from autotalk_prefect.sandbox.cli import sandbox_command  # noqa: E402
 app.command("sandbox")(one_line_errors(sandbox_command))
 
 
+from autotalk_prefect.api.settings import AutoTalkSettings  # noqa: E402
+from autotalk_prefect.credentials import (  # noqa: E402
+    AutoTalkCredentials,
+    MissingCredentialsError,
+    resolve_credentials,
+    save_credentials_block,
+)
+
 blocks_app = typer.Typer(help="Save AutoTalk blocks from the environment.", **TYPER_OPTIONS)
 app.add_typer(blocks_app, name="blocks")
 
@@ -73,9 +80,6 @@ def blocks_save_command(
     ),
 ) -> None:
     """Save AUTOTALK_* settings as an AutoTalkCredentials block (idempotent)."""
-    from autotalk_prefect.api.settings import AutoTalkSettings
-    from autotalk_prefect.credentials import AutoTalkCredentials, save_credentials_block
-
     settings = AutoTalkSettings()
     if check:
         with AutoTalkCredentials.from_settings(settings).get_client() as client:
@@ -95,7 +99,7 @@ from autotalk_prefect.demo import demo_command  # noqa: E402
 app.command("demo")(one_line_errors(demo_command))
 
 
-from autotalk_prefect.ratelimit import (  # noqa: E402
+from autotalk_prefect.concurrency_limits import (  # noqa: E402
     DEFAULT_RATE_LIMIT_NAME,
     describe_rate_limit,
     ensure_rate_limit,
@@ -126,8 +130,7 @@ def set_command(
     try:
         info, outcome = ensure_rate_limit(name, requests_per_second, burst)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise InputError(str(exc)) from exc
     typer.echo(f"{outcome.value}: {info.describe()}")
     typer.echo(f"Use it with: outreach_campaign(..., global_rate_limit_name={name!r})")
 
@@ -155,6 +158,8 @@ from autotalk_prefect.doctor import doctor_command  # noqa: E402
 
 app.command("doctor")(one_line_errors(doctor_command))
 
+
+from autotalk_prefect.api.contract_diff import SpecError, diff_contracts, parse_spec  # noqa: E402
 
 contract_app = typer.Typer(
     help="Compare AutoTalk's own OpenAPI document with the contract this library follows.",
@@ -192,15 +197,10 @@ def contract_diff_command(
     as_json: bool = typer.Option(False, "--json/--no-json", help="Print the comparison as JSON."),
 ) -> None:
     """Report how SPEC differs from our contract; exit 1 if a difference would break a call."""
-    import json
-
-    from autotalk_prefect.api.contract_diff import SpecError, diff_contracts, parse_spec
-
     try:
         result = diff_contracts(parse_spec(_read_spec(spec)))
     except (SpecError, ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
+        raise InputError(str(exc)) from None
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.to_text())
     raise typer.Exit(code=1 if result.breaking else 0)
 
@@ -221,21 +221,21 @@ LEDGER_OPTION = typer.Option(
 
 
 def _open_ledger(campaign: str, ledger: str | None) -> ClaimLedger:
-    from autotalk_prefect.ledger.store import ClaimLedger  # SQLAlchemy: only for these commands
-
     try:
         return ClaimLedger(campaign, ledger)
     except (ValueError, TypeError, ModuleNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise InputError(str(exc)) from exc
+
+
+from autotalk_prefect.ledger.reconcile import reconcile  # noqa: E402
+from autotalk_prefect.ledger.report import counts_text, write_export  # noqa: E402
+from autotalk_prefect.ledger.store import ClaimLedger  # noqa: E402
 
 
 @ledger_app.command("show")
 @one_line_errors
 def ledger_show_command(campaign: str, ledger: str | None = LEDGER_OPTION) -> None:
     """Print how many contacts of CAMPAIGN are in each state."""
-    from autotalk_prefect.ledger.report import counts_text
-
     typer.echo(counts_text(_open_ledger(campaign, ledger)))
 
 
@@ -248,13 +248,8 @@ def ledger_export_command(
 ) -> None:
     """Write one row per contact of CAMPAIGN to stdout: state, message id, attempts, reason,
     when."""
-    import sys
-
-    from autotalk_prefect.ledger.report import write_export
-
     if fmt not in ("csv", "json"):
-        typer.echo(f"error: --format must be csv or json, got {fmt!r}", err=True)
-        raise typer.Exit(code=2)
+        raise InputError(f"--format must be csv or json, got {fmt!r}")
     write_export(_open_ledger(campaign, ledger), fmt, sys.stdout)
 
 
@@ -274,19 +269,17 @@ def ledger_reconcile_command(
     ),
 ) -> None:
     """Look up every unknown outcome of CAMPAIGN in AutoTalk and record what is found."""
-    from autotalk_prefect.credentials import (
-        AutoTalkCredentials,
-        MissingCredentialsError,
-        resolve_credentials,
-    )
-    from autotalk_prefect.ledger.reconcile import reconcile
-
     store = _open_ledger(campaign, ledger)
     try:
         creds = AutoTalkCredentials.load(block) if block else resolve_credentials(None)
         with creds.get_client() as client:  # type: ignore[union-attr]
             report = reconcile(store, client, grace_minutes=grace_minutes)
     except (MissingCredentialsError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise InputError(str(exc)) from exc
     typer.echo(f"{campaign}: {report.line()}")
+
+
+from autotalk_prefect.cli_consent import campaign_app, optouts_app  # noqa: E402
+
+app.add_typer(optouts_app, name="optouts")
+app.add_typer(campaign_app, name="campaign")

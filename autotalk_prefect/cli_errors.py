@@ -2,6 +2,11 @@
 
 A traceback is for the people who write this package; a user needs the cause and the next
 step. ``autotalk-prefect --debug <command>`` (or ``AUTOTALK_DEBUG=1``) re-raises instead.
+
+Two exits, one path: a failure while working is ``error: <cause and what to do>`` and exit 1;
+input that cannot work (a bad option value, a ledger URL that does not parse, no credentials) is
+:class:`InputError`, raised by the command, printed the same way with exit code 2 (no traceback
+even with ``--debug``: nothing in the package went wrong).
 """
 
 from __future__ import annotations
@@ -15,12 +20,28 @@ from typing import ParamSpec, TypeVar
 import typer
 
 from autotalk_prefect._compat import TyperException
+from autotalk_prefect.api.errors import (
+    AuthenticationError,
+    AutoTalkConnectionError,
+    AutoTalkError,
+    PermissionDeniedError,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: set by the top-level ``--debug`` option
 DEBUG: dict[str, bool] = {"on": False}
+#: the exit code of input that cannot work (as typer's own usage errors)
+INPUT_ERROR_EXIT = 2
+
+
+class InputError(Exception):
+    """What the user gave cannot work: the command stops with ``error: <message>``, exit 2.
+
+    Raise it (``raise InputError(str(exc)) from exc``) rather than echoing by hand; a command
+    wrapped by :func:`one_line_errors` prints it.
+    """
 
 
 def _prefect_api() -> str:
@@ -37,13 +58,6 @@ def _prefect_api() -> str:
 
 def describe_failure(exc: BaseException) -> str:
     """The one line a user reads: the cause, then what to do about it."""
-    from autotalk_prefect.api.errors import (
-        AuthenticationError,
-        AutoTalkConnectionError,
-        AutoTalkError,
-        PermissionDeniedError,
-    )
-
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, AuthenticationError):
         return (
@@ -85,7 +99,8 @@ def _address_in_use(exc: BaseException) -> OSError | None:
 
 
 def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a typer command: an exception becomes ``error: <one line>`` and exit code 1."""
+    """Wrap a typer command: an exception becomes ``error: <one line>`` and exit code 1
+    (an :class:`InputError`: its message, exit code 2)."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -97,6 +112,9 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             if DEBUG["on"] or exc.code in (0, None):
                 raise
             raise typer.Exit(code=exc.code if isinstance(exc.code, int) else 1) from None
+        except InputError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=INPUT_ERROR_EXIT) from None
         except Exception as exc:
             if DEBUG["on"]:
                 raise
@@ -107,4 +125,4 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-__all__ = ["DEBUG", "describe_failure", "one_line_errors"]
+__all__ = ["DEBUG", "INPUT_ERROR_EXIT", "InputError", "describe_failure", "one_line_errors"]

@@ -10,16 +10,14 @@ only ever show ``**********``.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr, field_validator
 
+from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 from autotalk_prefect.api.config import ClientOptions
 from autotalk_prefect.api.settings import AutoTalkSettings
-
-if TYPE_CHECKING:
-    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
 
 __all__ = [
     "AutoTalkCredentials",
@@ -88,14 +86,10 @@ class AutoTalkCredentials(CredentialsBlock, ClientOptions):
 
         ``overrides`` go to the client constructor (``transport``, ``headers``, ...).
         """
-        from autotalk_prefect.api.client import AutoTalkClient
-
         return AutoTalkClient(self.api_key, **self.client_kwargs(**overrides))
 
     def get_async_client(self, **overrides: Any) -> AsyncAutoTalkClient:
         """An async client (``async with credentials.get_async_client() as client: ...``)."""
-        from autotalk_prefect.api.client import AsyncAutoTalkClient
-
         return AsyncAutoTalkClient(self.api_key, **self.client_kwargs(**overrides))
 
     @classmethod

@@ -21,7 +21,8 @@ from pydantic import BaseModel, SecretStr
 
 from autotalk_prefect._version import __version__
 from autotalk_prefect.api import endpoints as ep
-from autotalk_prefect.api.client import AutoTalkClient, check_base_url
+from autotalk_prefect.api.base_url import check_base_url
+from autotalk_prefect.api.client import AutoTalkClient
 from autotalk_prefect.api.config import AuthScheme
 from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError
 from autotalk_prefect.api.models import (
@@ -35,6 +36,9 @@ from autotalk_prefect.api.models import (
 )
 from autotalk_prefect.api.paging import LIST_KEYS
 from autotalk_prefect.api.retries import RetryPolicy
+from autotalk_prefect.api.settings import AutoTalkSettings
+from autotalk_prefect.cli_errors import InputError
+from autotalk_prefect.credentials import AutoTalkCredentials
 
 CURSOR_KEYS = ("nextCursor", "next_cursor", "cursor", "has_more", "hasMore", "next")
 PAGE_NUMBER_KEYS = ("totalPages", "hasNextPage", "nextPage", "page", "pageSize")
@@ -288,12 +292,8 @@ def diagnose(api_key: SecretStr, base_url: str) -> DoctorReport:
 
 def _resolve(api_key: str | None, base_url: str | None, block: str | None) -> tuple[SecretStr, str]:
     if block:
-        from autotalk_prefect.credentials import AutoTalkCredentials
-
         credentials = cast(AutoTalkCredentials, AutoTalkCredentials.load(block, _sync=True))  # type: ignore[call-arg]
         return credentials.api_key, base_url or credentials.base_url
-    from autotalk_prefect.api.settings import AutoTalkSettings
-
     settings = AutoTalkSettings()
     if base_url:
         settings = settings.model_copy(update={"base_url": check_base_url(base_url)})
@@ -347,8 +347,7 @@ def doctor_command(
     try:
         key, url = _resolve(api_key, base_url, block)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
+        raise InputError(str(exc)) from None
     report = diagnose(key, url)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))

@@ -34,6 +34,42 @@ def prefect_harness() -> Iterator[None]:
         prefect.settings.temporary_settings(
             updates={heartbeat: None} if heartbeat is not None else {}
         ),
-        prefect_test_harness(server_startup_timeout=180),  # polled: a bound for loaded machines
+        # generous: under pytest-xdist every worker starts its own harness on a busy machine
+        prefect_test_harness(server_startup_timeout=240),
     ):
         yield
+
+
+# The files whose tests wait on real processes, schedules or a browser, slowest first. They run
+# first, so that under pytest-xdist (`make test`: one file per worker at a time) their waits
+# overlap the rest of the suite instead of ending it; `make test-fast` leaves them out.
+SLOW_FILES = (
+    "tests/test_e2e_reminders.py",
+    "tests/test_e2e_deployments.py",
+    "tests/test_ui_screenshots.py",
+    "tests/test_scale_rate_limit.py",
+    "tests/test_scale_dask.py",
+    "tests/test_demo.py",
+    "tests/test_deploy_from_folder.py",
+    "tests/sandbox/test_inbox_browser.py",
+    "tests/test_outreach_exactly_once.py",
+    "tests/soak/test_soak.py",
+    "tests/sandbox/test_sandbox_cli.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: real processes, schedules or a browser (SLOW_FILES)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(SLOW_FILES)}
+    root = config.rootpath
+
+    def file_rank(item: pytest.Item) -> int:
+        return rank.get(item.path.relative_to(root).as_posix(), len(SLOW_FILES))
+
+    for item in items:
+        if file_rank(item) < len(SLOW_FILES):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=file_rank)  # stable: the order inside a file and among the rest is kept

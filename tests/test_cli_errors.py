@@ -148,3 +148,29 @@ def test_troubleshooting_has_a_row_for_each_line_a_user_can_meet() -> None:
         "--debug",
     ):
         assert phrase in page, phrase
+
+
+def test_bad_input_is_one_line_and_exit_2_even_with_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from autotalk_prefect.cli_errors import DEBUG, InputError, one_line_errors
+
+    @one_line_errors
+    def command() -> None:
+        raise InputError("--format must be csv or json, got 'xml'")
+
+    for debug in (False, True):
+        monkeypatch.setitem(DEBUG, "on", debug)
+        single = typer.Typer()
+        single.command()(command)
+        result = CliRunner().invoke(single, [])
+        assert result.exit_code == 2, result.output
+        assert _one_error_line(result.stderr) == "error: --format must be csv or json, got 'xml'"
+
+
+def test_the_ledger_export_format_goes_through_the_one_error_path(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["ledger", "export", "c1", "--ledger", str(tmp_path), "--format", "xml"]
+    )
+    assert result.exit_code == 2
+    assert _one_error_line(result.stderr) == "error: --format must be csv or json, got 'xml'"

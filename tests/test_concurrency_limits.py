@@ -9,15 +9,15 @@ import pytest
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
+from autotalk_prefect import ratelimit
 from autotalk_prefect.cli import app
-from autotalk_prefect.ratelimit import (
-    GlobalRateLimitError,
+from autotalk_prefect.concurrency_limits import (
     RateLimitOutcome,
-    check_global_rate_limit,
     describe_rate_limit,
     ensure_rate_limit,
     remove_rate_limit,
 )
+from autotalk_prefect.ratelimit import GlobalRateLimitError, check_global_rate_limit
 
 
 def _name() -> str:
@@ -116,3 +116,10 @@ def test_cli_set_show_delete() -> None:
         deleted = runner.invoke(app, ["rate-limit", "delete", "--name", name])
         assert deleted.exit_code == 0 and expected in deleted.output
     assert describe_rate_limit(name) is None
+
+
+def test_the_admin_stays_importable_from_ratelimit_as_documented_first() -> None:
+    assert ratelimit.ensure_rate_limit is ensure_rate_limit
+    assert ratelimit.describe_rate_limit is describe_rate_limit
+    assert ratelimit.remove_rate_limit is remove_rate_limit
+    assert ratelimit.RateLimitOutcome is RateLimitOutcome

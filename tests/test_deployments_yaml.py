@@ -25,6 +25,7 @@ def test_every_prebuilt_flow_is_deployed() -> None:
         "flows/onboarding.py:onboard_contact",
         "flows/replies.py:handle_reply",
         "flows/sync.py:sync_to_warehouse",
+        "flows/warehouse_in.py:sync_from_warehouse",
         "flows/reminders.py:schedule_reminders",
         "flows/reminders.py:schedule_follow_up",
         "flows/reminders.py:send_reminder",
@@ -93,8 +94,13 @@ def test_schedules_and_triggers_are_well_formed(deployment: dict[str, Any]) -> N
     for trigger in deployment.get("triggers", []):
         spec = {k: v for k, v in trigger.items() if k != "type"}
         built_trigger = DeploymentEventTrigger(**spec)
-        assert built_trigger.expect and all(e.startswith("autotalk.") for e in built_trigger.expect)
         resources = built_trigger.match.root["prefect.resource.id"]
+        if deployment["entrypoint"] == "flows/warehouse_in.py:sync_from_warehouse":
+            # after the warehouse load: a Prefect flow run's completion, not an AutoTalk event
+            assert built_trigger.expect == {"prefect.flow-run.Completed"}
+            assert resources == "prefect.flow-run.*" and not built_trigger.enabled
+            continue
+        assert built_trigger.expect and all(e.startswith("autotalk.") for e in built_trigger.expect)
         assert "autotalk.contact.*" in ([resources] if isinstance(resources, str) else resources)
     # the reminder sender runs only as the scheduled runs the two schedulers make
     made_by_flows = deployment["name"] == "autotalk-reminders-send"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -15,13 +16,17 @@ from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
     AutoTalkError,
     ConflictError,
+    ExplicitRefusalError,
     InvalidRequestError,
     NoResponseError,
     NotFoundError,
+    NoUsableAnswerError,
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitError,
+    RefusedError,
     ServerError,
+    UnexpectedAnswerError,
     ValidationIssue,
     error_from_response,
     parse_retry_after,
@@ -52,7 +57,8 @@ def _response(status: int, body: object = None, headers: dict[str, str] | None =
         (503, ServerError),
         (504, ServerError),
         (507, ServerError),
-        (418, AutoTalkError),
+        (418, RefusedError),
+        (405, RefusedError),
     ],
 )
 def test_each_status_maps_to_its_exception(status: int, cls: type[AutoTalkError]) -> None:
@@ -139,6 +145,9 @@ def test_retry_after_seconds_and_http_date() -> None:
 
 ALL_CLASSES = [
     AutoTalkError,
+    RefusedError,
+    NoUsableAnswerError,
+    UnexpectedAnswerError,
     AuthenticationError,
     PermissionDeniedError,
     NotFoundError,
@@ -254,3 +263,72 @@ def test_error_bodies_in_other_shapes(
     assert [(i.path, i.message) for i in error.issues] == issues
     for path, text in issues:
         assert f"{path}: {text}" in str(error)
+
+
+#: the tree the module docstring draws: each class's parent
+TREE = {
+    RefusedError: AutoTalkError,
+    InvalidRequestError: RefusedError,
+    AuthenticationError: RefusedError,
+    PermissionDeniedError: RefusedError,
+    NotFoundError: RefusedError,
+    ConflictError: RefusedError,
+    RateLimitError: RefusedError,
+    ServerError: RefusedError,
+    ExplicitRefusalError: RefusedError,
+    NoUsableAnswerError: AutoTalkError,
+    AutoTalkConnectionError: NoUsableAnswerError,
+    NoResponseError: NoUsableAnswerError,
+    OutcomeUnknownError: NoUsableAnswerError,
+    UnexpectedAnswerError: NoUsableAnswerError,
+}
+
+
+def test_the_tree_is_the_one_the_docstring_draws() -> None:
+    import autotalk_prefect.api.errors as errors
+
+    defined = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, AutoTalkError)
+    }
+    assert defined == {AutoTalkError, *TREE}
+    for cls, parent in TREE.items():
+        assert cls.__bases__ == (parent,), cls
+    drawing = (errors.__doc__ or "").split("::", 1)[1].split("\n\n")[1]
+    column: dict[str, int] = {}  # where each drawn name starts: a child 4 right of its parent
+    for line in drawing.splitlines():
+        name = re.search(r"[A-Za-z]+", line)
+        assert name is not None, line
+        column[name.group()] = name.start()
+    assert list(column) == ["AutoTalkError", *(c.__name__ for c in TREE)], "redraw the tree"
+    for cls, parent in TREE.items():
+        assert column[cls.__name__] == column[parent.__name__] + 4, f"{cls.__name__} misdrawn"
+
+
+def test_every_status_error_is_refused_and_every_lost_answer_no_usable_answer() -> None:
+    for status in (400, 401, 403, 404, 405, 409, 410, 418, 422, 429, 500, 503, 599):
+        error = error_from_response(_response(status, {"message": "no"}), "POST", "/m")
+        assert isinstance(error, RefusedError) and not isinstance(error, NoUsableAnswerError)
+    for cls in (AutoTalkConnectionError, NoResponseError, OutcomeUnknownError):
+        assert issubclass(cls, NoUsableAnswerError) and not issubclass(cls, RefusedError)
+
+
+def test_the_root_exports_every_public_error_once_and_lazily() -> None:
+    import subprocess
+    import sys
+
+    import autotalk_prefect
+    import autotalk_prefect.api.errors as errors
+
+    assert set(errors.__all__) <= set(autotalk_prefect.__all__)
+    for name in errors.__all__:
+        assert getattr(autotalk_prefect, name) is getattr(errors, name)
+    assert set(errors.__all__) >= {c.__name__ for c in TREE}
+    code = (
+        "import sys, autotalk_prefect\n"
+        "assert 'autotalk_prefect.api.errors' not in sys.modules, 'imported eagerly'\n"
+        "from autotalk_prefect import RefusedError\n"
+        "assert 'autotalk_prefect.api.errors' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -456,7 +456,7 @@ def test_a_transaction_sqlite_refused_as_locked_is_run_again_once(
 ) -> None:
     """WAL mode answers "database is locked" at once in some moments (another process opening or
     closing the file): the rolled-back transaction is run again and commits once."""
-    from autotalk_prefect.ledger import store
+    from autotalk_prefect.ledger import database
 
     ledger = _ledger(tmp_path)
     refusals = {"left": 3}
@@ -480,7 +480,7 @@ def test_a_transaction_sqlite_refused_as_locked_is_run_again_once(
     with _on_begin(ledger, broken), pytest.raises(sa.exc.OperationalError, match="disk I/O"):
         ledger.claim([Claim("c")], "run-1")
     assert calls["n"] == 1
-    monkeypatch.setattr(store, "_BUSY_BUDGET_S", 0.0)  # a lock that never clears: raised
+    monkeypatch.setattr(database, "_BUSY_BUDGET_S", 0.0)  # a lock that never clears: raised
     refusals["left"] = 10**6
     with (
         _on_begin(ledger, refuse_some),
@@ -494,7 +494,7 @@ def test_which_database_errors_are_run_again() -> None:
     """Only errors that guarantee nothing was written: SQLite's locked, PostgreSQL's deadlock
     and serialization failures; never a lost connection (its COMMIT may have happened)."""
 
-    from autotalk_prefect.ledger.store import _rolled_back_whole
+    from autotalk_prefect.ledger.database import _rolled_back_whole
 
     def error(orig: BaseException) -> sa.exc.OperationalError:
         return sa.exc.OperationalError("COMMIT", {}, orig)

@@ -23,8 +23,8 @@ from prefect.client.schemas.filters import (
 from prefect.settings import PREFECT_API_URL
 from pydantic import SecretStr
 
-import autotalk_prefect.flows.outreach.flow as outreach_module
 from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.outreach import quiet
 from autotalk_prefect.flows.outreach.engine import Audience, QuietHours
 from autotalk_prefect.flows.outreach.flow import outreach_campaign
 from autotalk_prefect.flows.templating import TemplateInvalidError
@@ -271,7 +271,7 @@ def test_quiet_hours_skip_sends_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     night = dt.datetime(2026, 11, 25, 23, 30, tzinfo=dt.timezone.utc)
-    monkeypatch.setattr(outreach_module, "now", lambda: night)
+    monkeypatch.setattr(quiet, "now", lambda: night)
     window = QuietHours(start=dt.time(21), end=dt.time(8), timezone="UTC")
     assert window.seconds_left(night) == 8.5 * 3600
     assert window.seconds_left(night.replace(hour=12)) == 0

@@ -28,6 +28,7 @@ from autotalk_prefect.flows.reminders.flow import (
     schedule_reminders,
     send_reminder,
 )
+from autotalk_prefect.ledger.optouts import Identity, OptOutList
 from autotalk_prefect.sandbox import SandboxHandle
 
 TEMPLATE = "Hi {{ name }}, see you on {{ date }} at {{ time }} ({{ zone }})."
@@ -181,6 +182,26 @@ def test_send_reminder_sends_once_in_the_contacts_local_time(
     (sent,) = autotalk_sandbox_env.sent_messages(contact)
     assert sent["message"] == "Hi Ana, see you on Friday 5 December at 10:00 (Europe/Madrid)."
     assert again.message_id == first.message_id == sent["_id"]
+
+
+def test_send_reminder_skips_an_opted_out_contact_unless_transactional(
+    autotalk_sandbox_env: SandboxHandle, tmp_path: Path
+) -> None:
+    contact = autotalk_sandbox_env.contact_ids()[1]
+    apt = f"apt-{uuid.uuid4().hex[:8]}"
+    store = str(tmp_path)
+    starts = datetime(2031, 12, 5, 9, 0, tzinfo=timezone.utc)
+    schedule_reminders(_booking(apt, starts, event="b1", occurred=NOW, contact=contact),
+                       ledger_storage=store)  # fmt: skip
+    OptOutList(store).add(Identity.of(contact), reason="STOP", source="test")
+    args = {"kind": APPOINTMENT, "subject": apt, "basis": starts.isoformat(),
+            "message_template": TEMPLATE, "ledger_storage": store}  # fmt: skip
+    skipped = send_reminder(label="24h", **args)
+    assert skipped.state == "skipped" and "opted out" in skipped.reason
+    assert autotalk_sandbox_env.sent_messages(contact) == []
+    override = send_reminder(label="1h", transactional=True, **args)
+    assert override.state == "sent"
+    assert len(autotalk_sandbox_env.sent_messages(contact)) == 1
 
 
 def test_send_reminder_sends_nothing_for_a_moved_or_cancelled_appointment(

@@ -252,7 +252,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip("AUTOTALK_TEST_POSTGRES_DSN is not set")
     import sqlalchemy as sa
 
-    from autotalk_prefect.ledger.store import engine_for
+    from autotalk_prefect.ledger.database import engine_for
 
     admin = engine_for(PG_DSN).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

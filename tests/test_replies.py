@@ -170,12 +170,13 @@ def test_stop_unsubscribes_and_confirms_in_the_same_conversation(
     assert outcome.rule == "unsubscribe" and outcome.matched_keywords == ["stop"]
     assert not outcome.duplicate
     assert [(a.kind, a.target, a.status) for a in outcome.actions] == [
+        ("opt_out", "opt-out list", "done"),
         ("update_field", "status", "done"),
         ("send_answer", "answer", "done"),
     ]
     assert record(sb, contact_id)["status"] == "inactive"
     (answer,) = sb.sent_messages()
-    assert answer["_id"] == outcome.actions[1].message_id
+    assert answer["_id"] == outcome.actions[2].message_id
     assert answer["contactId"] == contact_id
     assert answer["conversationId"] == body["message"]["conversationId"]
     assert answer["channelId"] == body["trigger"]["channel"]
@@ -254,13 +255,14 @@ def test_crash_after_answer_is_not_resent_on_redelivery(
 
     redelivered = run(creds, ledger_dir, body)
     assert [(a.target, a.status) for a in redelivered.actions] == [
+        ("opt-out list", "already_done"),
         ("status", "already_done"),
         ("answer", "unknown"),
     ]
     assert len(sb.sent_messages()) == 1
 
     forced = run(creds, ledger_dir, body, resend_unknown=True)
-    assert forced.actions[1].status == "done" and len(sb.sent_messages()) == 2
+    assert forced.actions[2].status == "done" and len(sb.sent_messages()) == 2
     assert run(creds, ledger_dir, body).duplicate
     assert len(sb.sent_messages()) == 2
 
@@ -327,7 +329,7 @@ def test_placeholder_only_body_finds_the_contact_by_phone_once_per_event_id(
     outcome = run(creds, ledger_dir, body, event_id="4b7e1c2a-prefect-event")
     assert outcome.contact_id == contact_id and outcome.event_id == "4b7e1c2a-prefect-event"
     assert outcome.rule == "unsubscribe"
-    assert [a.status for a in outcome.actions] == ["done", "done"]
+    assert [a.status for a in outcome.actions] == ["done", "done", "done"]
     assert record(sb, contact_id)["status"] == "inactive"
     assert record(sb, other_id) == others_before
     (answer,) = sb.sent_messages()
@@ -342,7 +344,9 @@ def test_placeholder_only_body_finds_the_contact_by_phone_once_per_event_id(
     by_email = {**body, "client": {"email": record(sb, contact_id)["email"], "phone": ""}}
     help_ = run(creds, ledger_dir, {**by_email, "message": {"text": "help"}}, event_id="e2")
     assert help_.contact_id == contact_id and help_.rule == "help"
-    assert len(sb.sent_messages()) == 2
+    # the contact said STOP: no answer but the unsubscribe confirmation reaches them
+    assert [a.status for a in help_.actions] == ["skipped"]
+    assert len(sb.sent_messages()) == 1
 
 
 def test_placeholder_body_with_unknown_or_shared_phone_fails_clearly_and_does_nothing(

@@ -290,8 +290,8 @@ CASES: list[Case] = [
         "bad_request",
     ),
     (
-        "JSON array",
-        lambda url, b: post(f"{url}/hooks/autotalk/message.received", [b]),
+        "JSON scalar (an array of objects is a delivery of several events)",
+        lambda url, b: post(f"{url}/hooks/autotalk/message.received", 42),
         400,
         "bad_request",
     ),

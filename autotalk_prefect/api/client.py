@@ -15,8 +15,6 @@ loopback.
 from __future__ import annotations
 
 import functools
-import ipaddress
-import re
 import ssl
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from pydantic import SecretStr
 
 from autotalk_prefect._version import __version__
 from autotalk_prefect.api import endpoints as ep
+from autotalk_prefect.api.base_url import check_base_url
 from autotalk_prefect.api.config import (
     DEFAULT_AUTH_SCHEME,
     DEFAULT_BASE_URL,
@@ -38,7 +37,11 @@ from autotalk_prefect.api.config import (
     AuthScheme,
     check_auth_scheme,
 )
-from autotalk_prefect.api.errors import AutoTalkError, UnexpectedAnswerError, error_from_response
+from autotalk_prefect.api.errors import (
+    NoUsableAnswerError,
+    UnexpectedAnswerError,
+    error_from_response,
+)
 from autotalk_prefect.api.lanes import Lanes
 from autotalk_prefect.api.models import (
     Assistant,
@@ -62,18 +65,15 @@ from autotalk_prefect.api.paging import (
     check_page_style,
 )
 from autotalk_prefect.api.retries import RetryPolicy
+from autotalk_prefect.api.settings import AutoTalkSettings
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-    from autotalk_prefect.api.settings import AutoTalkSettings
 
 M = TypeVar("M", bound=WireModel)
 T = TypeVar("T")
 
 USER_AGENT = f"autotalk-prefect/{__version__}"
-LOOPBACK_NAMES = frozenset({"localhost"})
-_HOST = re.compile(r"[A-Za-z0-9._:-]+")  # a DNS name, an IPv4 or an (unbracketed) IPv6 address
 
 __all__ = ["USER_AGENT", "AsyncAutoTalkClient", "AutoTalkClient"]
 
@@ -112,44 +112,6 @@ def _secret(api_key: SecretStr | str) -> SecretStr:
     if not value.strip():
         raise ValueError("api_key must not be empty")
     return api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(base_url: object) -> str:
-    """``base_url`` without a trailing slash, after refusing what would be unsafe or wrong."""
-    if not isinstance(base_url, str) or not base_url.strip():
-        raise ValueError(f"base_url must be a non-empty URL string, got {base_url!r}")
-    text = base_url.strip()
-    try:
-        url = httpx.URL(text)
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"base_url {text!r} is not a URL: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(
-            f"base_url {text!r} is not a URL: expected https://host/path "
-            "(for example https://api.autotalk.io/v1)"
-        )
-    host = url.raw_host.decode("ascii", errors="replace")  # IDNA hosts arrive as xn--...
-    if not _HOST.fullmatch(host):
-        raise ValueError(f"base_url {text!r} is not a URL: {url.host!r} is not a host name")
-    if url.userinfo:
-        raise ValueError("base_url must not carry credentials (user:password@); use api_key")
-    if url.query or url.fragment:
-        raise ValueError(f"base_url {text!r} must not have a query or fragment")
-    if url.scheme == "http" and not _is_loopback(url.host):
-        raise ValueError(
-            f"refusing plain-http base_url {text!r}: the API key would travel in clear text. "
-            "Use https:// (plain http is allowed only on loopback: 127.0.0.1, ::1, localhost)."
-        )
-    return text.rstrip("/")
 
 
 @functools.cache
@@ -233,8 +195,6 @@ class _ClientBase:
     def from_settings(cls, settings: AutoTalkSettings | None = None, **overrides: Any) -> Self:
         """A client configured from ``AutoTalkSettings`` (``AUTOTALK_*`` env / ``.env``)."""
         if settings is None:
-            from autotalk_prefect.api.settings import AutoTalkSettings
-
             settings = AutoTalkSettings()
         if settings.api_key is None and "api_key" not in overrides:
             raise ValueError("no AutoTalk API key: set AUTOTALK_API_KEY (or pass api_key=...)")
@@ -296,7 +256,7 @@ class _ClientBase:
         try:
             return pager.feed(reply.payload, reply.headers, reply.url)
         except PageShapeError as exc:
-            raise AutoTalkError(
+            raise NoUsableAnswerError(
                 f"unexpected answer: {exc}", method=call.method, path=self._shown(call.path)
             ) from None
 
@@ -360,7 +320,7 @@ class AutoTalkClient(_ClientBase):
         return self._fetch(call).payload
 
     def _run(self, call: ep.Call[T]) -> T:
-        return call.answer(self._send(call))
+        return call.answer(self._fetch(call).payload)
 
     def _pages(self, listing: ep.Listing[M], page_size: int) -> Iterator[list[M]]:
         pager = self._pager(listing, page_size)  # checked now, not at the first next()
@@ -566,7 +526,7 @@ class AsyncAutoTalkClient(_ClientBase):
         return (await self._fetch(call)).payload
 
     async def _run(self, call: ep.Call[T]) -> T:
-        return call.answer(await self._send(call))
+        return call.answer((await self._fetch(call)).payload)
 
     def _pages(self, listing: ep.Listing[M], page_size: int) -> AsyncIterator[list[M]]:
         pager = self._pager(listing, page_size)  # checked now, not at the first __anext__()

@@ -3,19 +3,40 @@
 :class:`ClientOptions` is inherited by :class:`~autotalk_prefect.api.settings.AutoTalkSettings`
 (``AUTOTALK_*`` environment) and by the ``AutoTalkCredentials`` block, and turned into client
 arguments by :meth:`ClientOptions.client_kwargs`; the clients' own defaults are the constants
-below. The API key is not here: the block requires it, the settings may lack it.
+below (the retry bounds' are the retry policy's, ``retries.py``, imported here). The API key is
+not here: the block requires it, the settings may lack it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, field_validator
 
+from autotalk_prefect.api.base_url import check_base_url
 from autotalk_prefect.api.paging import PageStyle, check_page_style
+from autotalk_prefect.api.retries import (
+    DEFAULT_RETRY_AFTER_CAP,
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_MAX_SECONDS,
+    RetryPolicy,
+)
 
-if TYPE_CHECKING:
-    from autotalk_prefect.api.retries import RetryPolicy
+__all__ = [
+    "AUTH_SCHEMES",
+    "DEFAULT_AUTH_SCHEME",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_PAGE_STYLE",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RETRY_AFTER_CAP",
+    "DEFAULT_RETRY_ATTEMPTS",
+    "DEFAULT_RETRY_MAX_SECONDS",
+    "AuthScheme",
+    "ClientOptions",
+    "check_auth_scheme",
+]
 
 AuthScheme = Literal["x-api-key", "bearer"]
 AUTH_SCHEMES: tuple[str, ...] = get_args(AuthScheme)
@@ -25,9 +46,6 @@ DEFAULT_AUTH_SCHEME: AuthScheme = "x-api-key"
 DEFAULT_PAGE_STYLE: PageStyle = "auto"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
-DEFAULT_RETRY_ATTEMPTS = 5
-DEFAULT_RETRY_MAX_SECONDS = 60.0
-DEFAULT_RETRY_AFTER_CAP = 30.0
 DEFAULT_MAX_CONCURRENCY = 16
 
 
@@ -111,19 +129,11 @@ class ClientOptions(BaseModel):
     @classmethod
     def _check_base_url(cls, value: object) -> str:
         """The client's own check, refused here naming ``base_url`` rather than at a request."""
-        from autotalk_prefect.api.client import check_base_url
-
         return check_base_url(value)
 
     def retry_policy(self) -> RetryPolicy:
         """The client retry policy these options describe."""
-        from autotalk_prefect.api.retries import RetryPolicy
-
-        return RetryPolicy(
-            attempts=self.retry_attempts,
-            max_seconds=self.retry_max_seconds,
-            retry_after_cap=self.retry_after_cap,
-        )
+        return RetryPolicy.from_settings(self)
 
     def client_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for either client's constructor (after ``api_key``)."""

@@ -1,9 +1,32 @@
-"""One exception per AutoTalk failure class, and the single status -> exception mapping.
+"""The exception tree of an AutoTalk call, and the single status -> exception mapping.
+
+Catch a leaf for one case, a middle class for a kind of failure, ``AutoTalkError`` for all::
+
+    AutoTalkError                  every failure of an AutoTalk call
+    ├── RefusedError               AutoTalk answered with an error status (``status_code`` set)
+    │   ├── InvalidRequestError    400 / 422: the request or body; ``issues`` names each field
+    │   ├── AuthenticationError    401: the key is missing, wrong or revoked
+    │   ├── PermissionDeniedError  403: the key may not do this
+    │   ├── NotFoundError          404: no such type, item, contact, conversation or function
+    │   ├── ConflictError          409: e.g. a create with an ``_id`` that exists
+    │   ├── RateLimitError         429: ``retry_after`` is the wait asked for
+    │   ├── ServerError            5xx: trouble on AutoTalk's side (``retry_after`` on a 503)
+    │   └── ExplicitRefusalError   a 2xx whose body says the call failed: nothing was applied
+    └── NoUsableAnswerError        no answer to act on: none came, or one we cannot read
+        ├── AutoTalkConnectionError  the request never reached AutoTalk: nothing was done
+        ├── NoResponseError        an idempotent call got no answer, even after the retries
+        ├── OutcomeUnknownError    a non-idempotent call got none: it MAY have been applied
+        └── UnexpectedAnswerError  a 2xx whose body we cannot read: it WAS applied
+
+Another 4xx (405, 410, ...) is a ``RefusedError`` itself. Which of them the client retries is
+decided in ``retries.py``; what a send's failure means for the ledger, in ``outcomes.py``.
 
 Every error carries what a user needs to act on it (status, the server's message, the raw body,
 method and path, the request id) and nothing secret: the API key travels in a request header,
 which no error ever reads. Errors are picklable with all their fields, because Prefect moves
 exceptions between processes (task runners, result persistence).
+
+``__all__`` is the one list of the public names: the package root exports each of them.
 """
 
 from __future__ import annotations
@@ -21,22 +44,24 @@ from autotalk_prefect.api.models import ISSUE_KEYS, ValidationIssue, issues_from
 
 MAX_BODY_CHARS = 8192  # enough for any error body; keeps a pathological page out of logs
 
+#: the exception tree and what its errors carry, as the package root exports them
 __all__ = [
     "AuthenticationError",
     "AutoTalkConnectionError",
     "AutoTalkError",
     "ConflictError",
+    "ExplicitRefusalError",
     "InvalidRequestError",
     "NoResponseError",
+    "NoUsableAnswerError",
     "NotFoundError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RefusedError",
     "ServerError",
     "UnexpectedAnswerError",
     "ValidationIssue",
-    "error_from_response",
-    "parse_retry_after",
 ]
 
 
@@ -99,35 +124,64 @@ def _rebuild(cls: type[AutoTalkError], message: str, state: dict[str, Any]) -> A
     return error
 
 
-class AuthenticationError(AutoTalkError):
-    """401: the API key is missing, wrong or revoked."""
+class RefusedError(AutoTalkError):
+    """AutoTalk answered with an error status: it refused the request (4xx) or failed it (5xx).
+
+    ``status_code`` is that status. A status without a class of its own (405, 410, ...) is
+    raised as this class itself.
+    """
 
 
-class PermissionDeniedError(AutoTalkError):
-    """403: the key is valid but not allowed to do this."""
-
-
-class NotFoundError(AutoTalkError):
-    """404: unknown type, item, contact, conversation or function."""
-
-
-class ConflictError(AutoTalkError):
-    """409: for example, create with an ``_id`` that already exists."""
-
-
-class InvalidRequestError(AutoTalkError):
+class InvalidRequestError(RefusedError):
     """400/422: the request or body was rejected; ``issues`` names each field and why."""
 
 
-class RateLimitError(AutoTalkError):
+class AuthenticationError(RefusedError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(RefusedError):
+    """403: the key is valid but not allowed to do this."""
+
+
+class NotFoundError(RefusedError):
+    """404: unknown type, item, contact, conversation or function."""
+
+
+class ConflictError(RefusedError):
+    """409: for example, create with an ``_id`` that already exists."""
+
+
+class RateLimitError(RefusedError):
     """429: too many requests; ``retry_after`` is the wait the server asked for (seconds)."""
 
 
-class ServerError(AutoTalkError):
+class ServerError(RefusedError):
     """5xx: trouble on AutoTalk's side (``retry_after`` set when a 503 carried Retry-After)."""
 
 
-class OutcomeUnknownError(AutoTalkError):
+class ExplicitRefusalError(RefusedError):
+    """A 2xx answer whose body explicitly said the call failed (``success: false``, an
+    ``error``, a failed status): nothing was applied. ``message`` keeps the server's words,
+    ``body`` the answer (see ``api.outcomes.refusal``)."""
+
+
+class NoUsableAnswerError(AutoTalkError):
+    """No answer to act on: none came back (connection, timeout, dropped), or one we could not
+    read. The leaves say what that means for the call: never sent, safe to try again, maybe
+    applied, or applied."""
+
+
+class AutoTalkConnectionError(NoUsableAnswerError):
+    """The request never reached AutoTalk (connect error, connect or pool timeout)."""
+
+
+class NoResponseError(NoUsableAnswerError):
+    """An idempotent request was sent but no answer came back (read timeout, dropped
+    connection), even after the retries allowed. Safe to try again later."""
+
+
+class OutcomeUnknownError(NoUsableAnswerError):
     """A non-idempotent call was sent but no usable answer came back: it MAY have been applied.
 
     It is never re-sent automatically (that could send a message twice). Check the state in
@@ -135,19 +189,10 @@ class OutcomeUnknownError(AutoTalkError):
     """
 
 
-class UnexpectedAnswerError(AutoTalkError):
+class UnexpectedAnswerError(NoUsableAnswerError):
     """A success (2xx) answer whose body we could not read (an envelope, missing fields, an
     empty 202/204). The call WAS applied: never treat it as "not applied". ``body`` holds the
     raw answer; ``status_code`` the 2xx when the decoder knew it."""
-
-
-class AutoTalkConnectionError(AutoTalkError):
-    """The request never reached AutoTalk (connect error, connect or pool timeout)."""
-
-
-class NoResponseError(AutoTalkError):
-    """An idempotent request was sent but no answer came back (read timeout, dropped
-    connection), even after the retries allowed. Safe to try again later."""
 
 
 _BY_STATUS: dict[int, type[AutoTalkError]] = {
@@ -162,12 +207,12 @@ _BY_STATUS: dict[int, type[AutoTalkError]] = {
 
 
 def error_class_for_status(status_code: int) -> type[AutoTalkError]:
-    """The exception class for an HTTP error status (other 4xx map to the base class)."""
+    """The exception class for an HTTP error status (another 4xx: ``RefusedError`` itself)."""
     if status_code in _BY_STATUS:
         return _BY_STATUS[status_code]
     if status_code >= 500:
         return ServerError
-    return AutoTalkError
+    return RefusedError
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

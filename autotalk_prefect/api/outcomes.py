@@ -1,10 +1,15 @@
 """THE outcome rule: what a finished non-idempotent call (or its exception) says was applied.
 
 Every path that sends or creates (outreach, onboarding, replies) classifies through here, so the
-one promise holds everywhere: a call AutoTalk answered 2xx was applied, whatever its body said.
+one promise holds everywhere: a call AutoTalk answered 2xx was applied, unless its body
+explicitly says it was not.
 
 * ``sent``: answered 2xx (a decoded model, or an "unexpected answer" from a 2xx body: envelope,
   missing fields, an empty 202/204), or a 409 to a create ("already exists": done before).
+* a 2xx whose body explicitly says the call failed (``success: false``, ``ok: false``,
+  ``status`` ``failed``/``error``/``rejected``, an ``error`` or ``errors``; at the top or in a
+  ``data``/``result`` envelope): ``failed`` with the server's message, or ``unknown`` when the
+  body also carries the id of the thing created (it may exist).
 * ``failed``: only answers that prove nothing was applied: 400, 401, 403, 404, 422, 429, a 503
   carrying Retry-After, or a request that never connected.
 * ``unknown``: everything else (no answer, a 5xx, a dropped connection, an interruption, an
@@ -24,7 +29,7 @@ from autotalk_prefect.api.errors import (
     UnexpectedAnswerError,
 )
 
-__all__ = ["Outcome", "OutcomeState", "find_id", "from_answer", "from_exception"]
+__all__ = ["Outcome", "OutcomeState", "find_id", "from_answer", "from_exception", "refusal"]
 
 OutcomeState = Literal["sent", "failed", "unknown"]
 
@@ -46,6 +51,9 @@ ID_PATHS: tuple[tuple[str, ...], ...] = (
     ("item", "_id"),
 )
 _MAX_RAW = 4000
+#: ``status`` values that say the call was refused
+REFUSED_STATUSES = frozenset({"failed", "error", "rejected"})
+_ENVELOPES = ("data", "result")
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,76 @@ def find_field(raw: Any, name: str) -> str | None:
     return find_id(raw, ((name,), ("data", name), ("message", name), ("result", name)))
 
 
+def _said_failed(body: Mapping[str, Any]) -> str | None:
+    """What in ``body`` says the call failed (``None``: nothing explicit)."""
+    if body.get("success") is False:
+        return "success: false"
+    if body.get("ok") is False:
+        return "ok: false"
+    status = body.get("status")
+    if isinstance(status, str) and status.strip().lower() in REFUSED_STATUSES:
+        return f"status {status.strip().lower()!r}"
+    for name in ("error", "errors"):
+        if body.get(name) not in (None, "", False, [], {}):
+            return f"an {name!r} field" if name == "error" else "an 'errors' field"
+    return None
+
+
+def _server_message(body: Mapping[str, Any]) -> str | None:
+    """The server's own words from a refusal body (error, errors, message), shortened."""
+    parts: list[str] = []
+    for name in ("error", "errors", "message", "detail", "reason"):
+        value = body.get(name)
+        items = value if isinstance(value, list) else [value]
+        for item in items[:3]:
+            if isinstance(item, Mapping):
+                item = item.get("message") or item.get("detail") or item.get("code")
+            if isinstance(item, (str, int)) and not isinstance(item, bool) and str(item).strip():
+                parts.append(str(item).strip())
+        if parts:
+            break
+    return "; ".join(parts)[:300] if parts else None
+
+
+def refusal(raw: Any) -> Outcome | None:
+    """The outcome of a 2xx whose body explicitly says the call failed, else ``None``.
+
+    ``failed`` (nothing was applied) with the server's message; ``unknown`` when the body also
+    carries an id (something may have been created).
+    """
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return None
+    if not isinstance(raw, Mapping):
+        return None
+    bodies = [raw] + [raw[k] for k in _ENVELOPES if isinstance(raw.get(k), Mapping)]
+    for body in bodies:
+        said = _said_failed(body)
+        if said is None:
+            continue
+        message = _server_message(body) or _server_message(raw) or "no message given"
+        kept = json.dumps(raw, default=str)[:_MAX_RAW]
+        ref = find_id(raw)
+        if ref is not None:
+            return Outcome(
+                "unknown",
+                ref=ref,
+                reason=f"answered 2xx with {said} but also an id: {message}",
+                raw=kept,
+            )
+        return Outcome("failed", reason=f"refused: answered 2xx with {said}: {message}", raw=kept)
+    return None
+
+
 def from_answer(answer: Any) -> Outcome:
-    """A call that returned: applied. ``answer`` is a model (its ``id``) or raw JSON."""
+    """A call that returned: applied, unless its body explicitly says it failed (``refusal``).
+    ``answer`` is a model (its ``id``; the body it was read from, ``raw_answer``) or raw JSON."""
+    body = getattr(answer, "raw_answer", None) if hasattr(answer, "raw_answer") else answer
+    refused = refusal(body)
+    if refused is not None:
+        return refused
     ref = getattr(answer, "id", None)
     if not isinstance(ref, str):
         ref = find_id(answer)
@@ -111,6 +187,9 @@ def from_exception(exc: BaseException, *, create: bool = False) -> Outcome:
     status, reason = exc.status_code, _reason(exc)
     raw = exc.body[:_MAX_RAW] if exc.body else None
     if isinstance(exc, UnexpectedAnswerError) or (status is not None and 200 <= status < 300):
+        refused = refusal(raw) if raw else None
+        if refused is not None:
+            return refused
         return Outcome(
             "sent",
             ref=find_id(raw) if raw else None,

@@ -25,29 +25,27 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-from autotalk_prefect.api.config import (
-    DEFAULT_RETRY_AFTER_CAP,
-    DEFAULT_RETRY_ATTEMPTS,
-    DEFAULT_RETRY_MAX_SECONDS,
-)
 from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
     AutoTalkError,
     NoResponseError,
+    NoUsableAnswerError,
     OutcomeUnknownError,
 )
-
-if TYPE_CHECKING:
-    from autotalk_prefect.api.config import ClientOptions
 
 logger = logging.getLogger("autotalk_prefect.api.retries")
 
 T = TypeVar("T")
+
+#: the policy's bounds when none are given (``ClientOptions`` uses them as its defaults too)
+DEFAULT_RETRY_ATTEMPTS = 5
+DEFAULT_RETRY_MAX_SECONDS = 60.0
+DEFAULT_RETRY_AFTER_CAP = 30.0
 
 AMBIGUOUS_STATUSES = frozenset({500, 502, 503, 504})
 # our own generator for the jitter: a user's seeded ``random`` stays theirs
@@ -202,7 +200,9 @@ def final_error(exc: BaseException, *, method: str, path: str, idempotent: bool)
         return NoResponseError(f"no answer from AutoTalk ({reason})", method=method, path=path)
     if isinstance(exc, httpx.TransportError):  # e.g. unsupported protocol: nothing was sent
         return AutoTalkConnectionError(f"request failed ({reason})", method=method, path=path)
-    return AutoTalkError(f"unreadable answer from AutoTalk ({reason})", method=method, path=path)
+    return NoUsableAnswerError(
+        f"unreadable answer from AutoTalk ({reason})", method=method, path=path
+    )
 
 
 def _at(exc: BaseException) -> str:
@@ -213,6 +213,17 @@ def _at(exc: BaseException) -> str:
         return ""
     port = f":{url.port}" if url.port else ""
     return f" at {url.scheme}://{url.host}{port}{url.path}"
+
+
+class RetryBounds(Protocol):
+    """What a policy is read from: ``AutoTalkSettings``, a credentials block, any options."""
+
+    @property
+    def retry_attempts(self) -> int: ...
+    @property
+    def retry_max_seconds(self) -> float: ...
+    @property
+    def retry_after_cap(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -240,14 +251,17 @@ class RetryPolicy:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
     @classmethod
-    def from_settings(cls, settings: ClientOptions | None = None, **overrides: Any) -> RetryPolicy:
+    def from_settings(cls, settings: RetryBounds, **overrides: Any) -> RetryPolicy:
         """The policy the settings (or a credentials block) describe (``retry_attempts``,
-        ``retry_max_seconds``, ``retry_after_cap``); ``AutoTalkSettings()`` when not given."""
-        if settings is None:
-            from autotalk_prefect.api.settings import AutoTalkSettings
+        ``retry_max_seconds``, ``retry_after_cap``); keywords override single fields.
 
-            settings = AutoTalkSettings()
-        policy = settings.retry_policy()
+        For the environment's policy: ``RetryPolicy.from_settings(AutoTalkSettings())``.
+        """
+        policy = cls(
+            attempts=settings.retry_attempts,
+            max_seconds=settings.retry_max_seconds,
+            retry_after_cap=settings.retry_after_cap,
+        )
         return dataclasses.replace(policy, **overrides) if overrides else policy
 
     @classmethod

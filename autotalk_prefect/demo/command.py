@@ -50,8 +50,9 @@ def demo_command(
     """Run the integration end to end and verify it: sandbox + Prefect's ephemeral API by default."""
     prepare_environment(DEMO_DIR / "prefect-home")
     # Prefect is imported only now, after its environment is set.
+    from autotalk_prefect.demo.context import DemoContext
     from autotalk_prefect.demo.report import DemoReport
-    from autotalk_prefect.demo.steps import DemoContext, run_real_demo, run_sandbox_demo
+    from autotalk_prefect.demo.steps import run_real_demo, run_sandbox_demo
 
     report = DemoReport()
     context = DemoContext(

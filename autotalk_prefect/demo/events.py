@@ -14,16 +14,15 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from pydantic import SecretStr
 
 from autotalk_prefect._compat import block_reference, event_value, runner_add_flow, runner_stop
+from autotalk_prefect.demo.context import DemoContext
 from autotalk_prefect.serving import serve_in_thread
-
-if TYPE_CHECKING:
-    from autotalk_prefect.demo.steps import DemoContext
+from autotalk_prefect.webhooks import WebhookSettings, create_webhook_app
 
 DEPLOYMENT_NAME = "autotalk-demo-replies"
 EVENT_NAME = "autotalk.message.received"
@@ -151,8 +150,6 @@ def reply_round_trip(
     ctx: DemoContext, sandbox: Any, block: Any, contact_id: str, *, text: str
 ) -> RoundTrip:
     """Fire one customer reply through the webhook path and report what came of it."""
-    from autotalk_prefect.webhooks import WebhookSettings, create_webhook_app
-
     secret = secrets.token_urlsafe(24)
     receiver = create_webhook_app(WebhookSettings(secret=SecretStr(secret)))
     handle_reply = ctx.flow("handle_reply")

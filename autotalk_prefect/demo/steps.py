@@ -4,43 +4,29 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from pydantic import SecretStr
 
+from autotalk_prefect.api.client import AutoTalkClient
+from autotalk_prefect.api.settings import DEFAULT_BASE_URL, AutoTalkSettings
+from autotalk_prefect.credentials import AutoTalkCredentials, save_credentials_block
+from autotalk_prefect.demo.context import DemoContext
 from autotalk_prefect.demo.events import reply_round_trip
 from autotalk_prefect.demo.prefect_api import ephemeral_prefect_api
-from autotalk_prefect.demo.report import DemoReport
+from autotalk_prefect.sandbox import FaultConfig, run_sandbox
 
 BLOCK_NAME = "autotalk-demo"
 WELCOME = "Welcome aboard, {{ name }}! Reply HELP any time."
 CAMPAIGN = "Hi {{ name }}, our winter offer is live: 20% off until Sunday. Reply STOP to opt out."
 
 
-@dataclass
-class DemoContext:
-    """Where the demo runs and what it reports to."""
-
-    work_dir: Path
-    report: DemoReport
-    run_id: str
-
-    def flow(self, name: str) -> Any:
-        """A prebuilt flow, imported from the installed package (as users import it)."""
-        import autotalk_prefect.flows
-
-        return getattr(autotalk_prefect.flows, name)
-
-
 def _save_block(ctx: DemoContext, api_key: str, base_url: str) -> Any:
     """Save the demo's settings as a credentials block (what ``blocks/register.py`` and
     ``autotalk-prefect blocks save`` do), then load it back as a flow would."""
-    from autotalk_prefect.api.settings import AutoTalkSettings
-    from autotalk_prefect.credentials import AutoTalkCredentials, save_credentials_block
 
     settings = AutoTalkSettings(api_key=SecretStr(api_key), base_url=base_url)
     outcome = save_credentials_block(BLOCK_NAME, overwrite=True, settings=settings)
@@ -109,7 +95,6 @@ def _onboarding(ctx: DemoContext, sandbox: Any, block: Any) -> str:
 
 
 def _outreach(ctx: DemoContext, sandbox: Any, block: Any) -> None:
-    from autotalk_prefect.sandbox import FaultConfig
 
     report = ctx.report
     campaign_id = f"winter-offer-{ctx.run_id}"
@@ -202,7 +187,6 @@ def _guarded(ctx: DemoContext, step: str, run: Any, *args: Any) -> Any:
 
 @contextlib.contextmanager
 def _sandbox(contacts: int, api_key: str) -> Iterator[Any]:
-    from autotalk_prefect.sandbox import run_sandbox
 
     with run_sandbox(api_key=api_key, seed=11, contacts=contacts) as sandbox:
         yield sandbox
@@ -220,7 +204,6 @@ def run_sandbox_demo(
     ``hold`` is called last with the sandbox inbox's URL while the sandbox still runs (the
     command passes one when a person is at the terminal, to let them look before it stops).
     """
-    import secrets
 
     report = ctx.report
     api_key = "sk-demo-" + secrets.token_hex(12)
@@ -248,9 +231,6 @@ def run_real_demo(
     ctx: DemoContext, api_key: str, base_url: str | None, contact_ids: list[str]
 ) -> None:
     """Against the real AutoTalk: read-only checks, and a campaign only to contacts named."""
-    from autotalk_prefect.api.client import AutoTalkClient
-    from autotalk_prefect.api.settings import DEFAULT_BASE_URL
-    from autotalk_prefect.credentials import AutoTalkCredentials
 
     report = ctx.report
     url = base_url or DEFAULT_BASE_URL

@@ -1,7 +1,7 @@
 """The prebuilt flows, importable from the installed package.
 
 ``from autotalk_prefect.flows import onboard_contact, outreach_campaign, handle_reply,
-sync_to_warehouse, schedule_reminders, schedule_follow_up, send_reminder``. Each flow lives in its own sub-package with its parameter models and
+sync_to_warehouse, sync_from_warehouse, schedule_reminders, schedule_follow_up, send_reminder``. Each flow lives in its own sub-package with its parameter models and
 engine; the repository's ``flows/*.py`` are thin deployment entrypoints over these. Imported on
 first use, so that reading one flow does not import the others (the sync needs the dlt extra
 only when it runs).
@@ -18,6 +18,7 @@ _FLOWS: dict[str, str] = {
     "outreach_campaign": "autotalk_prefect.flows.outreach.flow",
     "handle_reply": "autotalk_prefect.flows.replies.flow",
     "sync_to_warehouse": "autotalk_prefect.flows.sync.flow",
+    "sync_from_warehouse": "autotalk_prefect.flows.warehouse_in.flow",
     "schedule_reminders": "autotalk_prefect.flows.reminders.flow",
     "schedule_follow_up": "autotalk_prefect.flows.reminders.flow",
     "send_reminder": "autotalk_prefect.flows.reminders.flow",
@@ -30,6 +31,7 @@ __all__ = [
     "schedule_follow_up",
     "schedule_reminders",
     "send_reminder",
+    "sync_from_warehouse",
     "sync_to_warehouse",
 ]
 
@@ -47,3 +49,4 @@ if TYPE_CHECKING:
     )
     from autotalk_prefect.flows.replies.flow import handle_reply
     from autotalk_prefect.flows.sync.flow import sync_to_warehouse
+    from autotalk_prefect.flows.warehouse_in.flow import sync_from_warehouse

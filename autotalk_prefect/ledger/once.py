@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from autotalk_prefect.api.errors import ExplicitRefusalError
 from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
+from autotalk_prefect.ledger.consent import Consent, Verdict
+from autotalk_prefect.ledger.optouts import Identity
 from autotalk_prefect.ledger.store import (
     Claim,
     ClaimLedger,
@@ -56,10 +59,12 @@ def done(status: ContactStatus | None) -> bool:
 @dataclass(frozen=True)
 class OnceResult(Generic[T]):
     """What ``run`` did: ``claimed`` False when the key was already held (``status`` says by
-    what); else ``outcome`` (and ``value``, the call's return, when it returned)."""
+    what) or the consent check blocked it (``blocked`` says why: nothing was called); else
+    ``outcome`` (and ``value``, the call's return, when it returned)."""
 
     claimed: bool
     status: ContactStatus | None = None
+    blocked: Verdict | None = None
     outcome: Outcome | None = None
     value: T | None = None
     error: BaseException | None = None
@@ -73,6 +78,7 @@ class OnceLedger:
         (``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``)."""
         self.ledger = ClaimLedger(name, storage)
         self.run_id = run_id or uuid.uuid4().hex
+        self.flow_run_id = _current_flow_run_id()
 
     @property
     def name(self) -> str:
@@ -88,13 +94,32 @@ class OnceLedger:
         return self.ledger.statuses(keys)
 
     def claim(
-        self, key: str, text: str | None = None, *, resend_unknown: bool = False
-    ) -> str | None:
-        """Claim ``key`` (committed on return): the attempt id, or ``None`` if it is held."""
+        self,
+        key: str,
+        text: str | None = None,
+        *,
+        resend_unknown: bool = False,
+        identity: Identity | None = None,
+        consent: Consent | None = None,
+    ) -> str | Verdict | None:
+        """Claim ``key`` (committed on return): the attempt id, ``None`` if it is held, or the
+        consent ``Verdict`` that blocked it (with ``consent``: ``identity`` is checked against
+        the opt-out list in the claim's transaction)."""
         reclaim = [LedgerState.FAILED]
         if resend_unknown:
             reclaim += [LedgerState.UNKNOWN, LedgerState.PENDING]
-        return self.ledger.claim([Claim(key, text)], self.run_id, reclaim=reclaim).get(key)
+        verdicts: dict[str, Verdict] = {}
+        won = self.ledger.claim(
+            [Claim(key, text, identity)],
+            self.run_id,
+            reclaim=reclaim,
+            consent=consent,
+            flow_run_id=self.flow_run_id,
+            verdicts=verdicts,
+        )
+        if key in won:
+            return won[key]
+        return verdicts.get(key)
 
     def record(self, key: str, attempt: str, outcome: Outcome) -> None:
         """Write ``outcome`` over the claim ``attempt`` of ``key``."""
@@ -114,7 +139,7 @@ class OnceLedger:
     def mark(self, key: str, ref: str | None, reason: str | None = None) -> None:
         """Record ``key`` as done with ``ref`` (found by other means: AutoTalk itself)."""
         attempt = self.claim(key, resend_unknown=True)
-        if attempt is not None:
+        if isinstance(attempt, str):
             self.record(key, attempt, Outcome("sent", ref=ref, reason=reason))
 
     def run(
@@ -126,14 +151,22 @@ class OnceLedger:
         create: bool = False,
         resend_unknown: bool = False,
         ref: Callable[[T], str | None] | None = None,
+        identity: Identity | None = None,
+        consent: Consent | None = None,
     ) -> OnceResult[T]:
         """Claim ``key``, run ``call`` once, record its outcome (THE outcome rule).
 
         Never raises the call's error itself: ``result.error`` holds it and ``result.outcome``
         says what it means (``sent`` even for an error, when the call was applied: a 2xx with
         an unreadable body, a 409 to a ``create``). The caller decides whether to raise.
+        With ``consent`` the message's ``identity`` is checked inside the claim: an opted-out
+        contact is not called (``result.blocked``).
         """
-        attempt = self.claim(key, text, resend_unknown=resend_unknown)
+        attempt = self.claim(
+            key, text, resend_unknown=resend_unknown, identity=identity, consent=consent
+        )
+        if isinstance(attempt, Verdict):
+            return OnceResult(claimed=False, blocked=attempt)
         if attempt is None:
             return OnceResult(claimed=False, status=self.status(key))
         try:
@@ -145,9 +178,12 @@ class OnceLedger:
                 raise  # an interruption: recorded as unknown, and it goes on
             return OnceResult(claimed=True, outcome=outcome, error=exc)
         outcome = from_answer(value)
-        if ref is not None:
+        if outcome.state == "sent" and ref is not None:
             outcome = Outcome("sent", ref=ref(value))
         self.record(key, attempt, outcome)
+        if outcome.state != "sent":  # a 2xx whose body said it failed (the outcome rule)
+            refused = ExplicitRefusalError(outcome.reason or "refused", body=outcome.raw)
+            return OnceResult(claimed=True, outcome=outcome, value=value, error=refused)
         return OnceResult(claimed=True, outcome=outcome, value=value)
 
     def close(self) -> None:
@@ -158,6 +194,17 @@ class OnceLedger:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _current_flow_run_id() -> str | None:
+    """The Prefect flow run this process works for, if any (stored on each claim)."""
+    try:
+        from prefect.runtime import flow_run
+
+        value = flow_run.id
+    except Exception:  # outside Prefect
+        return None
+    return str(value) if value else None
 
 
 def status_of(result: OnceResult[Any]) -> str:

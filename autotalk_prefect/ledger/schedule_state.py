@@ -19,7 +19,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from autotalk_prefect.ledger.store import _shown, engine_for, ledger_url, transaction
+from autotalk_prefect.ledger.database import engine_for, transaction
+from autotalk_prefect.ledger.location import ledger_url, shown_url
 
 __all__ = ["Applied", "Recorded", "ScheduleState", "ScheduleStateStore"]
 
@@ -103,7 +104,7 @@ class ScheduleStateStore:
         self.engine = _engine(self.url)
 
     def describe(self) -> str:
-        return _shown(self.url).strip("'")
+        return shown_url(self.url).strip("'")
 
     def read(self, kind: str, subject: str) -> ScheduleState | None:
         c = TABLE.c

@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
-import random
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from autotalk_prefect.ledger.consent import Consent, Verdict, check
+from autotalk_prefect.ledger.database import TABLE, transaction
+from autotalk_prefect.ledger.location import DEFAULT_LEDGER_DIR, LEDGER_URL_ENV, ledger_url
+from autotalk_prefect.ledger.location import shown_url as _shown
+from autotalk_prefect.ledger.optouts import Identity, ensure_table
 
 __all__ = [
     "DEFAULT_LEDGER_DIR",
@@ -48,18 +50,12 @@ __all__ = [
     "validate_campaign_id",
 ]
 
-DEFAULT_LEDGER_DIR = Path(".autotalk") / "ledger"
-LEDGER_FILE = "ledger.sqlite3"
-LEDGER_URL_ENV = "AUTOTALK_LEDGER_URL"
 _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MAX_REASON = 500
 OURS = ""  # ClaimWriter.claim: this run already holds the key
 _MAX_BATCH = 500  # rows per INSERT statement (SQLite caps bound parameters per statement)
 _ROWS_PAGE = 1000  # rows() reads this many per short read transaction
-_BUSY_BUDGET_S = 120.0  # how long a transaction SQLite refused as locked is tried again
-_WRITE = "autotalk_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 T = TypeVar("T")
-_backoff_rng = random.Random()  # our own generator: a user's seeded ``random`` stays theirs
 
 
 class LedgerState(str, enum.Enum):
@@ -81,252 +77,9 @@ def validate_campaign_id(campaign_id: object) -> str:
     return campaign_id
 
 
-# ---- where: URL resolution and engines ------------------------------------------------------
-
-_engines: dict[str, Engine] = {}
-_secret_urls: dict[str, str] = {}
-_cache_lock = threading.Lock()  # guards both caches above
-
-_BLOCK_ERROR = (
-    "ledger_storage cannot be a {what}: file-system blocks cannot write conditionally, so two "
-    "runs could both claim a contact and message it twice. Use a SQLAlchemy URL: a SQLite file "
-    "('sqlite:////path/ledger.sqlite3', or a directory path) for one machine, or PostgreSQL "
-    "('postgresql://user:pass@host/db') shared by many machines; to keep a password out of "
-    "parameters, save the URL in a Prefect Secret block and pass 'secret/<its name>'."
-)
-_BLOCK_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_. -]*$")
-_SECRET_SLUG = "secret/"
-
-
-def ledger_url(storage: object = None) -> str:
-    """The SQLAlchemy URL for ``storage``.
-
-    A URL as given; a directory -> a SQLite file inside it; a Prefect ``Secret`` block, or its
-    slug ``secret/<name>``, -> the URL it holds (a DSN with a password stays out of flow
-    parameters and the UI); ``None`` -> ``AUTOTALK_LEDGER_URL`` from the environment or a
-    ``.env`` file (any of the above), else ``.autotalk/ledger/ledger.sqlite3``.
-    """
-    if storage is None:
-        from autotalk_prefect.ledger.settings import LedgerSettings
-
-        storage = LedgerSettings().url_text() or DEFAULT_LEDGER_DIR
-    if isinstance(storage, os.PathLike):
-        storage = os.fspath(storage)
-    if not isinstance(storage, str):
-        storage = _url_from_block(storage)
-    text = storage.strip()
-    if not text:
-        raise ValueError("ledger_storage must not be an empty string")
-    if text.startswith(_SECRET_SLUG) and "://" not in text and not Path(text).exists():
-        text = _url_from_secret(text[len(_SECRET_SLUG) :])
-    if "://" in text:
-        try:
-            url = sa.engine.make_url(text)
-        except sa.exc.ArgumentError as exc:
-            raise ValueError(
-                f"ledger_storage {_shown(text)} is not a SQLAlchemy URL: {exc}"
-            ) from None
-        if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ValueError(
-                f"ledger_storage {_shown(text)}: only sqlite:// and postgresql:// ledgers are "
-                "supported (the claim needs INSERT ... ON CONFLICT ... RETURNING)"
-            )
-        return text
-    if _BLOCK_SLUG.fullmatch(text) and not Path(text).exists():
-        raise ValueError(_BLOCK_ERROR.format(what=f"{text.split('/')[0]} block ({text!r})"))
-    path = Path(text).expanduser()
-    if path.suffix in (".sqlite", ".sqlite3", ".db"):
-        return f"sqlite:///{path.resolve()}"
-    return f"sqlite:///{(path / LEDGER_FILE).resolve()}"
-
-
-def _url_from_block(block: object) -> str:
-    """The URL a ``Secret`` block holds; any other object is refused with what to use."""
-    from prefect.blocks.system import Secret
-
-    if isinstance(block, Secret):
-        return _secret_text(block, "the Secret block given")
-    raise TypeError(_BLOCK_ERROR.format(what=f"{type(block).__name__}"))
-
-
-def _url_from_secret(name: str) -> str:
-    """The URL held by the Secret block ``name`` (read from the Prefect API once per process)."""
-    with _cache_lock:
-        cached = _secret_urls.get(name)
-    if cached is not None:
-        return cached
-    from prefect.blocks.system import Secret
-
-    try:
-        block = Secret.load(name, _sync=True)  # type: ignore[call-arg]
-    except ValueError as exc:
-        if "Unable to find block document" not in str(exc):
-            raise
-        raise ValueError(
-            f"ledger_storage 'secret/{name}': there is no Secret block named {name!r} in this "
-            "Prefect API (save one holding the ledger's SQLAlchemy URL: "
-            f"Secret(value='postgresql://...').save({name!r}))"
-        ) from None
-    url = _secret_text(block, f"the Secret block {name!r}")
-    with _cache_lock:
-        _secret_urls[name] = url
-    return url
-
-
-def _secret_text(block: Any, what: str) -> str:
-    value = block.get()
-    if not isinstance(value, str) or "://" not in value:
-        raise ValueError(
-            f"ledger_storage: {what} must hold a SQLAlchemy URL as text "
-            "('sqlite:////path/ledger.sqlite3' or 'postgresql://user:pass@host/db'), "
-            f"not a {type(value).__name__}" + (" without '://'" if isinstance(value, str) else "")
-        )
-    return value.strip()
-
-
-def _shown(url: str) -> str:
-    """A URL for an error message, password hidden."""
-    try:
-        return repr(sa.engine.make_url(url).render_as_string(hide_password=True))
-    except sa.exc.ArgumentError:
-        return "(unreadable URL)"
-
-
-metadata = sa.MetaData()
-TABLE = sa.Table(
-    "autotalk_ledger",
-    metadata,
-    sa.Column("campaign", sa.String(128), primary_key=True),
-    sa.Column("key", sa.String(1024), primary_key=True),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("attempt", sa.String(64), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=1),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("message_id", sa.Text),
-    sa.Column("reason", sa.Text),
-    sa.Column("text", sa.Text),  # what was sent (the rendered message), for reconciliation
-    sa.Column("raw", sa.Text),  # the raw answer when it was not what we expected
-    sa.Column("claimed_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Index("autotalk_ledger_state", "campaign", "state"),
-)
-
-
-def _sqlite_engine(url: sa.engine.URL) -> Engine:
-    database = url.database or ""
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8
-    )
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 60000")  # many processes: wait, do not fail
-        cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-        cursor.execute("PRAGMA synchronous = FULL")  # a committed claim survives power loss
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # a writer takes the write lock at BEGIN: no deadlock-prone read->write upgrade between
-        # processes; a reader takes none (WAL: it reads a snapshot and never blocks a writer)
-        write = connection.get_execution_options().get(_WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
-
-
-def engine_for(url_text: str) -> Engine:
-    """One engine per URL per process (its table created on first use)."""
-    with _cache_lock:
-        engine = _engines.get(url_text)
-        if engine is not None:
-            return engine
-        url = sa.engine.make_url(url_text)
-        if url.get_backend_name() == "sqlite":
-            engine = _sqlite_engine(url)
-        else:
-            if url.drivername == "postgresql":  # no driver named: the one installed
-                url = url.set(drivername=f"postgresql+{_pg_driver()}")
-            try:
-                engine = sa.create_engine(url, pool_size=8, pool_pre_ping=True)
-            except ModuleNotFoundError as exc:
-                raise ModuleNotFoundError(
-                    f"The PostgreSQL ledger needs a driver ({exc.name} is missing): "
-                    "pip install psycopg2-binary (or psycopg)"
-                ) from exc
-        for _ in range(3):  # several processes may create the table at once
-            try:
-                metadata.create_all(engine, checkfirst=True)
-                break
-            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
-                time.sleep(0.2)
-        else:
-            metadata.create_all(engine, checkfirst=True)
-        _engines[url_text] = engine
-        return engine
-
-
-_PG_ROLLED_BACK = ("40P01", "40001")  # deadlock detected, serialization failure
-
-
-def _rolled_back_whole(engine: Engine, exc: sa.exc.OperationalError) -> bool:
-    """An error that guarantees the transaction wrote nothing and may simply run again:
-    SQLite's SQLITE_BUSY / SQLITE_LOCKED ("database is locked"), PostgreSQL's deadlock and
-    serialization failures. (A lost connection is not one: its COMMIT may have happened.)"""
-    if engine.dialect.name == "postgresql":
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return code in _PG_ROLLED_BACK
-    if engine.dialect.name != "sqlite":
-        return False
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    if code is not None:
-        return int(code) & 0xFF in (5, 6)
-    return "database is locked" in str(exc.orig) or "database table is locked" in str(exc.orig)
-
-
-def transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool) -> T:
-    """Run ``work`` in one transaction, committed when it returns (rolled back if it raises).
-
-    SQLite's busy timeout makes a writer wait for the lock, but WAL mode also answers "database
-    is locked" at once in a few moments (another process opening or closing the file, recovery),
-    and the busy timeout does not cover those; PostgreSQL aborts one side of a deadlock. Such a
-    transaction was rolled back whole, so it is run again, with jittered backoff, for up to two
-    minutes. Any other error is raised at once.
-    """
-    deadline = time.monotonic() + _BUSY_BUDGET_S
-    delay = 0.02
-    while True:
-        try:
-            with engine.connect() as conn:
-                if write:
-                    conn.execution_options(**{_WRITE: True})
-                with conn.begin():
-                    return work(conn)
-        except sa.exc.OperationalError as exc:
-            if not _rolled_back_whole(engine, exc):
-                raise
-            if time.monotonic() + delay > deadline:
-                raise
-            time.sleep(_backoff_rng.uniform(delay / 2, delay))
-            delay = min(delay * 2, 1.0)
-
-
 def _fetch_all(query: sa.Select[Any]) -> Callable[[Connection], list[Any]]:
     """A transaction's work: every row of ``query``."""
     return lambda conn: list(conn.execute(query))
-
-
-def _pg_driver() -> str:
-    import importlib.util
-
-    for module, name in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
-        if importlib.util.find_spec(module) is not None:
-            return name
-    return "psycopg"  # not installed: create_engine names it in its error
 
 
 def _insert(engine: Engine) -> Any:
@@ -369,6 +122,7 @@ def _claim_statement(engine: Engine, reclaim: tuple[LedgerState, ...]) -> Any:
             "raw": sa.null(),
             "claimed_at": excluded.claimed_at,
             "updated_at": excluded.updated_at,
+            "flow_run_id": excluded.flow_run_id,
         },
         where=sa.or_(*(TABLE.c.state == sa.literal_column(f"'{s.value}'") for s in reclaim)),
     ).returning(TABLE.c.key, TABLE.c.attempt)
@@ -388,6 +142,7 @@ class ContactStatus:
     reason: str | None = None
     attempts: int = 0
     run_id: str | None = None
+    flow_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,10 +200,12 @@ def _cap(reason: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim request: ``key`` and the text the call will send (for reconciliation)."""
+    """A claim request: ``key``, the text the call will send (for reconciliation) and who it
+    goes to (``identity``: checked against the opt-out list when the claim has a consent)."""
 
     key: str
     text: str | None = None
+    identity: Identity | None = None
 
 
 @dataclass(frozen=True)
@@ -468,8 +225,9 @@ class ClaimLedger:
 
     def __init__(self, campaign_id: str, storage: object = None) -> None:
         self.campaign_id = validate_campaign_id(campaign_id)
+
         self.url = ledger_url(storage)
-        self.engine = engine_for(self.url)
+        self.engine = ensure_table(self.url)  # the claims' table and the opt-out list's
 
     def describe(self) -> str:
         return f"{_shown(self.url).strip(chr(39))} (campaign {self.campaign_id})"
@@ -485,11 +243,16 @@ class ClaimLedger:
             for start in range(0, len(wanted), _MAX_BATCH):
                 batch = wanted[start : start + _MAX_BATCH]
                 query = sa.select(
-                    c.key, c.state, c.message_id, c.reason, c.attempts, c.run_id
+                    c.key, c.state, c.message_id, c.reason, c.attempts, c.run_id, c.flow_run_id
                 ).where(c.campaign == self.campaign_id, c.key.in_(batch))
                 for r in conn.execute(query):
                     found[r.key] = ContactStatus(
-                        LedgerState(r.state), r.message_id, r.reason, r.attempts, r.run_id
+                        LedgerState(r.state),
+                        r.message_id,
+                        r.reason,
+                        r.attempts,
+                        r.run_id,
+                        r.flow_run_id,
                     )
             return found
 
@@ -539,14 +302,30 @@ class ClaimLedger:
         run_id: str,
         *,
         reclaim: Sequence[LedgerState] = (LedgerState.FAILED,),
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+        verdicts: dict[str, Verdict] | None = None,
     ) -> dict[str, str]:
         """Claim ``claims`` in one transaction: {key: attempt id} for the ones won.
 
         A key is won when it had no row, or its row is in ``reclaim`` (``failed``; plus
         ``unknown`` when the caller opted in to resending). Committed when this returns.
+        With ``consent``, THE consent check (``ledger.consent.check``) runs first in the same
+        transaction: an opted-out or capped key is not claimed, and ``verdicts`` (when given)
+        receives why. ``flow_run_id``: the Prefect flow run making the claim.
         """
         return transaction(
-            self.engine, lambda conn: self._claim(conn, claims, run_id, reclaim), write=True
+            self.engine,
+            lambda conn: self._claim(
+                conn,
+                claims,
+                run_id,
+                reclaim,
+                consent=consent,
+                flow_run_id=flow_run_id,
+                verdicts=verdicts,
+            ),
+            write=True,
         )
 
     def _claim(
@@ -555,12 +334,28 @@ class ClaimLedger:
         claims: Sequence[Claim],
         run_id: str,
         reclaim: Sequence[LedgerState],
+        *,
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+        verdicts: dict[str, Verdict] | None = None,
     ) -> dict[str, str]:
         won: dict[str, str] = {}
         now = time.time()
         # in key order: two runs claiming overlapping keys lock rows in the same order, so
         # PostgreSQL never has to break a deadlock between them
         unique = sorted({claim.key: claim for claim in claims}.values(), key=lambda c: c.key)
+        if consent is not None:
+            found = check(
+                conn,
+                self.campaign_id,
+                [(c.key, c.identity or Identity(contact_id=c.key)) for c in unique],
+                consent,
+                now,
+            )
+            if verdicts is not None:
+                verdicts.update(found)
+            blocked = {key for key, v in found.items() if v is not Verdict.TRANSACTIONAL}
+            unique = [c for c in unique if c.key not in blocked]
         for start in range(0, len(unique), _MAX_BATCH):
             batch = unique[start : start + _MAX_BATCH]
             attempts = {claim.key: uuid.uuid4().hex for claim in batch}
@@ -578,6 +373,7 @@ class ClaimLedger:
                     "raw": None,
                     "claimed_at": now,
                     "updated_at": now,
+                    "flow_run_id": flow_run_id,
                 }
                 for claim in batch
             ]
@@ -635,9 +431,40 @@ class ClaimLedger:
         if key in won:
             self.resolve([Resolution(key, won[key], LedgerState.FAILED, reason=reason)])
 
-    def writer(self, run_id: str | None = None, *, resend_unknown: bool = False) -> ClaimWriter:
+    def writer(
+        self,
+        run_id: str | None = None,
+        *,
+        resend_unknown: bool = False,
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+    ) -> ClaimWriter:
         """A group-commit writer for async senders (one per chunk)."""
-        return ClaimWriter(self, run_id or uuid.uuid4().hex, resend_unknown=resend_unknown)
+        return ClaimWriter(
+            self,
+            run_id or uuid.uuid4().hex,
+            resend_unknown=resend_unknown,
+            consent=consent,
+            flow_run_id=flow_run_id,
+        )
+
+    def mark_stopped(self, flow_run_id: str, reason: str) -> int:
+        """The pending claims of ``flow_run_id`` (a flow run Prefect reports crashed,
+        cancelled or failed) become ``unknown`` at once; returns how many. A claim re-made
+        since (another attempt) is left alone."""
+        c = TABLE.c
+        stmt = (
+            sa.update(TABLE)
+            .where(
+                c.campaign == self.campaign_id,
+                c.flow_run_id == flow_run_id,
+                c.state == LedgerState.PENDING.value,
+            )
+            .values(state=LedgerState.UNKNOWN.value, reason=_cap(reason), updated_at=time.time())
+        )
+        return int(
+            transaction(self.engine, lambda conn: conn.execute(stmt).rowcount or 0, write=True)
+        )
 
 
 # ---- group commit ---------------------------------------------------------------------------
@@ -645,7 +472,7 @@ class ClaimLedger:
 
 @dataclass
 class _Batch:
-    claims: list[tuple[Claim, asyncio.Future[str | None]]] = field(default_factory=list)
+    claims: list[tuple[Claim, asyncio.Future[Any]]] = field(default_factory=list)
     resolutions: list[Resolution] = field(default_factory=list)
 
 
@@ -653,14 +480,26 @@ class ClaimWriter:
     """Batches claims and outcomes of concurrent async senders into shared transactions.
 
     ``await claim(key, text)`` returns the attempt id once the claim is committed (the send may
-    leave), ``None`` when another run holds the key, or ``OURS`` (``""``) when this run already
-    holds it (the key came up twice). Outcomes ride along with the next commit;
+    leave), ``None`` when another run holds the key, ``OURS`` (``""``) when this run already
+    holds it (the key came up twice), or a consent ``Verdict`` (opted out, capped) when the
+    writer has a ``consent`` and it blocked the key; keys claimed only by the transactional
+    override are listed in ``overridden``. Outcomes ride along with the next commit;
     ``await close()`` commits what is left. A failed commit fails every waiting claim (their
     sends must not go out) and every later one.
     """
 
-    def __init__(self, ledger: ClaimLedger, run_id: str, *, resend_unknown: bool) -> None:
+    def __init__(
+        self,
+        ledger: ClaimLedger,
+        run_id: str,
+        *,
+        resend_unknown: bool,
+        consent: Consent | None = None,
+        flow_run_id: str | None = None,
+    ) -> None:
         self.ledger, self.run_id = ledger, run_id
+        self.consent, self.flow_run_id = consent, flow_run_id
+        self.overridden: set[str] = set()
         self.reclaim: tuple[LedgerState, ...] = (
             (LedgerState.FAILED, LedgerState.UNKNOWN, LedgerState.PENDING)
             if resend_unknown
@@ -678,13 +517,16 @@ class ClaimWriter:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def claim(self, key: str, text: str | None = None) -> str | None:
+    async def claim(
+        self, key: str, text: str | None = None, identity: Identity | None = None
+    ) -> str | Verdict | None:
         if self._error is not None:
             raise self._error
-        waiter: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._batch.claims.append((Claim(key, text), waiter))
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.claims.append((Claim(key, text, identity), waiter))
         self._kick()
-        return await waiter
+        answer: str | Verdict | None = await waiter
+        return answer
 
     def resolve(self, key: str, attempt: str, state: LedgerState, **fields: Any) -> None:
         self._batch.resolutions.append(Resolution(key, attempt, state, **fields))
@@ -693,17 +535,31 @@ class ClaimWriter:
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
-    def _commit(self, batch: _Batch) -> dict[str, str]:
+    def _commit(self, batch: _Batch) -> dict[str, Any]:
         return transaction(self.ledger.engine, lambda conn: self._apply(conn, batch), write=True)
 
-    def _apply(self, conn: Connection, batch: _Batch) -> dict[str, str]:
+    def _apply(self, conn: Connection, batch: _Batch) -> dict[str, Any]:
         """One transaction: the batch's outcomes, then its claims."""
         if batch.resolutions:
             self.ledger._resolve(conn, batch.resolutions)
         if not batch.claims:
             return {}
         keys = [c for c, _ in batch.claims]
-        won = self.ledger._claim(conn, keys, self.run_id, self.reclaim)
+        verdicts: dict[str, Verdict] = {}
+        won: dict[str, Any] = self.ledger._claim(
+            conn,
+            keys,
+            self.run_id,
+            self.reclaim,
+            consent=self.consent,
+            flow_run_id=self.flow_run_id,
+            verdicts=verdicts,
+        )
+        for key, verdict in verdicts.items():
+            if key in won:  # claimed by the transactional override
+                self.overridden.add(key)
+            else:
+                won[key] = verdict
         lost = [c.key for c in keys if c.key not in won]
         if lost:  # held by this very run (a contact listed twice)? say so, not "another run"
             c = TABLE.c
@@ -734,7 +590,7 @@ class ClaimWriter:
                 # the same key twice in one batch: only its first claimant may send
                 attempt = won.get(claim.key) if claim.key not in seen else OURS
                 seen.add(claim.key)
-                self.claims_made += bool(attempt)
+                self.claims_made += isinstance(attempt, str) and bool(attempt)
                 if not waiter.done():
                     waiter.set_result(attempt)
 

@@ -13,19 +13,20 @@ from starlette.requests import ClientDisconnect
 from autotalk_prefect.sandbox.admin import admin_routes
 from autotalk_prefect.sandbox.api import api_routes
 from autotalk_prefect.sandbox.appointments import appointment_routes
-from autotalk_prefect.sandbox.config import SandboxConfig
-from autotalk_prefect.sandbox.dialects import DialectLayer, get_dialect
-from autotalk_prefect.sandbox.faults import FaultConfig
-from autotalk_prefect.sandbox.gate import (
+from autotalk_prefect.sandbox.asgi import (
     REQUEST_ID_SCOPE_KEY,
     Message,
     Receive,
-    SandboxGate,
     Scope,
     Send,
     send_problem,
 )
+from autotalk_prefect.sandbox.config import SandboxConfig
+from autotalk_prefect.sandbox.dialects import DialectLayer, get_dialect
+from autotalk_prefect.sandbox.faults import FaultConfig
+from autotalk_prefect.sandbox.gate import SandboxGate
 from autotalk_prefect.sandbox.inbox import inbox_routes
+from autotalk_prefect.sandbox.inbox_appointments import appointment_page_routes
 from autotalk_prefect.sandbox.page_styles import get_served_style
 from autotalk_prefect.sandbox.problems import ERROR_CODES, ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
@@ -105,6 +106,7 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox
             *admin_routes(runtime),
             *appointment_routes(runtime),
             *inbox_routes(runtime),
+            *appointment_page_routes(runtime),
         ],
     )
     app.runtime = runtime

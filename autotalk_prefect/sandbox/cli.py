@@ -8,6 +8,7 @@ import typer
 
 from autotalk_prefect.sandbox.config import DEFAULT_API_KEY, SandboxConfig
 from autotalk_prefect.sandbox.faults import FaultConfig
+from autotalk_prefect.sandbox.server import run_sandbox
 
 
 def sandbox_command(
@@ -46,6 +47,11 @@ def sandbox_command(
         help="Page every list endpoint this way, whatever the dialect: json_link, header_link, "
         "cursor, header_cursor, offset or page (see docs/sandbox.md).",
     ),
+    prefect_api_url: str | None = typer.Option(
+        None,
+        help="Where the inbox's Appointments page reads each reminder run's time and fate.",
+        envvar="PREFECT_API_URL",
+    ),
     dialect: str = typer.Option(
         "contract",
         help="Wire shapes served: contract (default), mongoose, cursor, minimal "
@@ -53,8 +59,6 @@ def sandbox_command(
     ),
 ) -> None:
     """Run the AutoTalk sandbox on 127.0.0.1: every API endpoint, faults and an admin API."""
-    from autotalk_prefect.sandbox.server import run_sandbox
-
     try:
         faults = FaultConfig(
             latency_ms=latency_ms,
@@ -73,6 +77,7 @@ def sandbox_command(
             faults=faults,
             dialect=dialect,
             paging=paging,
+            prefect_api_url=prefect_api_url,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autotalk_prefect.sandbox.dialects import get_dialect
 from autotalk_prefect.sandbox.faults import FaultConfig
+from autotalk_prefect.sandbox.page_styles import get_served_style
 
 DEFAULT_API_KEY = "sk-test"
 
@@ -18,7 +20,8 @@ class SandboxConfig:
     names the wire shapes served (``contract``, today's; the others: sandbox/dialects.py);
     ``paging`` (``None``: the dialect's own) makes every list endpoint page one of the styles of
     sandbox/page_styles.py (``json_link``, ``header_link``, ``cursor``, ``header_cursor``,
-    ``offset``, ``page``).
+    ``offset``, ``page``). ``prefect_api_url`` is where the inbox reads the appointments'
+    reminder runs (``None``: ``PREFECT_API_URL`` from the environment, if set).
     """
 
     api_key: str = field(default=DEFAULT_API_KEY, repr=False)
@@ -30,6 +33,7 @@ class SandboxConfig:
     max_page_size: int = 100
     dialect: str = "contract"
     paging: str | None = None
+    prefect_api_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key:
@@ -38,10 +42,6 @@ class SandboxConfig:
             raise ValueError(f"contacts must be >= 0, got {self.contacts}")
         if self.max_page_size < 1:
             raise ValueError(f"max_page_size must be >= 1, got {self.max_page_size}")
-        from autotalk_prefect.sandbox.dialects import get_dialect  # it imports the gate
-
         get_dialect(self.dialect)
         if self.paging is not None:
-            from autotalk_prefect.sandbox.page_styles import get_served_style
-
             get_served_style(self.paging)

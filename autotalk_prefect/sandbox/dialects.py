@@ -12,8 +12,6 @@ The table of traits is in docs/sandbox.md; ``Dialect`` fields say the same thing
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -22,7 +20,7 @@ from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from autotalk_prefect.sandbox.gate import (
+from autotalk_prefect.sandbox.asgi import (
     API_PREFIX,
     REQUEST_ID_SCOPE_KEY,
     ASGIApp,
@@ -33,9 +31,12 @@ from autotalk_prefect.sandbox.gate import (
     send_problem,
 )
 from autotalk_prefect.sandbox.page_styles import (
+    DEFAULT_LIMIT,
     PAGING_PARAMS,
     ServedStyle,
     Window,
+    decode_cursor,
+    encode_cursor,
     link_builder,
     read_window,
     shape_page,
@@ -43,7 +44,6 @@ from autotalk_prefect.sandbox.page_styles import (
 from autotalk_prefect.sandbox.problems import ApiProblem, bad_request
 
 Gate = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
-DEFAULT_LIMIT = 20  # the contract's default page size (sandbox/http.py)
 
 Auth = Literal["x-api-key", "bearer"]
 Paging = Literal["skip", "page", "cursor"]
@@ -207,24 +207,6 @@ def contract_headers(dialect: Dialect, headers: Iterable[tuple[bytes, bytes]]) -
     if token:
         kept.append((b"x-api-key", token))
     return kept
-
-
-def encode_cursor(offset: int) -> str:
-    """An opaque cursor (it holds the offset of the next item)."""
-    raw = json.dumps({"o": offset}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The offset inside a cursor this sandbox issued; 400 for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset: object = json.loads(raw)["o"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        offset = None
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise bad_request(f"query parameter cursor {cursor[:40]!r} is not a cursor from this API")
-    return offset
 
 
 def _positive(name: str, raw: str) -> int:

@@ -16,6 +16,19 @@ from typing import Any
 
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 
+#: 200 answers that say the call failed (``refusal_rate``): the request is NOT applied. Every
+#: shape the outcome rule reads as a refusal; ``error_with_id`` also carries an id (unknown).
+REFUSAL_BODIES: dict[str, dict[str, Any]] = {
+    "success_false": {"success": False, "error": "Recipient is not reachable on this channel"},
+    "ok_false": {"ok": False, "message": "Message rejected by the channel"},
+    "status_failed": {"status": "failed", "reason": "Template not approved"},
+    "status_error": {"status": "error", "message": "Daily sending quota exceeded"},
+    "status_rejected": {"status": "rejected", "detail": "Recipient opted out at the provider"},
+    "error": {"error": {"code": "invalid_number", "message": "Phone number is invalid"}},
+    "errors": {"errors": [{"message": "contactId: unknown contact"}, "channel disabled"]},
+    "error_with_id": {"_id": "fault-0000000000000000", "error": "Queued with a warning"},
+}
+
 
 def _fraction(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
@@ -30,7 +43,9 @@ class FaultConfig:
     ``error_rate`` answers that fraction with a status drawn from ``error_statuses``;
     ``rate_429`` answers that fraction with 429 + ``Retry-After: retry_after_seconds``;
     ``rate_limit_rps`` is a per-key token bucket (burst = one second's worth), 429 beyond it;
-    ``drop_after_processing`` applies the request, then closes the connection with no answer.
+    ``drop_after_processing`` applies the request, then closes the connection with no answer;
+    ``refusal_rate`` answers that fraction ``200`` with ``REFUSAL_BODIES[refusal_body]`` (a
+    refusal inside a 2xx) without applying the request.
     ``methods`` (e.g. ``("POST",)``) and ``path_pattern`` (regex searched in the request path,
     e.g. ``"send_message"``) limit which requests any of this applies to.
     """
@@ -43,6 +58,8 @@ class FaultConfig:
     retry_after_seconds: float = 1.0
     rate_limit_rps: float | None = None
     drop_after_processing: float = 0.0
+    refusal_rate: float = 0.0
+    refusal_body: str = "success_false"
     methods: tuple[str, ...] | None = None
     path_pattern: str | None = None
     seed: int = 0
@@ -51,8 +68,14 @@ class FaultConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.latency_ms, (int, float)) or self.latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms!r}")
-        for name in ("error_rate", "rate_429", "drop_after_processing"):
+        for name in ("error_rate", "rate_429", "drop_after_processing", "refusal_rate"):
             _fraction(name, getattr(self, name))
+        if self.error_rate + self.refusal_rate > 1.0:
+            raise ValueError("error_rate + refusal_rate must not exceed 1 (they share one draw)")
+        if self.refusal_body not in REFUSAL_BODIES:
+            raise ValueError(
+                f"refusal_body must be one of {sorted(REFUSAL_BODIES)}, got {self.refusal_body!r}"
+            )
         statuses = tuple(int(s) for s in self.error_statuses)
         if not statuses or any(s not in SERVER_ERROR_STATUSES for s in statuses):
             raise ValueError(
@@ -86,6 +109,7 @@ class FaultConfig:
             or self.rate_429
             or self.rate_limit_rps
             or self.drop_after_processing
+            or self.refusal_rate
         )
 
     def applies_to(self, method: str, path: str) -> bool:
@@ -126,8 +150,9 @@ class Decision:
     latency_s: float = 0.0
     status: int | None = None  # answer this error instead of processing
     retry_after: str | None = None
-    kind: str | None = None  # "error", "429", "rate_limit", "drop"
+    kind: str | None = None  # "error", "429", "rate_limit", "drop", "refusal"
     drop: bool = False
+    body: dict[str, Any] | None = None  # answer 200 with this body, not applied (a refusal)
 
 
 NO_FAULT = Decision()
@@ -196,6 +221,9 @@ class FaultInjector:
                     else None
                 )
                 return Decision(latency, status, retry, "error")
+            if r_error < config.error_rate + config.refusal_rate:  # the same draw: seeds keep
+                self._count(f"refusal_{config.refusal_body}")
+                return Decision(latency, kind="refusal", body=REFUSAL_BODIES[config.refusal_body])
             if r_drop < config.drop_after_processing:
                 self._count("drop")
                 return Decision(latency, kind="drop", drop=True)

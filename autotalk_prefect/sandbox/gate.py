@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from autotalk_prefect.sandbox.asgi import (
+    API_PREFIX,
+    REQUEST_ID_SCOPE_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    send_problem,
+)
 from autotalk_prefect.sandbox.faults import Decision
 from autotalk_prefect.sandbox.problems import ERROR_CODES, ApiProblem
 from autotalk_prefect.sandbox.runtime import SandboxRuntime
 from autotalk_prefect.sandbox.stats import key_fingerprint
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-API_PREFIX = "/v1/"
-REQUEST_ID_SCOPE_KEY = "autotalk.request_id"
 FAULT_MESSAGES = {
     429: "too many requests, retry after the Retry-After delay",
     500: "internal server error (injected by the sandbox)",
@@ -31,18 +31,6 @@ FAULT_MESSAGES = {
     503: "service unavailable (injected by the sandbox)",
     504: "gateway timeout (injected by the sandbox)",
 }
-
-
-async def send_problem(send: Send, problem: ApiProblem, request_id: str) -> None:
-    """Answer with the contract's JSON error body."""
-    body = json.dumps(problem.body(request_id), separators=(",", ":")).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -142,6 +130,16 @@ class SandboxGate:
                 headers=headers,
             )
             await send_problem(send_with_id, problem, request_id)
+            return
+        if decision.body is not None:  # a refusal inside a 200: nothing applied
+            body = json.dumps(decision.body, separators=(",", ":")).encode()
+            raw_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            start = {"type": "http.response.start", "status": 200, "headers": raw_headers}
+            await send_with_id(start)
+            await send_with_id({"type": "http.response.body", "body": body})
             return
         if not decision.drop:
             await app(scope, receive, send_with_id)

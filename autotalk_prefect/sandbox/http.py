@@ -11,13 +11,14 @@ from jsonschema import Draft202012Validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from autotalk_prefect.sandbox.gate import REQUEST_ID_SCOPE_KEY
+from autotalk_prefect.api.contract import json_schema
+from autotalk_prefect.sandbox.asgi import REQUEST_ID_SCOPE_KEY
 from autotalk_prefect.sandbox.ids import normalize_timestamp
+from autotalk_prefect.sandbox.page_styles import DEFAULT_LIMIT
 from autotalk_prefect.sandbox.problems import ApiProblem, bad_request, validation_failed
 from autotalk_prefect.sandbox.schemas import validation_issues
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-DEFAULT_LIMIT = 20
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -69,8 +70,6 @@ async def read_object(request: Request, *, empty: Any = ...) -> dict[str, Any]:
 
 @cache
 def _contract_validator(schema_name: str) -> Draft202012Validator:
-    from autotalk_prefect.api.contract import json_schema
-
     document = json_schema(schema_name)  # {"$ref": "#/$defs/<name>", "$defs": {...}}
     defs = document["$defs"]
     # Inline the top-level schema: following the $ref costs more than the validation itself.

@@ -11,6 +11,9 @@ same records. Page sizes are capped (``max_page_size``) like every other answer.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,15 +60,29 @@ def _int(query: Mapping[str, str], name: str, default: int, minimum: int) -> int
     return value
 
 
-def _cursor(query: Mapping[str, str]) -> int:
-    from autotalk_prefect.sandbox.dialects import decode_cursor  # one cursor encoding
+def encode_cursor(offset: int) -> str:
+    """An opaque cursor (it holds the offset of the next item)."""
+    raw = json.dumps({"o": offset}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
+
+def decode_cursor(cursor: str) -> int:
+    """The offset inside a cursor this sandbox issued; 400 for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        offset: object = json.loads(raw)["o"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        offset = None
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise bad_request(f"query parameter cursor {cursor[:40]!r} is not a cursor from this API")
+    return offset
+
+
+def _cursor(query: Mapping[str, str]) -> int:
     return decode_cursor(query["cursor"]) if query.get("cursor") else 0
 
 
 def _cursor_of(window: Window) -> str | None:
-    from autotalk_prefect.sandbox.dialects import encode_cursor
-
     return encode_cursor(window.end) if window.more else None
 
 
@@ -193,7 +210,6 @@ def link_builder(
     scheme: str, host: str, path: str, filters: list[tuple[str, str]], limit: int
 ) -> Callable[[int], str]:
     """The URL of the page starting at an offset, filters kept (for the link styles)."""
-    from autotalk_prefect.sandbox.dialects import encode_cursor
 
     def link(offset: int) -> str:
         query = urlencode([*filters, ("limit", str(limit)), ("cursor", encode_cursor(offset))])

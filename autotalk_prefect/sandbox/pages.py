@@ -8,7 +8,6 @@ cannot change a developer's faults behind their back).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from pathlib import Path
@@ -19,16 +18,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from autotalk_prefect.api.base_url import is_loopback
 from autotalk_prefect.sandbox.problems import ApiProblem
 
 HERE = Path(__file__).parent
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
-LOOPBACK_NAMES = frozenset({"localhost"})
 NAV = (
     ("/", "Messages"),
     ("/contacts", "Contacts"),
     ("/campaigns", "Campaigns"),
     ("/webhooks", "Webhooks"),
+    ("/appointments", "Appointments"),
     ("/faults", "Faults"),
 )
 PageEndpoint = Callable[[Request], Awaitable[Response]]
@@ -69,19 +69,10 @@ def static_asset(name: str) -> Response:
     return Response(body, media_type=media_type, headers={"cache-control": "max-age=300"})
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _refusal(request: Request) -> str | None:
     """Why a request may not use the inbox, or None if it may."""
     host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
-    if not _is_loopback(host):
+    if not is_loopback(host):
         return f"the inbox answers loopback hosts only, not {host!r}"
     if request.method == "POST":
         origin = request.headers.get("origin")

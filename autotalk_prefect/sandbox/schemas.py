@@ -39,6 +39,10 @@ CLIENTS_SCHEMA: dict[str, Any] = {
         },
         "tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True},
         "language": {"type": "string", "pattern": "^[a-z]{2}(-[A-Z]{2})?$"},
+        "timezone": {
+            "type": "string",
+            "description": "IANA time zone or UTC offset, e.g. Europe/Madrid or -06:00.",
+        },
         "notes": {"type": "string"},
         "metadata": {"type": "object", "additionalProperties": True},
     },

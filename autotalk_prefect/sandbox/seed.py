@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from autotalk_prefect.sandbox.ids import IdFactory, now_iso
 
-if TYPE_CHECKING:
-    from autotalk_prefect.sandbox.state import SandboxState
+
+class Seedable(Protocol):
+    """What seeding reads and calls of the state (``SandboxState``, which imports this module)."""
+
+    ids: IdFactory
+    item_order: dict[str, list[str]]
+
+    def seed_items(self, type_name: str, count: int, **fields: Any) -> list[str]: ...
+
 
 FIRST = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Felipe", "Gabriela", "Hugo", "Isabel",
          "João", "Karin", "Lucas", "Marta", "Nicolas", "Olivia", "Pedro", "Quinn", "Rosa",
@@ -24,6 +31,8 @@ LAST = ["Almeida", "Barros", "Costa", "Duarte", "Esteves", "Ferreira", "Gomes", 
 STATUSES = ["active", "active", "active", "lead", "lead", "inactive"]
 TAGS = ["vip", "newsletter", "wholesale", "churn-risk", "beta"]
 LANGUAGES = ["en", "es", "pt", "fr", "de"]
+# by position, not drawn: the random stream (and so every other field) stays as it was
+TIMEZONES = ["Europe/Madrid", "America/Mexico_City", "America/Sao_Paulo", "America/New_York"]
 PRODUCTS = [("TSHIRT-S", "T-shirt S", 19.9), ("HOODIE-M", "Hoodie M", 49.0),
             ("CAP-01", "Cap", 15.5), ("MUG-02", "Mug", 9.75), ("SOCKS-3P", "Socks (3 pairs)", 12.0)]  # fmt: skip
 SUBJECTS = ["Where is my order?", "Wrong size delivered", "Refund request",
@@ -59,7 +68,7 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
-def generate_item(state: SandboxState, type_name: str, rng: random.Random) -> dict[str, Any]:
+def generate_item(state: Seedable, type_name: str, rng: random.Random) -> dict[str, Any]:
     """A plausible, schema-valid document of ``type_name`` (orders/tickets point at a contact)."""
     if type_name == "clients":
         n = len(state.item_order["clients"]) + 1
@@ -71,6 +80,7 @@ def generate_item(state: SandboxState, type_name: str, rng: random.Random) -> di
             "status": rng.choice(STATUSES),
             "tags": sorted(rng.sample(TAGS, rng.randrange(0, 3))),
             "language": rng.choice(LANGUAGES),
+            "timezone": TIMEZONES[(n - 1) % len(TIMEZONES)],
         }
     contacts = state.item_order["clients"]
     client_id = rng.choice(contacts) if contacts else state.ids.new()
@@ -98,7 +108,7 @@ def generate_item(state: SandboxState, type_name: str, rng: random.Random) -> di
     return {}
 
 
-def seed_dynadata(state: SandboxState, rng: random.Random, contacts: int) -> None:
+def seed_dynadata(state: Seedable, rng: random.Random, contacts: int) -> None:
     """``contacts`` clients, as many orders, half as many tickets (called under the state lock)."""
     for type_name, count in (
         ("clients", contacts),

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from pydantic import SecretStr
 
 from autotalk_prefect.api.config import AuthScheme
+from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.sandbox.app import SandboxApp, create_app
 from autotalk_prefect.sandbox.config import DEFAULT_API_KEY, SandboxConfig
+from autotalk_prefect.sandbox.dialects import auth_headers as dialect_auth_headers
+from autotalk_prefect.sandbox.dialects import get_dialect
 from autotalk_prefect.sandbox.faults import FaultConfig
 from autotalk_prefect.serving import LOOPBACK, serve_in_thread
-
-if TYPE_CHECKING:
-    from autotalk_prefect.credentials import AutoTalkCredentials
 
 HOST = LOOPBACK
 STARTUP_TIMEOUT_S = 30.0
@@ -44,21 +44,15 @@ class SandboxHandle:
 
     def auth_headers(self) -> dict[str, str]:
         """The auth header this sandbox's dialect wants (``x-api-key`` or a Bearer token)."""
-        from autotalk_prefect.sandbox.dialects import auth_headers
-
-        return auth_headers(self.dialect, self.api_key)
+        return dialect_auth_headers(self.dialect, self.api_key)
 
     @property
     def auth_scheme(self) -> str:
         """The client ``auth_scheme`` that reaches this sandbox (``x-api-key`` or ``bearer``)."""
-        from autotalk_prefect.sandbox.dialects import get_dialect
-
         return get_dialect(self.dialect).auth
 
     def credentials(self) -> AutoTalkCredentials:
         """An (unsaved) ``AutoTalkCredentials`` block that reaches this sandbox."""
-        from autotalk_prefect.credentials import AutoTalkCredentials
-
         return AutoTalkCredentials(
             api_key=SecretStr(self.api_key),
             base_url=self.base_url,

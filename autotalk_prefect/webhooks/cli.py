@@ -11,6 +11,10 @@ from urllib.parse import urlsplit
 
 import typer
 
+from autotalk_prefect.webhooks.app import create_webhook_app
+from autotalk_prefect.webhooks.redact import install_access_log_redaction
+from autotalk_prefect.webhooks.settings import WebhookConfigError, WebhookSettings
+
 
 def webhooks_command(
     host: str | None = typer.Option(None, help="Interface to bind (default 127.0.0.1)."),
@@ -45,10 +49,6 @@ def webhooks_command(
     """Serve the AutoTalk webhook receiver: POST /autotalk/[<secret>/]<event> -> Prefect event."""
     import uvicorn
     from pydantic import ValidationError
-
-    from autotalk_prefect.webhooks.app import create_webhook_app
-    from autotalk_prefect.webhooks.redact import install_access_log_redaction
-    from autotalk_prefect.webhooks.settings import WebhookConfigError, WebhookSettings
 
     overrides: dict[str, Any] = {
         "host": host,

@@ -12,7 +12,7 @@ from autotalk_prefect.sandbox import DEFAULT_API_KEY as API_KEY
 from autotalk_prefect.sandbox import FaultConfig, SandboxHandle
 from autotalk_prefect.sandbox.fragments import message_rows
 
-PAGES = ("/", "/contacts", "/campaigns", "/webhooks", "/faults")
+PAGES = ("/", "/contacts", "/campaigns", "/webhooks", "/appointments", "/faults")
 SANDBOX_DIR = Path(__file__).resolve().parents[2] / "autotalk_prefect" / "sandbox"
 
 

@@ -169,3 +169,34 @@ def test_inbox_forms_apply_faults_refuse_bad_input_and_simulate_a_reply(
     expect(delivered).to_contain_text("202")
     expect(delivered).to_contain_text('"accepted":true')
     expect(delivered).to_contain_text("YES please")
+
+
+def test_appointments_page_books_moves_and_cancels_and_refuses_a_stranger(
+    sandbox: SandboxHandle, browser_page: Page
+) -> None:
+    page = browser_page
+    page.goto(sandbox.root_url + "/appointments")
+    expect(page.locator("#prefect-source")).to_contain_text("no Prefect API known")
+    page.fill("form.book input[name=contactId]", "000000000000000000000000")
+    page.fill("form.book input[name=startsAt]", "2030-03-30T10:00")
+    page.click("#book-appointment")
+    expect(page.locator("#form-error")).to_contain_text("not booked: no ")
+    assert sandbox.runtime.state.message_log == []
+
+    contact = sandbox.contact_ids()[1]
+    page.fill("form.book input[name=contactId]", contact)
+    page.fill("form.book input[name=startsAt]", "2030-03-30T10:00")
+    page.fill("form.book input[name=timeZone]", "Europe/Madrid")
+    page.click("#book-appointment")
+    row = page.locator("table.appointments tr.appointment")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.status")).to_have_text("scheduled")
+    expect(row).to_contain_text("2030-03-30T10:00:00+01:00")  # Madrid, winter time that day
+    row.locator("form.move input[name=startsAt]").fill("2030-03-31T09:30")
+    row.locator(".move-appointment").click()
+    expect(row).to_contain_text("2030-03-31T09:30:00+02:00")  # summer time from 02:00 that day
+    row.locator(".cancel-appointment").click()
+    expect(row.locator("td.status")).to_have_text("cancelled")
+    expect(row.locator(".move-appointment")).to_have_count(0)
+    shown = httpx.get(f"{sandbox.root_url}/_sandbox/inbox/appointments").json()["data"]
+    assert [(a["contactId"], a["status"]) for a in shown] == [(contact, "cancelled")]

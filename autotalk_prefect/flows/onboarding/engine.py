@@ -22,15 +22,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from autotalk_prefect.api.models import ValidationIssue
-
 __all__ = [
     "STEP_CONVERSATION",
     "STEP_LOG",
     "STEP_SEND",
     "LogState",
     "OnboardingResult",
-    "RecordInvalidError",
     "SendState",
     "check_inputs",
     "default_idempotency_key",
@@ -45,25 +42,8 @@ STEP_SEND = "send"  # ref: the message id
 STEP_CONVERSATION = "send.conversation"  # ref: the conversation the message landed in
 STEP_LOG = "log"  # ref: the id of the note processed into that conversation
 
-SendState = Literal["sent", "already_sent", "unknown", "refused"]
+SendState = Literal["sent", "already_sent", "unknown", "refused", "opted_out"]
 LogState = Literal["logged", "already_logged", "unknown", "skipped"]
-
-
-class RecordInvalidError(ValueError):
-    """The record breaks the type's schema; nothing was created or sent."""
-
-    def __init__(self, dynadata_type: str, issues: Sequence[ValidationIssue]) -> None:
-        self.dynadata_type = dynadata_type
-        self.issues = list(issues)
-        listed = "; ".join(f"{issue.path}: {issue.message}" for issue in self.issues)
-        fields = ", ".join(dict.fromkeys(issue.path for issue in self.issues))
-        super().__init__(
-            f"The {dynadata_type!r} record is invalid (bad fields: {fields}) - {listed}. "
-            "Nothing was created and no message was sent."
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.dynadata_type, self.issues))
 
 
 class OnboardingResult(BaseModel):
@@ -80,8 +60,9 @@ class OnboardingResult(BaseModel):
     created: bool = Field(description="True if this run created the item (False: it existed).")
     sent: bool = Field(description="True if this run sent the message.")
     send_state: SendState = Field(
-        description="'sent' (this run), 'already_sent' (an earlier run) or 'unknown' (an "
-        "earlier send may have gone out; not repeated)."
+        description="'sent' (this run), 'already_sent' (an earlier run), 'unknown' (an "
+        "earlier send may have gone out; not repeated) or 'opted_out' (the contact's id, phone "
+        "or email is on the opt-out list: not sent)."
     )
     logged: bool = Field(description="True if this run logged the exchange in the conversation.")
     log_state: LogState = Field(
@@ -112,6 +93,7 @@ class OnboardingResult(BaseModel):
             "already_sent": "already welcomed",
             "unknown": "welcome outcome unknown",
             "refused": "not welcomed",
+            "opted_out": "not welcomed (opted out)",
         }[self.send_state]
         return f"{self.dynadata_type} {who}: {item}, {send}"
 
@@ -206,6 +188,7 @@ def summary_markdown(result: OnboardingResult, notes: Sequence[str] = ()) -> str
         "sent": "sent by this run",
         "already_sent": "already sent by an earlier run (not sent again)",
         "unknown": "**outcome unknown** from an earlier run (not sent again)",
+        "opted_out": "skipped: opted out (the contact is on the opt-out list)",
     }[result.send_state]
     log = {
         "logged": "logged by this run",

@@ -43,7 +43,9 @@ from autotalk_prefect.flows.runinfo import (
     slug,
 )
 from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.consent import Consent
 from autotalk_prefect.ledger.once import OnceLedger, done, ledger_name, unresolved
+from autotalk_prefect.ledger.optouts import Identity
 from autotalk_prefect.tasks import (
     create_conversation,
     list_conversations,
@@ -174,8 +176,11 @@ def _send_once(
     resend_unknown: bool,
     credentials: AutoTalkCredentials | None,
     notes: list[str],
+    identity: Identity | None = None,
+    consent: Consent | None = None,
 ) -> _Sent:
-    """Send the message unless the ledger says it was sent (or may have been)."""
+    """Send the message unless the ledger says it was sent (or may have been), or the consent
+    check inside its claim finds the contact on the opt-out list."""
     logger = get_run_logger()
     state = steps.statuses([STEP_SEND, STEP_CONVERSATION])
     send, conv = state.get(STEP_SEND), state.get(STEP_CONVERSATION)
@@ -197,7 +202,16 @@ def _send_once(
         lambda: send_message(contact, text, credentials=credentials, **fields),
         text=text,
         resend_unknown=resend_unknown,
+        identity=identity,
+        consent=consent,
     )
+    if done_send.blocked is not None:
+        logger.info("The contact is on the opt-out list: no welcome sent")
+        notes.append(
+            "The contact's id, phone or email is on the opt-out list: the welcome was not "
+            "sent (pass transactional=True for a message they must get)."
+        )
+        return _Sent("opted_out")
     if not done_send.claimed:  # another run of the same onboarding holds the send right now
         notes.append("Another run of this onboarding holds the send: not sent again.")
         return _Sent("unknown")
@@ -228,7 +242,7 @@ def _log_once(
     credentials: AutoTalkCredentials | None,
 ) -> LogState:
     """Process the onboarding note into the message's conversation, once."""
-    if sent.state == "unknown":
+    if sent.state in ("unknown", "opted_out"):
         return "skipped"
     log = steps.status(STEP_LOG)
     if done(log):
@@ -286,6 +300,7 @@ def onboard_contact(
     resend_unknown: bool = False,
     ledger_storage: str | None = None,
     credentials: AutoTalkCredentials | None = None,
+    transactional: bool = False,
 ) -> OnboardingResult:
     """Create a Dynadata item, send its contact a templated message, and log it in a conversation.
 
@@ -307,6 +322,9 @@ def onboard_contact(
             it), or ``secret/<name>``: a Prefect Secret block holding the URL. Default:
             ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
+        transactional: Send the message even if the contact (its id, or the record's
+            ``phone`` / ``email``) is on the opt-out list. Default: an opted-out contact is
+            created but not messaged (``send_state="opted_out"``).
     """
     logger = get_run_logger()
     label_run(tags=["onboarding", slug(dynadata_type)])
@@ -354,7 +372,18 @@ def onboard_contact(
     with OnceLedger(ledger_name("onboarding", derived_id), ledger_storage) as steps:
         if not created and steps.status(STEP_SEND) is None:
             _recover_from_autotalk(steps, dynadata_type, item.id, contact, text, credentials, notes)
-        sent = _send_once(steps, contact, text, channel_id, resend_unknown, credentials, notes)
+        identity = Identity.of(contact, data.get("phone"), data.get("email"))
+        sent = _send_once(
+            steps,
+            contact,
+            text,
+            channel_id,
+            resend_unknown,
+            credentials,
+            notes,
+            identity=identity,
+            consent=Consent(transactional=transactional),
+        )
         log_state = _log_once(
             steps, sent, dynadata_type, item.id, contact, channel_id, resend_unknown, credentials
         )

@@ -5,19 +5,18 @@ models, the audience stream, the per-chunk plan, the chunk job and sender, and t
 Exactly-once comes from the claim ledger (``autotalk_prefect.ledger.store``): a send leaves only
 after its contact's claim is committed, so a re-run or an overlapping run never messages a
 contact twice, and every outcome is classified by THE rule in ``autotalk_prefect.api.outcomes``
-(any 2xx is ``sent``).
+(a 2xx is ``sent`` unless its body says it was refused). Inside each claim, THE consent check
+(``autotalk_prefect.ledger.consent``) skips opted-out contacts and defers capped ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -25,7 +24,13 @@ from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError, Perm
 from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
 from autotalk_prefect.api.paging import RESERVED_FILTERS
 from autotalk_prefect.flows.common import unknown_type_error
+from autotalk_prefect.flows.outreach import quiet as quiet_hours
+from autotalk_prefect.flows.outreach.quiet import QuietChunk, QuietDeferral, QuietRule
+from autotalk_prefect.flows.outreach.quiet import QuietHours as QuietHours  # its old home
+from autotalk_prefect.flows.outreach.sql_audience import iter_sql_audience
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
+from autotalk_prefect.ledger.consent import Consent, Verdict
+from autotalk_prefect.ledger.optouts import Identity, default_region
 from autotalk_prefect.ledger.reconcile import ReconcileReport
 from autotalk_prefect.ledger.store import OURS, ClaimLedger, ClaimWriter, LedgerState
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
@@ -62,6 +67,33 @@ class Audience(BaseModel):
         min_length=1,
         description="For types other than `clients`: the field holding the contact id.",
     )
+    phone_field: str = Field(
+        default="phone",
+        min_length=1,
+        description="The record field holding the contact's phone (checked against the "
+        "opt-out list, normalized to E.164).",
+    )
+    email_field: str = Field(
+        default="email",
+        min_length=1,
+        description="The record field holding the contact's email (checked against the "
+        "opt-out list).",
+    )
+    query: str | None = Field(
+        default=None,
+        description="A SQL query whose rows are the audience: each row gives the contact id "
+        "(`contact_column`) and the template's variables (its other columns).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="With `query`: the SQLAlchemy URL it runs against (default: the DuckDB "
+        "file sync_to_warehouse writes).",
+    )
+    contact_column: str = Field(
+        default="contact_id",
+        min_length=1,
+        description="With `query`: the column holding each row's contact id.",
+    )
 
     @field_validator("filters")
     @classmethod
@@ -84,6 +116,25 @@ class Audience(BaseModel):
                 raise ValueError("contact_ids is empty: give at least one id, or leave it unset")
         return ids
 
+    def identity_fields(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The part of a record the opt-out check reads (its phone and email)."""
+        return {
+            name: record[name]
+            for name in (self.phone_field, self.email_field)
+            if record.get(name) is not None
+        }
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Audience:
+        if self.query is not None:
+            if not self.query.strip():
+                raise ValueError("query is empty: give a SQL SELECT, or leave it unset")
+            if self.contact_ids is not None:
+                raise ValueError("give either query or contact_ids, not both")
+        elif self.url is not None:
+            raise ValueError("url is set without a query: give the query the audience comes from")
+        return self
+
     def contact_of(self, record: Mapping[str, Any]) -> str | None:
         """The contact id a record of the queried type stands for."""
         if self.dynadata_type == "clients":
@@ -91,47 +142,6 @@ class Audience(BaseModel):
         else:
             value = record.get(self.contact_field)
         return value if isinstance(value, str) and value else None
-
-
-class QuietHours(BaseModel):
-    """A daily window in which nothing is sent (it may span midnight, e.g. 21:00-08:00)."""
-
-    start: dt.time = Field(description="Start of the quiet window (local time).")
-    end: dt.time = Field(description="End of the quiet window (local time).")
-    timezone: str = Field(default="UTC", description="IANA time zone, e.g. 'Europe/Madrid'.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (use an IANA name)") from None
-        return zone
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> QuietHours:
-        if self.start == self.end:
-            raise ValueError("quiet hours start and end are equal: the window would be empty")
-        return self
-
-    def seconds_left(self, now: dt.datetime) -> float:
-        """Seconds until the window ends if ``now`` is inside it, else 0."""
-        local = now.astimezone(ZoneInfo(self.timezone))
-        t = local.time()
-        inside = (
-            self.start <= t < self.end
-            if self.start < self.end
-            else (t >= self.start or t < self.end)
-        )
-        if not inside:
-            return 0.0
-        end = local.replace(
-            hour=self.end.hour, minute=self.end.minute, second=self.end.second, microsecond=0
-        )
-        if end <= local:
-            end += dt.timedelta(days=1)
-        return (end - local).total_seconds()
 
 
 class ContactProblem(BaseModel):
@@ -155,6 +165,16 @@ class ChunkResult(BaseModel):
     )
     claimed_elsewhere: list[ContactProblem] = Field(default_factory=list)
     duplicates: int = Field(default=0, description="Contacts listed twice: sent once.")
+    opted_out: list[str] = Field(
+        default_factory=list, description="Contact ids on the opt-out list: not sent."
+    )
+    capped: list[str] = Field(
+        default_factory=list, description="Contact ids at their frequency cap: deferred."
+    )
+    transactional: int = Field(
+        default=0, description="Of `sent`: opted-out contacts sent as transactional messages."
+    )
+    quiet: QuietChunk = Field(default_factory=QuietChunk)
 
 
 class Reconciliation(BaseModel):
@@ -192,6 +212,30 @@ class OutreachSummary(BaseModel):
     duration_seconds: float = 0.0
     ledger: str = ""
     quiet_hours_skipped: bool = False
+    skipped_opted_out: int = Field(
+        default=0, description="Contacts on the opt-out list: never sent, never failed."
+    )
+    deferred_frequency_cap: int = Field(
+        default=0,
+        description="Contacts at their frequency cap: not sent now, sent by a later run once "
+        "the window allows.",
+    )
+    sent_transactional: int = Field(
+        default=0,
+        description="Of `sent`: contacts on the opt-out list messaged because the campaign is "
+        "transactional.",
+    )
+    opted_out: list[str] = Field(default_factory=list, description="Opted-out ids (capped).")
+    capped: list[str] = Field(default_factory=list, description="Capped ids (capped list).")
+    deferred_quiet_hours: int = Field(
+        default=0,
+        description="Contacts inside their quiet hours: not messaged, not claimed (a later run "
+        "sends them).",
+    )
+    quiet_deferred: list[QuietDeferral] = Field(default_factory=list)
+    quiet_waited: int = Field(
+        default=0, description="Of `sent`: contacts sent after waiting for their window to open."
+    )
     retries: dict[str, int] = Field(
         default_factory=dict,
         description="429s, 503s and transport errors the client retried, by status or error.",
@@ -252,9 +296,18 @@ class Plan:
 
 
 def iter_audience(
-    client: AutoTalkClient, audience: Audience, template: MessageTemplate, page_size: int = 100
+    client: AutoTalkClient,
+    audience: Audience,
+    template: MessageTemplate,
+    page_size: int = 100,
+    keep_record: bool = False,
 ) -> Iterator[WorkItem]:
     """(contact id, record) for every member of the audience, streamed page by page."""
+    if audience.query is not None:  # rows of a SQL query: no record is fetched per contact
+        yield from iter_sql_audience(
+            audience.query, audience.url, audience.contact_column, keep_rows=template.needs_record
+        )
+        return
     if audience.contact_ids is not None:
         for contact_id in audience.contact_ids:
             yield contact_id, {}
@@ -266,7 +319,12 @@ def iter_audience(
             record = item.to_wire()
             member = audience.contact_of(record)
             if member is not None:
-                yield member, record if template.needs_record else {}
+                yield (
+                    member,
+                    record
+                    if template.needs_record or keep_record
+                    else audience.identity_fields(record),
+                )
 
 
 def check_audience_type(
@@ -277,7 +335,7 @@ def check_audience_type(
     Checked whenever the type is used (a query, or records the template needs) or was named
     explicitly; an id list with a template that uses no fields never reads it.
     """
-    used = audience.contact_ids is None or template.needs_record
+    used = audience.query is None and (audience.contact_ids is None or template.needs_record)
     if not used and "dynadata_type" not in audience.model_fields_set:
         return
     known = [t.name for t in client.list_dynadata_types()]
@@ -343,6 +401,11 @@ class ChunkJob:
     global_rate_limit_name: str | None = None
     fetch_type: str | None = None
     resend_unknown: bool = False
+    consent: Consent = field(default_factory=Consent)
+    flow_run_id: str | None = None
+    phone_field: str = "phone"
+    email_field: str = "email"
+    quiet: QuietRule | None = None
 
 
 class ChunkSender:
@@ -360,9 +423,15 @@ class ChunkSender:
         bucket: TokenBucket | None,
         global_limit: GlobalRateLimit | None,
         fetch_type: str | None,
+        phone_field: str = "phone",
+        email_field: str = "email",
+        quiet: QuietRule | None = None,
     ) -> None:
         self.client, self.writer, self.template = client, writer, template
+        self.quiet = quiet
         self.channel_id = channel_id
+        self.fields = (phone_field, email_field)
+        self.region = default_region() or ""  # read once: settings are not free
         self.semaphore = asyncio.Semaphore(concurrency)
         self.bucket, self.global_limit = bucket, global_limit
         self.fetch_type = fetch_type
@@ -371,18 +440,29 @@ class ChunkSender:
     async def run(self, items: list[WorkItem]) -> ChunkResult:
         await asyncio.gather(*(self._one(contact_id, record) for contact_id, record in items))
         await self.writer.flush()
+        self.result.transactional = len(self.writer.overridden)
         return self.result
 
-    async def _text_for(self, contact_id: str, record: dict[str, Any]) -> str:
+    async def _text_for(self, contact_id: str, record: dict[str, Any]) -> tuple[str, Identity]:
         if self.fetch_type and self.template.needs_record and not record:
             item = await self.client.get_dynadata_item(self.fetch_type, contact_id)
             record = item.to_wire()
-        return self.template.render(record)
+        phone, email = (record.get(name) for name in self.fields)
+        return self.template.render(record), Identity.of(
+            contact_id, phone, email, region=self.region
+        )
 
-    async def _claim(self, contact_id: str, text: str | None = None) -> str | None:
+    async def _claim(
+        self, contact_id: str, text: str | None = None, identity: Identity | None = None
+    ) -> str | None:
         """This run's attempt id for ``contact_id`` once its claim is committed; ``None`` (and
-        counted) when the contact was listed twice or another run holds it."""
-        attempt = await self.writer.claim(contact_id, text)
+        counted) when the contact was listed twice, another run holds it, or the consent check
+        blocked it (opted out: skipped; at its frequency cap: deferred)."""
+        attempt = await self.writer.claim(contact_id, text, identity)
+        if isinstance(attempt, Verdict):
+            blocked = self.result.opted_out if attempt is Verdict.OPTED_OUT else self.result.capped
+            blocked.append(contact_id)
+            return None
         if attempt == OURS:  # listed twice: this run has it already
             self.result.duplicates += 1
             return None
@@ -401,21 +481,36 @@ class ChunkSender:
         self.writer.resolve(contact_id, attempt, LedgerState.FAILED, reason=reason)
         self.result.failed.append(ContactProblem(contact_id=contact_id, reason=reason))
 
+    async def _zone_record(self, contact_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """An id-list audience's record, fetched when quiet hours read the contact's zone."""
+        if self.fetch_type and self.quiet is not None and self.quiet.field and not record:
+            return (await self.client.get_dynadata_item(self.fetch_type, contact_id)).to_wire()
+        return record
+
     async def _one(self, contact_id: str, record: dict[str, Any]) -> None:
         async with self.semaphore:
             try:
-                text = await self._text_for(contact_id, record)
+                record = await self._zone_record(contact_id, record)
+                text, identity = await self._text_for(contact_id, record)
             except RenderError as exc:
                 await self._not_sendable(contact_id, str(exc))
                 return
             except AutoTalkError as exc:
                 await self._not_sendable(contact_id, f"could not load the record: {exc}")
                 return
+            if self.quiet is not None:  # on the contact's clock, before any rate-limit slot
+                verdict = self.quiet.check(record, quiet_hours.now())
+                if verdict.problem is not None:
+                    await self._not_sendable(contact_id, verdict.problem)
+                    return
+                if verdict.opens is not None:  # not claimed: a later pass or run sends it
+                    self.result.quiet.hold(contact_id, record, verdict, self.quiet)
+                    return
             if self.bucket is not None:
                 await self.bucket.acquire()
             if self.global_limit is not None:
                 await self.global_limit.acquire()
-            attempt = await self._claim(contact_id, text)  # committed before the send
+            attempt = await self._claim(contact_id, text, identity)  # committed before the send
             if attempt is None:
                 return
             fields = {"channelId": self.channel_id} if self.channel_id else {}
@@ -463,7 +558,12 @@ async def send_chunk_async(job: ChunkJob) -> ChunkResult:
     credentials = resolve_credentials(job.credentials)
     async with (
         credentials.get_async_client(max_connections=job.concurrency) as client,
-        ledger.writer(job.run_id, resend_unknown=job.resend_unknown) as writer,
+        ledger.writer(
+            job.run_id,
+            resend_unknown=job.resend_unknown,
+            consent=job.consent,
+            flow_run_id=job.flow_run_id,
+        ) as writer,
     ):
         sender = ChunkSender(
             client,
@@ -474,6 +574,9 @@ async def send_chunk_async(job: ChunkJob) -> ChunkResult:
             bucket=bucket,
             global_limit=limit,
             fetch_type=job.fetch_type,
+            phone_field=job.phone_field,
+            email_field=job.email_field,
+            quiet=job.quiet,
         )
         return await sender.run(job.items)
 
@@ -494,6 +597,11 @@ class Totals:
         self.duplicates = 0
         self.chunks = 0
         self.retries: collections.Counter[str] = collections.Counter()
+        self.opted_out: list[str] = []
+        self.opted_out_count = 0
+        self.capped: list[str] = []
+        self.capped_count = 0
+        self.transactional = 0
 
     def add(self, result: ChunkResult) -> None:
         self.chunks += 1
@@ -505,6 +613,11 @@ class Totals:
         self.unknown += result.unknown  # kept whole: reconciliation looks them up
         self.claimed_count += len(result.claimed_elsewhere)
         self.claimed += result.claimed_elsewhere[: max(0, MAX_LISTED - len(self.claimed))]
+        self.opted_out_count += len(result.opted_out)
+        self.opted_out += result.opted_out[: max(0, MAX_LISTED - len(self.opted_out))]
+        self.capped_count += len(result.capped)
+        self.capped += result.capped[: max(0, MAX_LISTED - len(self.capped))]
+        self.transactional += result.transactional
 
 
 def summarise(
@@ -545,6 +658,11 @@ def summarise(
         duration_seconds=round(time.monotonic() - started, 3),
         ledger=ledger,
         retries=dict(totals.retries.most_common()),
+        skipped_opted_out=totals.opted_out_count,
+        deferred_frequency_cap=totals.capped_count,
+        sent_transactional=totals.transactional,
+        opted_out=totals.opted_out,
+        capped=totals.capped,
     )
 
 

@@ -6,9 +6,9 @@ guarded by the campaign's ledger, so a re-run after a crash, a cancel or a retry
 the contacts that have not been messaged yet (see ``autotalk_prefect.flows.outreach.engine``).
 """
 
+import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable
 from typing import Any, Literal, cast
 from uuid import UUID, uuid4
 
@@ -27,6 +27,7 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 
 from autotalk_prefect.api.retries import count_retries
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
+from autotalk_prefect.flows.outreach import quiet as quiet_clock
 from autotalk_prefect.flows.outreach.engine import (
     Audience,
     ChunkJob,
@@ -42,6 +43,7 @@ from autotalk_prefect.flows.outreach.engine import (
     send_chunk_async,
     summarise,
 )
+from autotalk_prefect.flows.outreach.quiet import QuietRule, QuietTally, build_rule
 from autotalk_prefect.flows.outreach.report import (
     artifact_key,
     has_rows,
@@ -53,12 +55,10 @@ from autotalk_prefect.flows.outreach.report import (
 from autotalk_prefect.flows.runinfo import emit_completed, label_run, slug
 from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
 from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
 from autotalk_prefect.ledger.reconcile import reconcile
 from autotalk_prefect.ledger.store import ClaimLedger
 from autotalk_prefect.ratelimit import check_global_rate_limit
-
-#: the clock quiet hours are checked against (tests replace it)
-now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
 
 
 def _chunk_run_name() -> str:
@@ -91,27 +91,32 @@ async def send_chunk(job: ChunkJob) -> ChunkResult:
             tally.describe(),
         )
     logger.info(
-        "chunk %s: %s sent, %s failed, %s unknown, %s claimed by another run",
+        "chunk %s: %s sent, %s failed, %s unknown, %s claimed by another run, %s skipped: "
+        "opted out, %s deferred: frequency cap",
         job.number,
         result.sent,
         len(result.failed),
         len(result.unknown),
         len(result.claimed_elsewhere),
+        len(result.opted_out),
+        len(result.capped),
     )
     return result
 
 
-def _wait_for_quiet_hours(quiet_hours: QuietHours, on_quiet_hours: str) -> bool:
-    """True if the run may send now (after waiting out the window when asked to)."""
-    left = quiet_hours.seconds_left(now())
-    if left <= 0:
+def _wait_for_quiet_hours(rule: QuietRule) -> bool:
+    """One zone for everybody: True if the run may send now (after waiting, when asked to)."""
+    opens = rule.campaign_opens(quiet_clock.now())
+    if opens is None:
         return True
+    left = (opens - quiet_clock.now()).total_seconds()
     logger = get_run_logger()
-    if on_quiet_hours == "skip":
-        logger.info("inside quiet hours (%.0f s left): sending nothing", left)
+    if not rule.may_wait(opens):
+        bound = " (beyond max_wait)" if rule.wait else ""
+        logger.info("inside quiet hours (%.0f s left%s): sending nothing", left, bound)
         return False
     logger.info("inside quiet hours: waiting %.0f s for the window to end", left)
-    time.sleep(left)
+    quiet_clock.wait_until(opens)
     return True
 
 
@@ -128,6 +133,8 @@ def outreach_campaign(
     channel_id: str | None = None,
     quiet_hours: QuietHours | None = None,
     on_quiet_hours: Literal["wait", "skip"] = "wait",
+    timezone_field: str | None = None,
+    max_wait: float | dt.timedelta | None = None,
     chunk_size: int = 1000,
     max_concurrency: int = 16,
     parallel_chunks: int = 1,
@@ -140,6 +147,8 @@ def outreach_campaign(
     credentials: AutoTalkCredentials | None = None,
     task_runner: TaskRunnerChoice = "threads",
     dask_address: str | None = None,
+    frequency_cap: FrequencyCap | None = None,
+    transactional: bool = False,
 ) -> OutreachSummary:
     """Send ``message_template`` once to every contact of ``audience``.
 
@@ -148,11 +157,19 @@ def outreach_campaign(
             contact twice (letters, digits, '.', '_', '-').
         message_template: Jinja2 text; the contact's Dynadata record fields are variables
             (``{{ name }}``), also under ``contact``.
-        audience: A Dynadata query (type + equality filters) or explicit contact ids
+        audience: A Dynadata query (type + equality filters), explicit contact ids, or a SQL
+            query (`{"query": ..., "url": ..., "contact_column": "contact_id"}`: each row a
+            contact and its template variables)
             (default: every contact, i.e. all `clients` items).
         channel_id: Send through this channel (default: AutoTalk's choice).
-        quiet_hours: A daily window in which nothing is sent.
-        on_quiet_hours: Inside the window: ``wait`` for it to end, or ``skip`` the run.
+        quiet_hours: A daily window in which nothing is sent, on each contact's clock (see
+            ``timezone_field``).
+        on_quiet_hours: Contacts inside the window: ``wait`` for it to open (within
+            ``max_wait``), or ``skip`` them (``deferred: quiet hours``: the next run sends them).
+        timezone_field: The record field holding each contact's time zone (an IANA name or a
+            UTC offset such as ``-06:00``); missing or empty: ``quiet_hours.timezone``.
+        max_wait: With ``wait``: the longest the run waits for a window to open (seconds or a
+            timedelta); contacts whose window opens later are deferred. Default: no bound.
         chunk_size: Contacts per chunk task (one task run each).
         max_concurrency: Sends in flight at once, across the whole run.
         parallel_chunks: Chunk tasks in flight at once; each gets its share of
@@ -178,6 +195,12 @@ def outreach_campaign(
             ``autotalk-prefect[dask]``): a LocalCluster of ``parallel_chunks`` processes, or
             the cluster at ``dask_address``. Workers need ``PREFECT_API_URL`` of a server.
         dask_address: Scheduler address of an existing Dask cluster (``task_runner="dask"``).
+        frequency_cap: ``{"messages": N, "hours": H}``: a contact gets at most N campaign
+            messages in any H-hour window across every campaign sharing the ledger; capped
+            contacts are deferred to a later run. Default: ``$AUTOTALK_FREQUENCY_CAP``, else
+            no cap.
+        transactional: Send to contacts on the opt-out list too (an order update, not
+            marketing); the summary counts them. Default: opted-out contacts are skipped.
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -195,6 +218,13 @@ def outreach_campaign(
         raise ValueError(
             f"unknown_grace_minutes must be >= 0 (or unset), got {unknown_grace_minutes!r}"
         )
+    rule = build_rule(
+        quiet_hours,
+        timezone_field=timezone_field,
+        on_quiet_hours=on_quiet_hours,
+        max_wait=max_wait,
+        at=quiet_clock.now(),
+    )
     template = compile_template(message_template)  # a bad template fails before anything else
     ledger = ClaimLedger(campaign_id, ledger_storage)
     block = resolve_credentials(credentials)
@@ -203,12 +233,14 @@ def outreach_campaign(
     if global_rate_limit_name:
         limit = run_coro_as_sync(check_global_rate_limit(global_rate_limit_name))
         logger.info("global rate limit %r: %s", global_rate_limit_name, limit)
+    consent = Consent(transactional=transactional, cap=resolve_cap(frequency_cap))
+    flow_run_id = _flow_run_id()
     run_id = uuid4().hex
     plan = Plan(ledger, run_id, resend_unknown=resend_unknown)
     totals = Totals()
     key = artifact_key(campaign_id)
 
-    if quiet_hours is not None and not _wait_for_quiet_hours(quiet_hours, on_quiet_hours):
+    if rule is not None and rule.field is None and not _wait_for_quiet_hours(rule):
         summary = summarise(campaign_id, plan, totals, started=started, ledger=ledger.describe())
         summary.quiet_hours_skipped = True
         _publish(summary, key, message_template, channel_id)
@@ -225,11 +257,14 @@ def outreach_campaign(
     )
     in_flight: set[PrefectFuture[ChunkResult]] = set()
     submitted = 0
+    tally = QuietTally()
 
     def collect_one() -> None:
         finished = next(as_completed(list(in_flight)))
         in_flight.discard(finished)
-        totals.add(finished.result())  # a failed chunk (e.g. a revoked key) fails the run
+        result = finished.result()  # a failed chunk (e.g. a revoked key) fails the run
+        totals.add(result)
+        tally.add(result.quiet)
 
     def show_progress() -> None:
         # the audience is streamed, so its size is known only at the end: show chunks done
@@ -243,7 +278,11 @@ def outreach_campaign(
         # its contacts) while the chunks in flight send, and is submitted as soon as one of
         # them finishes.
         chunks = (
-            plan.chunk(c) for c in chunked(iter_audience(client, audience, template), chunk_size)
+            plan.chunk(c)
+            for c in chunked(
+                iter_audience(client, audience, template, keep_record=bool(rule and rule.field)),
+                chunk_size,
+            )
         )
         number = 0
         for items in chunks:
@@ -267,6 +306,11 @@ def outreach_campaign(
                 global_rate_limit_name=global_rate_limit_name,
                 fetch_type=fetch_type,
                 resend_unknown=resend_unknown,
+                consent=consent,
+                flow_run_id=flow_run_id,
+                phone_field=audience.phone_field,
+                email_field=audience.email_field,
+                quiet=rule,
             )
             # a chunk is opaque data: Prefect need not walk its items
             in_flight.add(submit(send_chunk, quote(job)))
@@ -276,6 +320,28 @@ def outreach_campaign(
         while in_flight:  # inside the block: a Dask cluster lives until its chunks are done
             collect_one()
             show_progress()
+        sent_before_wait = totals.sent
+        while tally:  # on_quiet_hours="wait": each zone's contacts when their window opens
+            opens, waiting, zones = tally.next_opening()
+            logger.info(
+                "quiet hours: waiting until %s for %s contacts (%s)",
+                opens.isoformat(),
+                waiting,
+                ", ".join(zones),
+            )
+            quiet_clock.wait_until(opens)
+            for items in chunked(tally.take_due(quiet_clock.now()), chunk_size):
+                number += 1
+                while len(in_flight) >= parallel_chunks:
+                    collect_one()
+                in_flight.add(
+                    submit(send_chunk, quote(dataclasses.replace(job, items=items, number=number)))
+                )
+                submitted += 1
+            while in_flight:
+                collect_one()
+                show_progress()
+        tally.waited = totals.sent - sent_before_wait
     update_progress_artifact(progress, 100.0)
 
     reconciled = None
@@ -286,20 +352,34 @@ def outreach_campaign(
     summary = summarise(
         campaign_id, plan, totals, started=started, ledger=ledger.describe(), reconciled=reconciled
     )
+    summary.deferred_quiet_hours, summary.quiet_waited = tally.deferred_count, tally.waited
+    summary.quiet_deferred = tally.deferred
+    if rule is not None:
+        logger.info("quiet hours %s: %s", rule.window(), tally.line())
     _publish(summary, key, message_template, channel_id)
     logger.info(
         "campaign %s: %s sent, %s already sent, %s claimed by another run, %s failed, "
-        "%s unknown of %s contacts; %s",
+        "%s unknown, %s skipped: opted out, %s deferred: frequency cap of %s contacts; %s",
         campaign_id,
         summary.sent,
         summary.skipped_already_sent,
         summary.skipped_claimed,
         summary.failed,
         summary.unknown,
+        summary.skipped_opted_out,
+        summary.deferred_frequency_cap,
         summary.total,
         retries_text(summary.retries),
     )
     return summary
+
+
+def _flow_run_id() -> str | None:
+    """This flow run's id, stored on every claim (a later run asks Prefect about it)."""
+    from prefect.runtime import flow_run
+
+    value = flow_run.id
+    return str(value) if value else None
 
 
 def _publish(summary: OutreachSummary, key: str, template: str, channel_id: str | None) -> None:
@@ -330,6 +410,10 @@ def _publish(summary: OutreachSummary, key: str, template: str, channel_id: str 
             "unknown": summary.unknown,
             "retries": summary.retries,
             "quiet_hours_skipped": summary.quiet_hours_skipped,
+            "skipped_opted_out": summary.skipped_opted_out,
+            "deferred_frequency_cap": summary.deferred_frequency_cap,
+            "sent_transactional": summary.sent_transactional,
+            "deferred_quiet_hours": summary.deferred_quiet_hours,
             "duration_seconds": summary.duration_seconds,
         },
     )

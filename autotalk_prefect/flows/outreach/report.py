@@ -6,10 +6,11 @@ of Prefect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autotalk_prefect.flows.outreach.engine import OutreachSummary
+from autotalk_prefect.flows.outreach.quiet import DEFERRED
 
 
 def artifact_key(campaign_id: str) -> str:
@@ -39,31 +40,58 @@ def headline(summary: OutreachSummary) -> str:
     claimed = (
         f", {summary.skipped_claimed} claimed by another run" if summary.skipped_claimed else ""
     )
+    opted = f", {summary.skipped_opted_out} skipped: opted out" if summary.skipped_opted_out else ""
+    capped = (
+        f", {summary.deferred_frequency_cap} deferred: frequency cap"
+        if summary.deferred_frequency_cap
+        else ""
+    )
+    quiet = (
+        f", {summary.deferred_quiet_hours} deferred: quiet hours"
+        if summary.deferred_quiet_hours
+        else ""
+    )
     return (
-        f"{summary.sent} sent{already}{claimed}, {summary.failed} failed, "
+        f"{summary.sent} sent{already}{claimed}{opted}{capped}{quiet}, {summary.failed} failed, "
         f"{summary.unknown} unknown of {summary.total}"
     )
 
 
 def has_rows(summary: OutreachSummary) -> bool:
     """True when some contact has something to show (failed, unknown, or held by another run)."""
-    return bool(summary.failures or summary.unknowns or summary.claimed)
+    return bool(
+        summary.failures
+        or summary.unknowns
+        or summary.claimed
+        or summary.opted_out
+        or summary.capped
+        or summary.quiet_deferred
+    )
 
 
 def summary_table(summary: OutreachSummary) -> list[dict[str, Any]]:
     """One row per contact this run did not message (failed, unknown, or claimed by another
     run), capped."""
     rows: list[dict[str, Any]] = []
-    listed = (
+    listed: tuple[tuple[str, Sequence[Any]], ...] = (
         ("failed", summary.failures),
         ("unknown", summary.unknowns),
         ("claimed by another run", summary.claimed),
+        (DEFERRED, summary.quiet_deferred),
     )
     for outcome, problems in listed:
         rows += [
             {"contact": p.contact_id, "outcome": outcome, "reason": p.reason[:200]}
             for p in problems
         ]
+    rows += [
+        {"contact": c, "outcome": "skipped: opted out", "reason": "on the opt-out list"}
+        for c in summary.opted_out
+    ]
+    rows += [
+        {"contact": c, "outcome": "deferred: frequency cap", "reason": "sent by a later run"}
+        for c in summary.capped
+    ]
     return rows
 
 
@@ -142,6 +170,32 @@ def summary_markdown(
     ]
     if summary.quiet_hours_skipped:
         lines.append("\nNothing was sent: the run started inside the quiet hours.")
+    if summary.skipped_opted_out:
+        lines.append(
+            f"\n**Skipped: opted out**: {summary.skipped_opted_out} contacts are on the opt-out "
+            "list (`autotalk-prefect optouts show`); never sent, never failed."
+        )
+    if summary.deferred_frequency_cap:
+        lines.append(
+            f"\n**Deferred: frequency cap**: {summary.deferred_frequency_cap} contacts already "
+            "had their campaign messages in the cap's window; a later run sends them."
+        )
+    if summary.sent_transactional:
+        lines.append(
+            f"\n**Transactional**: {summary.sent_transactional} of the sent contacts are on the "
+            "opt-out list; they were messaged because the campaign is transactional."
+        )
+    if summary.deferred_quiet_hours:
+        lines.append(
+            f"\n**Deferred: quiet hours**: {summary.deferred_quiet_hours} contacts were inside "
+            "the quiet hours on their own clock: not messaged and not claimed, so the next run "
+            "sends them once their window is open."
+        )
+    if summary.quiet_waited:
+        lines.append(
+            f"\n**Sent after waiting**: {summary.quiet_waited} contacts were sent when their "
+            'quiet hours ended (`on_quiet_hours="wait"`).'
+        )
     if summary.skipped_claimed:
         lines.append(
             "\n**Claimed by another run**: another run of this campaign held these contacts "

@@ -57,7 +57,9 @@ from autotalk_prefect.flows.reminders.engine import (
 )
 from autotalk_prefect.flows.runinfo import artifact_key, label_run, run_parameters, slug
 from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.consent import Consent
 from autotalk_prefect.ledger.once import OnceLedger, done, ledger_name, unresolved
+from autotalk_prefect.ledger.optouts import Identity, default_region
 from autotalk_prefect.ledger.schedule_state import ScheduleState, ScheduleStateStore
 from autotalk_prefect.tasks import send_message
 
@@ -444,6 +446,7 @@ def send_reminder(
     resend_unknown: bool = False,
     ledger_storage: str | None = None,
     credentials: AutoTalkCredentials | None = None,
+    transactional: bool = False,
 ) -> SendOutcome:
     """Re-read the appointment's (or silence's) last known state; send if it still stands.
 
@@ -461,6 +464,8 @@ def send_reminder(
         resend_unknown: Send again when an earlier attempt's outcome is unknown.
         ledger_storage: Where the state and the claim ledger live.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
+        transactional: Send even to a contact on the opt-out list (docs/consent.md); by
+            default an opted-out contact gets no reminder (checked inside the claim).
     """
     logger = get_run_logger()
     label_run(tags=["reminders", kind, subject_tag(kind, subject)])
@@ -506,7 +511,13 @@ def send_reminder(
             lambda: send_message(contact, text, credentials=credentials, **extra),
             text=text,
             resend_unknown=resend_unknown,
+            identity=Identity.of(
+                contact, state.data.get("phone"), state.data.get("email"), region=default_region()
+            ),
+            consent=Consent(transactional=transactional),  # the list; no campaign cap
         )
+    if sent.blocked is not None:
+        return finish("skipped", f"the contact is {sent.blocked.value}: not sent")
     if not sent.claimed:
         reason = sent.status.reason if sent.status else None
         return finish("held", reason or "another run holds this send")

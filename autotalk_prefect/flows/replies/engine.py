@@ -6,7 +6,12 @@ several words matches that phrase), with ``match="any"`` (one keyword is enough)
 A rule without keywords matches everything: the default, put it last. The first matching rule
 wins and its actions run in order: ``update_field`` (set one field of the contact's record),
 ``run_function`` (an item function of the contact, e.g. ``addTag``), ``send_answer`` (a Jinja2
-template over the contact's record, sent into the conversation the reply came from).
+template over the contact's record, sent into the conversation the reply came from),
+``opt_out`` / ``opt_in`` (put the contact on the ledger's opt-out list, or take it off).
+
+Every answer goes through the consent check: a contact on the opt-out list gets none, except
+the answer of a rule that itself opts the contact out (the unsubscribe confirmation, the one
+message allowed after STOP).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ __all__ = [
     "DEFAULT_RULES",
     "ActionOutcome",
     "InboundReplyEvent",
+    "OptIn",
+    "OptOut",
     "ReplyOutcome",
     "ReplyRule",
     "RunFunction",
@@ -205,7 +212,26 @@ class SendAnswer(BaseModel):
         return template
 
 
-Action = Annotated[UpdateField | RunFunction | SendAnswer, Field(discriminator="kind")]
+class OptOut(BaseModel):
+    """Put the contact (its id, phone and email) on the opt-out list: no campaign, welcome or
+    answer reaches it again until it opts back in. The rule's own answer still goes out."""
+
+    kind: Literal["opt_out"] = "opt_out"
+    reason: str = Field(
+        default="replied with an opt-out keyword",
+        min_length=1,
+        description="Kept with the entry (the matched keywords are added).",
+    )
+
+
+class OptIn(BaseModel):
+    """Take the contact off the opt-out list (every entry holding its id, phone or email)."""
+
+    kind: Literal["opt_in"] = "opt_in"
+
+
+AnyAction = UpdateField | RunFunction | SendAnswer | OptOut | OptIn
+Action = Annotated[AnyAction, Field(discriminator="kind")]
 
 
 class ReplyRule(BaseModel):
@@ -250,6 +276,11 @@ class ReplyRule(BaseModel):
     def is_default(self) -> bool:
         return not self.keywords
 
+    @property
+    def opts_out(self) -> bool:
+        """The rule opts the contact out: its answers are the confirmation, allowed."""
+        return any(isinstance(a, OptOut) for a in self.actions)
+
 
 @lru_cache(maxsize=256)
 def _keyword_pattern(keyword: str) -> re.Pattern[str]:
@@ -268,14 +299,16 @@ def match_rule(rules: Sequence[ReplyRule], text: str) -> tuple[ReplyRule | None,
     return None, []
 
 
-#: The built-in table. ``status`` values follow the clients schema (lead/active/inactive/blocked):
-#: there is no "unsubscribed" status, so an opt-out sets ``inactive``. Only fields and messages:
-#: item functions differ between accounts, so the defaults call none.
+#: The built-in table. STOP puts the contact on the ledger's opt-out list (what every send
+#: checks) and START/YES takes it off. ``status`` values follow the clients schema
+#: (lead/active/inactive/blocked): there is no "unsubscribed" status, so an opt-out also sets
+#: ``inactive``. Item functions differ between accounts, so the defaults call none.
 DEFAULT_RULES: list[ReplyRule] = [
     ReplyRule(
         name="unsubscribe",
         keywords=["stop", "unsubscribe", "opt out"],
         actions=[
+            OptOut(),
             UpdateField(field="status", value="inactive"),
             SendAnswer(template="You're unsubscribed, {{ name }}. Reply START to opt back in."),
         ],
@@ -284,6 +317,7 @@ DEFAULT_RULES: list[ReplyRule] = [
         name="confirm",
         keywords=["yes", "confirm", "confirmed", "start"],
         actions=[
+            OptIn(),
             UpdateField(field="status", value="active"),
             SendAnswer(template="Thanks {{ name }}, you're confirmed!"),
         ],
@@ -304,7 +338,7 @@ DEFAULT_RULES: list[ReplyRule] = [
 
 # ---- the outcome --------------------------------------------------------------------------
 
-ActionStatus = Literal["done", "already_done", "unknown", "failed"]
+ActionStatus = Literal["done", "already_done", "unknown", "failed", "skipped"]
 
 
 class ActionOutcome(BaseModel):
@@ -314,7 +348,8 @@ class ActionOutcome(BaseModel):
     target: str = Field(description="The field, function or 'answer'.")
     status: ActionStatus = Field(
         description="'done' (this run), 'already_done' (an earlier delivery), 'unknown' (an "
-        "earlier attempt may have applied it; not repeated) or 'failed'."
+        "earlier attempt may have applied it; not repeated), 'failed' or 'skipped' (an "
+        "answer to a contact on the opt-out list: not sent)."
     )
     message_id: str | None = Field(default=None, description="The answer's message id.")
     detail: str | None = None
@@ -338,11 +373,13 @@ class ReplyOutcome(BaseModel):
         return [a.message_id for a in self.actions if a.message_id]
 
 
-def describe_action(action: UpdateField | RunFunction | SendAnswer) -> str:
+def describe_action(action: AnyAction) -> str:
     if isinstance(action, UpdateField):
         return action.field
     if isinstance(action, RunFunction):
         return action.function
+    if isinstance(action, (OptOut, OptIn)):
+        return "opt-out list"
     return "answer"
 
 

@@ -13,6 +13,7 @@ are recorded in the ledger, and an action already done is never repeated.
 # the parameter types as objects (string annotations broke its parameter validation).
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -26,7 +27,10 @@ from autotalk_prefect.flows.common import unknown_type_error
 from autotalk_prefect.flows.replies.engine import (
     DEFAULT_RULES,
     ActionOutcome,
+    AnyAction,
     InboundReplyEvent,
+    OptIn,
+    OptOut,
     ReplyOutcome,
     ReplyRule,
     RunFunction,
@@ -48,7 +52,10 @@ from autotalk_prefect.flows.runinfo import (
     slug,
 )
 from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.consent import Consent
 from autotalk_prefect.ledger.once import OnceLedger, done, ledger_name, unresolved
+from autotalk_prefect.ledger.optout_tasks import opt_in, opt_out
+from autotalk_prefect.ledger.optouts import Identity
 from autotalk_prefect.ledger.store import ContactStatus
 from autotalk_prefect.tasks import (
     execute_dynadata_item_function,
@@ -60,15 +67,47 @@ from autotalk_prefect.tasks import (
 )
 
 
+@dataclass(frozen=True)
+class _Who:
+    """The contact an action is about: its ids for the opt-out list, and where it lives."""
+
+    identity: Identity
+    event_key: str
+    keywords: tuple[str, ...]
+    ledger_storage: str | None
+
+
 def _perform(
-    action: UpdateField | RunFunction | SendAnswer,
+    action: AnyAction,
     dynadata_type: str,
     contact: DynadataItem,
     event: InboundReplyEvent,
     answer: str | None,
     credentials: AutoTalkCredentials | None,
-) -> str | None:
-    """Run one action with its task; returns the answer's message id for ``send_answer``."""
+    who: _Who,
+) -> Message | None:
+    """Run one action with its task; returns the answer for ``send_answer``."""
+    if isinstance(action, OptOut):
+        said = f" ({', '.join(who.keywords)})" if who.keywords else ""
+        i = who.identity
+        opt_out(
+            contact_id=i.contact_id,
+            phone=i.phone,
+            email=i.email,
+            reason=f"{action.reason}{said}",
+            source=f"handle_reply event {who.event_key}",
+            ledger_storage=who.ledger_storage,
+        )
+        return None
+    if isinstance(action, OptIn):
+        i = who.identity
+        opt_in(
+            contact_id=i.contact_id,
+            phone=i.phone,
+            email=i.email,
+            ledger_storage=who.ledger_storage,
+        )
+        return None
     if isinstance(action, UpdateField):
         update_dynadata_item(
             dynadata_type, contact.id, {action.field: action.value}, credentials=credentials
@@ -83,26 +122,30 @@ def _perform(
     fields = {"conversationId": event.conversation_id, "channelId": event.channel_id}
     fields = {k: v for k, v in fields.items() if v}
     sent: Message = send_message(contact.id, answer, credentials=credentials, **fields)
-    return sent.id
+    return sent  # classified by THE outcome rule (a refusal in a 2xx fails), then its id
 
 
 def _act_once(
     steps: OnceLedger,
     step: str,
     status: ContactStatus | None,
-    action: UpdateField | RunFunction | SendAnswer,
+    action: AnyAction,
     resend_unknown: bool,
-    perform: Callable[[], str | None],
+    perform: Callable[[], Message | None],
+    identity: Identity | None = None,
+    consent: Consent | None = None,
 ) -> ActionOutcome:
-    """Run one action unless the ledger says it was done (or may have been)."""
+    """Run one action unless the ledger says it was done (or may have been); an answer only
+    if the consent check (inside its claim) lets it through."""
     logger = get_run_logger()
     target = describe_action(action)
     if done(status) and status:
         return ActionOutcome(
             kind=action.kind, target=target, status="already_done", message_id=status.message_id
         )
-    # Setting a field twice is harmless; a function or an answer may not be.
-    if unresolved(status) and not resend_unknown and not isinstance(action, UpdateField):
+    # Setting a field or the opt-out list twice is harmless; a function or an answer may not be.
+    harmless = isinstance(action, (UpdateField, OptOut, OptIn))
+    if unresolved(status) and not resend_unknown and not harmless:
         logger.warning("Action %s (%s) has an unknown outcome: not repeated", step, target)
         return ActionOutcome(
             kind=action.kind,
@@ -113,9 +156,19 @@ def _act_once(
     ran = steps.run(
         step,
         perform,
-        resend_unknown=resend_unknown or isinstance(action, UpdateField),
-        ref=lambda message_id: message_id,
+        resend_unknown=resend_unknown or harmless,
+        ref=lambda sent: sent.id if sent is not None else None,
+        identity=identity,
+        consent=consent,
     )
+    if ran.blocked is not None:
+        logger.info("Action %s (%s) skipped: the contact is on the opt-out list", step, target)
+        return ActionOutcome(
+            kind=action.kind,
+            target=target,
+            status="skipped",
+            detail=f"skipped: {ran.blocked.value}",
+        )
     if not ran.claimed:  # another delivery of this event is acting right now
         return ActionOutcome(
             kind=action.kind,
@@ -175,6 +228,10 @@ def _find_contact(
     raise UnknownContactError(
         f"Event {event_key}: no {dynadata_type!r} item has {' or '.join(tried)}: nothing was done."
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _run_name() -> str:
@@ -283,6 +340,19 @@ def handle_reply(
             # Render every answer before any action runs: a template that does not fit the
             # record fails the run with nothing done.
             record = {**contact.data, "_id": contact.id}
+            who_ids = _Who(
+                identity=Identity.of(
+                    contact_id,
+                    _text(contact.data.get("phone")) or evt.client.phone,
+                    _text(contact.data.get("email")) or evt.client.email,
+                ),
+                event_key=event_key,
+                keywords=tuple(found),
+                ledger_storage=ledger_storage,
+            )
+            # answers check the opt-out list inside their claim, except the confirmation of
+            # an opt-out rule (the one message allowed after STOP)
+            consent = None if rule is None or rule.opts_out else Consent()
             answers = [
                 compile_template(a.template).render(record) if isinstance(a, SendAnswer) else None
                 for a in actions
@@ -296,7 +366,18 @@ def handle_reply(
                         steps.status(step),
                         action,
                         resend_unknown,
-                        partial(_perform, action, dynadata_type, contact, evt, answer, credentials),
+                        partial(
+                            _perform,
+                            action,
+                            dynadata_type,
+                            contact,
+                            evt,
+                            answer,
+                            credentials,
+                            who_ids,
+                        ),
+                        identity=who_ids.identity if isinstance(action, SendAnswer) else None,
+                        consent=consent if isinstance(action, SendAnswer) else None,
                     )
                 except AutoTalkError as exc:
                     logger.error(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.flows.runinfo import label_run, run_parameters, slug
+from autotalk_prefect.ledger.location import read_secret_block
 
 DEFAULT_DUCKDB_PATH = ".autotalk/warehouse.duckdb"
 DUCKDB_MAX_QUERY_BYTES = 256 * 1024
@@ -86,10 +87,12 @@ def _check_name(value: object, what: str) -> str:
 
 def _secret_credentials(block_name: str) -> DltCredentials:
     """A Prefect Secret block's value: a string (DSN, path) or a JSON object, as dlt takes it."""
-    from prefect.blocks.system import Secret
-
-    block = cast(Secret[Any], Secret.load(block_name, _sync=True))  # type: ignore[call-arg]
-    value = block.get()
+    value = read_secret_block(
+        block_name,
+        parameter="destination_secret",
+        holds="the warehouse's credentials (a DSN, a path or a JSON object)",
+        example="'postgresql://...'",
+    )
     if isinstance(value, str) and value.lstrip().startswith("{"):
         parsed = json.loads(value)
         if isinstance(parsed, dict):

@@ -1,0 +1,130 @@
+"""Per-row results where a data engineer looks: a CSV file, and a table in the source database.
+
+Every row's outcome is streamed to a CSV file as its chunk finishes (flat memory, whatever the
+run's size); at the end of the run the file is appended to ``autotalk_sync_results`` in the
+source database (created on first use): key, item id, outcome, error, the Dynadata type, the
+flow run id and the time. So ``SELECT * FROM autotalk_sync_results WHERE outcome = 'failed'``
+next to the model that produced the rows tells what did not land and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+
+from autotalk_prefect.flows.warehouse_in.engine import RowResult
+from autotalk_prefect.flows.warehouse_in.source import duckdb_path, open_engine, shown_url
+
+__all__ = ["COLUMNS", "RESULTS_TABLE", "ResultsFile", "write_back"]
+
+RESULTS_TABLE = "autotalk_sync_results"
+COLUMNS = ("key", "item_id", "outcome", "error", "dynadata_type", "flow_run_id", "synced_at")
+_BATCH = 1000
+_MAX_ERROR = 2000
+
+metadata = sa.MetaData()
+TABLE = sa.Table(
+    RESULTS_TABLE,
+    metadata,
+    sa.Column("key", sa.Text),
+    sa.Column("item_id", sa.Text),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("error", sa.Text),
+    sa.Column("dynadata_type", sa.String(128)),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("synced_at", sa.String(40)),
+)
+
+
+class ResultsFile:
+    """Appends the run's row results to a CSV file (a header, then one line per row)."""
+
+    def __init__(self, path: Path, dynadata_type: str, flow_run_id: str) -> None:
+        self.path = path
+        self.dynadata_type, self.flow_run_id = dynadata_type, flow_run_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = path.open("w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(COLUMNS)
+        self.rows = 0
+
+    def add(self, results: Iterable[RowResult]) -> None:
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        for r in results:
+            error = (r.error or "")[:_MAX_ERROR]
+            self._csv.writerow(
+                (
+                    r.key,
+                    r.item_id or "",
+                    r.outcome,
+                    error,
+                    self.dynadata_type,
+                    self.flow_run_id,
+                    now,
+                )
+            )
+            self.rows += 1
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+def _read(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            yield {k: (v if v != "" or k in ("key", "error") else None) for k, v in row.items()}
+
+
+def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _duckdb_write(database: str, path: Path) -> None:
+    import duckdb
+
+    columns = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
+    with duckdb.connect(database) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({columns})")
+        types = ", ".join(f"'{c}': 'VARCHAR'" for c in COLUMNS)
+        conn.execute(
+            f"INSERT INTO {RESULTS_TABLE} SELECT {', '.join(COLUMNS)} FROM read_csv(?, header=true, "
+            f"columns={{{types}}})",
+            [str(path)],
+        )
+
+
+def write_back(url: str, path: Path) -> int:
+    """Append the results file to ``autotalk_sync_results`` at ``url``; rows written."""
+    database = duckdb_path(url)
+    if database is not None:
+        _duckdb_write(database, path)
+        return sum(1 for _ in _read(path))
+    engine = open_engine(url)
+    written = 0
+    try:
+        metadata.create_all(engine, checkfirst=True)
+        with engine.begin() as conn:
+            for batch in _batches(_read(path)):
+                conn.execute(sa.insert(TABLE), batch)
+                written += len(batch)
+    except sa.exc.DBAPIError as exc:
+        raise RuntimeError(
+            f"could not write {RESULTS_TABLE} in {shown_url(url)}: {str(exc.orig).strip()}"
+        ) from None
+    finally:
+        engine.dispose()
+    return written

@@ -1,0 +1,200 @@
+"""Consent through the real flows: the sandbox over loopback, the session's Prefect API, a SQLite
+ledger file. One test per scenario: STOP then campaigns (default audience, explicit ids), the
+onboarding welcome and a HELP answer skipped, START back in; a transactional campaign; a
+frequency cap deferring and a later run sending."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autotalk_prefect.credentials import AutoTalkCredentials
+from autotalk_prefect.flows.onboarding.flow import onboard_contact
+from autotalk_prefect.flows.outreach.engine import Audience
+from autotalk_prefect.flows.outreach.flow import outreach_campaign
+from autotalk_prefect.flows.replies.flow import handle_reply
+from autotalk_prefect.ledger.optouts import Identity, OptOutList
+from autotalk_prefect.sandbox import SandboxHandle
+
+
+@pytest.fixture
+def sb(autotalk_sandbox: SandboxHandle) -> SandboxHandle:
+    return autotalk_sandbox
+
+
+@pytest.fixture
+def creds(sb: SandboxHandle) -> AutoTalkCredentials:
+    return AutoTalkCredentials(api_key=sb.api_key, base_url=sb.base_url)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+
+
+def _event(contact_id: str, text: str, n: int) -> dict[str, Any]:
+    return {
+        "id": f"evt-{n}",
+        "client": {"_id": contact_id},
+        "message": {"_id": f"m-{n}", "text": text},
+    }
+
+
+def _received(sb: SandboxHandle) -> collections.Counter[str]:
+    return collections.Counter(str(m["contactId"]) for m in sb.sent_messages())
+
+
+def _campaign(creds: AutoTalkCredentials, ledger: str, campaign: str, **kwargs: Any) -> Any:
+    return outreach_campaign(
+        campaign_id=campaign,
+        message_template="Spring sale, {{ name }}!",
+        ledger_storage=ledger,
+        credentials=creds,
+        reconcile_unknown=False,
+        **kwargs,
+    )
+
+
+def test_stop_then_every_send_path_skips_the_contact_and_start_opts_back_in(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str
+) -> None:
+    ids = sb.contact_ids()
+    stopper = ids[0]
+    record = dict(sb.runtime.state.items["clients"][stopper])
+    stop = handle_reply(event=_event(stopper, "STOP", 1), ledger_storage=ledger, credentials=creds)
+    assert [(a.kind, a.status) for a in stop.actions] == [
+        ("opt_out", "done"),
+        ("update_field", "done"),
+        ("send_answer", "done"),  # the confirmation: the one message allowed after STOP
+    ]
+    (entry,) = OptOutList(ledger).find(Identity(stopper))
+    assert (entry.phone, entry.email) == (record["phone"], record["email"].lower())
+    assert entry.source == "handle_reply event evt-1" and "stop" in (entry.reason or "")
+    assert _received(sb) == {stopper: 1}
+
+    default = _campaign(creds, ledger, "spring")
+    assert (default.sent, default.skipped_opted_out, default.failed) == (len(ids) - 1, 1, 0)
+    assert default.opted_out == [stopper]
+    explicit = _campaign(creds, ledger, "spring-vip", audience=Audience(contact_ids=ids))
+    assert (explicit.sent, explicit.skipped_opted_out, explicit.failed) == (len(ids) - 1, 1, 0)
+    received = _received(sb)
+    assert received[stopper] == 1 and all(received[c] == 2 for c in ids[1:])
+
+    # a HELP answer is skipped; a new record with the stopper's phone is not welcomed
+    helped = handle_reply(
+        event=_event(stopper, "help", 2), ledger_storage=ledger, credentials=creds
+    )
+    assert [(a.kind, a.status) for a in helped.actions] == [("send_answer", "skipped")]
+    welcome = onboard_contact(
+        dynadata_type="clients",
+        record={"name": "Ana Again", "phone": record["phone"], "status": "lead"},
+        message_template="Welcome {{ name }}",
+        ledger_storage=ledger,
+        credentials=creds,
+    )
+    assert welcome.created and welcome.send_state == "opted_out" and not welcome.sent
+    assert _received(sb)[stopper] == 1 and len(sb.sent_messages()) == 1 + 2 * (len(ids) - 1)
+
+    # a re-run skips them (never failed, so never retried); the new record shares the phone
+    again = _campaign(creds, ledger, "spring")
+    assert (again.sent, again.skipped_already_sent, again.skipped_opted_out) == (0, 24, 2)
+    assert sorted(again.opted_out) == sorted([stopper, welcome.item_id])
+
+    start = handle_reply(
+        event=_event(stopper, "START", 3), ledger_storage=ledger, credentials=creds
+    )
+    assert [a.kind for a in start.actions] == ["opt_in", "update_field", "send_answer"]
+    assert all(a.status == "done" for a in start.actions)
+    assert not OptOutList(ledger).is_opted_out(Identity(stopper))
+    back = _campaign(creds, ledger, "spring")  # the entry held the phone too: both are back
+    assert (back.sent, back.skipped_opted_out) == (2, 0)
+    assert _received(sb)[stopper] == 3  # unsubscribe confirmation, START confirmation, campaign
+
+
+def test_a_transactional_campaign_reaches_opted_out_contacts_and_counts_them(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str
+) -> None:
+    ids = sb.contact_ids()
+    OptOutList(ledger).add(Identity(ids[1]), reason="STOP", source="test")
+    record = sb.runtime.state.items["clients"][ids[2]]
+    OptOutList(ledger).add(Identity.of(phone=record["phone"]), reason="imported", source="csv")
+    summary = _campaign(creds, ledger, "order-updates", transactional=True)
+    assert (summary.sent, summary.sent_transactional, summary.skipped_opted_out) == (
+        len(ids),
+        2,
+        0,
+    )
+    marketing = _campaign(creds, ledger, "newsletter")
+    assert (marketing.sent, marketing.skipped_opted_out) == (len(ids) - 2, 2)
+    assert sorted(marketing.opted_out) == sorted(ids[1:3])  # the phone-only entry too
+
+
+def test_a_frequency_cap_defers_contacts_and_a_later_run_sends_them(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str
+) -> None:
+    ids = sb.contact_ids()
+    cap = {"messages": 1, "hours": 24}
+    first = _campaign(creds, ledger, "week-1", audience=Audience(contact_ids=ids[:10]))
+    assert first.sent == 10
+    second = _campaign(creds, ledger, "week-2", frequency_cap=cap)
+    assert (second.sent, second.deferred_frequency_cap) == (len(ids) - 10, 10)
+    assert sorted(second.capped) == sorted(ids[:10])
+    from autotalk_prefect.flows.outreach.report import headline
+
+    assert "10 deferred: frequency cap" in headline(second)
+    # the window has passed (the earlier claims are made 25 hours old): a later run sends them
+    from sqlalchemy import text
+
+    from autotalk_prefect.ledger.database import engine_for
+
+    with engine_for(ledger).begin() as conn:
+        conn.execute(text("UPDATE autotalk_ledger SET claimed_at = claimed_at - 90000"))
+    later = _campaign(creds, ledger, "week-2", frequency_cap=cap)
+    assert (later.sent, later.skipped_already_sent, later.deferred_frequency_cap) == (
+        10,
+        len(ids) - 10,
+        0,
+    )
+    received = _received(sb)
+    assert [received[c] for c in ids] == [2] * 10 + [1] * (len(ids) - 10)  # week-1 and week-2
+
+
+REFUSALS = {
+    "success_false": ("failed", "Recipient is not reachable on this channel"),
+    "ok_false": ("failed", "Message rejected by the channel"),
+    "status_failed": ("failed", "Template not approved"),
+    "status_error": ("failed", "Daily sending quota exceeded"),
+    "status_rejected": ("failed", "Recipient opted out at the provider"),
+    "error": ("failed", "Phone number is invalid"),
+    "errors": ("failed", "contactId: unknown contact; channel disabled"),
+    "error_with_id": ("unknown", "Queued with a warning"),
+}
+
+
+def test_each_refusal_inside_a_200_fails_the_contacts_with_the_servers_message(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str
+) -> None:
+    import io
+
+    from autotalk_prefect.ledger.report import write_export
+    from autotalk_prefect.ledger.store import ClaimLedger
+
+    ids = sb.contact_ids()[:3]
+    for shape, (state, message) in REFUSALS.items():
+        sb.set_faults(refusal_rate=1.0, refusal_body=shape, path_pattern="send_message")
+        summary = _campaign(creds, ledger, f"refused-{shape}", audience=Audience(contact_ids=ids))
+        assert summary.sent == 0, shape
+        listed = summary.failures if state == "failed" else summary.unknowns
+        assert (summary.failed if state == "failed" else summary.unknown) == 3, shape
+        assert all(message in p.reason for p in listed), (shape, listed)
+        out = io.StringIO()
+        write_export(ClaimLedger(f"refused-{shape}", ledger), "csv", out)
+        rows = out.getvalue().splitlines()[1:]
+        assert len(rows) == 3 and all(f",{state}," in r and message in r for r in rows), rows
+    assert sb.sent_messages() == []  # none went out
+    sb.clear_faults()
+    retried = _campaign(creds, ledger, "refused-ok_false", audience=Audience(contact_ids=ids))
+    assert retried.sent == 3  # failed is retried by the next run
