@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
-from typer.exceptions import TyperException
 
+from autotalk_prefect._compat import TyperException
 from autotalk_prefect.api.errors import (
     AuthenticationError,
     AutoTalkConnectionError,

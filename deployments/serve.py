@@ -31,9 +31,11 @@ def runner_deployments(credentials_block: str | None = None) -> list[Any]:
     """One RunnerDeployment per entry of prefect.yaml (same names, schedules and triggers)."""
     credentials: dict[str, Any] = {}
     if credentials_block:
+        from autotalk_prefect._compat import block_reference
         from autotalk_prefect.credentials import AutoTalkCredentials
 
-        credentials = {"credentials": AutoTalkCredentials.load(credentials_block)}
+        block = AutoTalkCredentials.load(credentials_block)
+        credentials = {"credentials": block_reference(block)}
     built = []
     for spec in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / spec["entrypoint"]))

@@ -46,9 +46,11 @@ def sync_parameters(
     if destination_secret is not None:
         params["destination_secret"] = destination_secret
     if credentials_block is not None:
+        from autotalk_prefect._compat import block_reference
         from autotalk_prefect.credentials import AutoTalkCredentials
 
-        params["credentials"] = AutoTalkCredentials.load(credentials_block, _sync=True)  # type: ignore[call-arg]
+        block = AutoTalkCredentials.load(credentials_block, _sync=True)  # type: ignore[call-arg]
+        params["credentials"] = block_reference(block)
     return params
 
 

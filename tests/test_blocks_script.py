@@ -85,6 +85,7 @@ def test_the_script_without_a_key_says_what_to_set(
     assert code == 1 and "AUTOTALK_API_KEY" in text
 
 
+@pytest.mark.floor
 def test_the_cli_command_is_idempotent(env: pytest.MonkeyPatch) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     runner = CliRunner()
@@ -103,6 +104,7 @@ def test_the_cli_refuses_a_bad_block_name(env: pytest.MonkeyPatch) -> None:
     assert "name" in result.output.lower()
 
 
+@pytest.mark.floor
 def test_prefect_block_register_finds_the_block_type() -> None:
     """`prefect block register -m autotalk_prefect` (the package's lazy exports included)."""
     result = subprocess.run(

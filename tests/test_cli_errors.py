@@ -43,6 +43,7 @@ def _one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.floor
 @pytest.mark.parametrize(
     "command",
     [
@@ -62,6 +63,7 @@ def test_help_answers_to_h_and_labels_no_flag_bool(command: list[str]) -> None:
     assert "Usage:" in result.output and "<bool>" not in result.output
 
 
+@pytest.mark.floor
 def test_blocks_save_check_refuses_a_wrong_key_in_one_line(
     autotalk_sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +111,7 @@ def test_demo_with_a_wrong_key_says_so_in_one_line_and_writes_nothing(
     assert not (tmp_path / ".autotalk" / "demo" / "prefect-home" / "prefect.db").exists()
 
 
+@pytest.mark.floor
 def test_sandbox_on_a_busy_port_says_so_in_one_line(
     autotalk_sandbox: SandboxHandle, tmp_path: Path
 ) -> None:

@@ -153,6 +153,7 @@ def test_resolve_refuses_something_else() -> None:
         resolve_credentials({"api_key": KEY})  # type: ignore[arg-type]
 
 
+@pytest.mark.floor
 def test_save_and_load_round_trip_keeps_the_key_out_of_the_document_display() -> None:
     name = f"creds-{uuid.uuid4().hex[:8]}"
     block = AutoTalkCredentials(api_key=KEY, base_url="http://127.0.0.1:9/v1", retry_attempts=3)
@@ -176,6 +177,7 @@ def test_save_and_load_round_trip_keeps_the_key_out_of_the_document_display() ->
     assert "api_key" in shown.block_schema.fields.get("secret_fields", [])
 
 
+@pytest.mark.floor
 def test_the_entry_point_lets_a_fresh_process_load_the_block_by_slug() -> None:
     """Only the `prefect.collections` entry point can tell Prefect where the class lives."""
     name = f"entry-{uuid.uuid4().hex[:8]}"

@@ -35,6 +35,7 @@ def test_every_prebuilt_flow_is_deployed() -> None:
         assert "credentials" not in deployment.get("parameters", {})  # no key in parameters
 
 
+@pytest.mark.floor
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
 def test_parameters_fit_the_flow(deployment: dict[str, Any]) -> None:
     flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
@@ -80,6 +81,7 @@ def _example(name: str) -> Any:
     return "evt-1"
 
 
+@pytest.mark.floor
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
 def test_schedules_and_triggers_are_well_formed(deployment: dict[str, Any]) -> None:
     for schedule in deployment.get("schedules", []):

@@ -51,6 +51,7 @@ def _run(creds: AutoTalkCredentials, ledger: str, **kwargs: Any) -> Any:
     return onboard_contact(**params)
 
 
+@pytest.mark.floor
 def test_new_client_is_created_messaged_and_logged(
     autotalk_sandbox: SandboxHandle, creds: AutoTalkCredentials, ledger_dir: str
 ) -> None:

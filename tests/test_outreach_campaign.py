@@ -58,6 +58,7 @@ def _run(creds: AutoTalkCredentials, ledger: Path, **params: Any) -> Any:
     return outreach_campaign(ledger_storage=str(ledger), credentials=creds, **params)
 
 
+@pytest.mark.floor
 def test_everyone_once_under_429s_and_503s_and_a_rerun_sends_nothing(
     sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
 ) -> None:

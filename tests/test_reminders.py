@@ -77,6 +77,7 @@ T1 = NOW + timedelta(days=3)
 T2 = NOW + timedelta(days=4)
 
 
+@pytest.mark.floor
 def test_a_booking_schedules_one_run_per_offset_at_the_right_times(tmp_path: Path) -> None:
     apt = f"apt-{uuid.uuid4().hex[:8]}"
     outcome = schedule_reminders(
@@ -163,6 +164,7 @@ def test_a_body_missing_a_field_fails_the_run_naming_field_and_event(tmp_path: P
         state.result()
 
 
+@pytest.mark.floor
 def test_send_reminder_sends_once_in_the_contacts_local_time(
     autotalk_sandbox_env: SandboxHandle, tmp_path: Path
 ) -> None:

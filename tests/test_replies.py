@@ -159,6 +159,7 @@ def test_ledger_names_stay_readable_and_safe_for_any_contact_id() -> None:
 # ---- the flow against the sandbox ---------------------------------------------------------
 
 
+@pytest.mark.floor
 def test_stop_unsubscribes_and_confirms_in_the_same_conversation(
     sb: SandboxHandle, creds: AutoTalkCredentials, ledger_dir: str
 ) -> None:

@@ -67,6 +67,7 @@ def requests_made(sandbox: SandboxHandle) -> int:
     return int(sandbox.stats()["requests"])
 
 
+@pytest.mark.floor
 def test_first_run_loads_all_then_incremental_leaves_exactly_the_current_state(
     autotalk_sandbox: SandboxHandle, creds: AutoTalkCredentials, warehouse: dict[str, Any]
 ) -> None:

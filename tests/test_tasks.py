@@ -215,6 +215,7 @@ def _order(contact: str) -> dict[str, Any]:
     return {"clientId": contact, "items": [{"sku": "A-1", "quantity": 2, "unitPrice": 3.5}]}
 
 
+@pytest.mark.floor
 def test_every_sync_task_in_a_sync_flow(
     sandbox: SandboxHandle, creds: AutoTalkCredentials, captured: Capture
 ) -> None:
@@ -264,6 +265,7 @@ def test_every_sync_task_in_a_sync_flow(
     assert_no_secrets(captured, KEY, PRIVATE_TEXT)
 
 
+@pytest.mark.floor
 @pytest.mark.parametrize("prefix", ["", "a"], ids=["dispatched", "async-tasks"])
 async def test_every_task_in_an_async_flow(
     sandbox: SandboxHandle, creds: AutoTalkCredentials, captured: Capture, prefix: str

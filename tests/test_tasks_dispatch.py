@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from prefect import flow, task
 
-from autotalk_prefect.tasks._compat import async_dispatch, fallback_async_dispatch
+from autotalk_prefect._compat import async_dispatch, fallback_async_dispatch
+
+pytestmark = pytest.mark.floor  # the compat module's dispatch, on each Prefect we support
 
 IMPLEMENTATIONS = [async_dispatch, fallback_async_dispatch]
 IDS = ["installed", "fallback"]

@@ -23,9 +23,9 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from prefect.client.orchestration import get_client
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventIDFilter, EventResourceFilter
+from prefect.events.schemas.events import ReceivedEvent
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -146,9 +146,13 @@ def signed_headers(raw: bytes, timestamp: int | None = None, key: str = SECRET) 
 
 
 async def read_events(event_filter: EventFilter) -> list[Any]:
-    async with get_client() as client:
-        page = await client.read_events(filter=event_filter, limit=50)
-    return list(page.events)
+    """The stored events matching ``event_filter``, from the REST API every Prefect 3 serves
+    (``PrefectClient.read_events`` is newer than the floor)."""
+    body = {"filter": event_filter.model_dump(mode="json"), "limit": 50}
+    async with httpx.AsyncClient(base_url=str(PREFECT_API_URL.value()), timeout=30) as client:
+        response = await client.post("/events/filter", json=body)
+    response.raise_for_status()
+    return [ReceivedEvent.model_validate(e) for e in response.json()["events"]]
 
 
 def wait_for_events(event_filter: EventFilter, count: int) -> list[Any]:
@@ -180,6 +184,7 @@ def settle() -> None:
 # ---- the good path -------------------------------------------------------------------------
 
 
+@pytest.mark.floor
 def test_good_request_becomes_one_prefect_event(site: Site) -> None:
     contact = uuid.uuid4().hex[:24]
     body = recipe(contact)
@@ -488,6 +493,7 @@ def test_a_workflow_call_with_the_secret_in_the_path(caplog: pytest.LogCaptureFi
 # ---- GET and array deliveries --------------------------------------------------------------
 
 
+@pytest.mark.floor
 def test_a_get_delivery_becomes_one_prefect_event(caplog: pytest.LogCaptureFixture) -> None:
     """A workflow step that calls the URL with GET and its placeholders in the query string."""
     caplog.set_level(logging.DEBUG)
@@ -548,6 +554,7 @@ def test_a_get_delivery_becomes_one_prefect_event(caplog: pytest.LogCaptureFixtu
         assert SECRET not in line and "Ana" not in line, line
 
 
+@pytest.mark.floor
 def test_an_array_is_one_event_per_element_each_deduplicated(site: Site) -> None:
     contacts = [uuid.uuid4().hex[:24] for _ in range(3)]
     first, second, third = (recipe(c) for c in contacts)
@@ -738,7 +745,7 @@ def test_cli_serves_the_receiver(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a bound for a loaded machine; the loop polls
         while True:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             try:
@@ -758,7 +765,7 @@ def test_cli_serves_the_receiver(tmp_path: Path) -> None:
         assert post(in_path, no_id, secret=None).status_code == 409, "--dedupe-fields client._id"
     finally:
         proc.terminate()
-        output, _ = proc.communicate(timeout=30)
+        output, _ = proc.communicate(timeout=120)  # Prefect's workers drain before it exits
     assert SECRET not in output
     assert "/autotalk/<event>" in output and "/autotalk/<secret>/<event>" in output
     assert "deduplicated by client._id" in output

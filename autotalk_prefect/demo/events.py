@@ -19,6 +19,7 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
+from autotalk_prefect._compat import block_reference, event_value, runner_add_flow, runner_stop
 from autotalk_prefect.demo.context import DemoContext
 from autotalk_prefect.serving import serve_in_thread
 from autotalk_prefect.webhooks import WebhookSettings, create_webhook_app
@@ -42,6 +43,7 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
     """Serve ``flow`` as a deployment triggered by inbound-message events, in a thread."""
     from prefect.events import DeploymentEventTrigger
     from prefect.runner import Runner
+    from prefect.types.entrypoint import EntrypointType
 
     # Its websocket is cut when the demo stops the API, which is expected, not worth a traceback.
     logging.getLogger("prefect.FlowRunCancellingObserver").setLevel(logging.ERROR)
@@ -52,13 +54,17 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
 
     async def serve() -> None:
         try:
-            ready["deployment_id"] = await runner.aadd_flow(
+            ready["deployment_id"] = await runner_add_flow(
+                runner,
                 flow,
                 name=DEPLOYMENT_NAME,
+                # the installed package's module path: the flow's file is in site-packages, not
+                # under the working directory a file-path entrypoint would be relative to
+                entrypoint_type=EntrypointType.MODULE_PATH,
                 description="The demo's reply handler: runs handle_reply for each inbound "
                 "customer message (autotalk.message.received) the webhook receiver emits.",
                 tags=["autotalk", "replies", "demo"],
-                parameters={"credentials": block},
+                parameters={"credentials": block_reference(block)},
                 triggers=[
                     DeploymentEventTrigger(
                         name="autotalk-demo: reply received -> handle_reply",
@@ -67,7 +73,7 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
                         expect={EVENT_NAME},
                         match={"prefect.resource.id": "autotalk.contact.*"},
                         parameters={
-                            "event": "{{ event.payload }}",
+                            "event": event_value("event.payload"),
                             "event_id": "{{ event.id | string }}",
                         },
                     )
@@ -92,7 +98,7 @@ def _serving_runner(flow: Any, block: Any) -> Iterator[UUID]:
     finally:
         _wait_until_idle(runner, timeout=60)
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=15)
+            asyncio.run_coroutine_threadsafe(runner_stop(runner), loop).result(timeout=15)
         thread.join(timeout=15)
 
 

@@ -32,9 +32,9 @@ def prepare_environment(prefect_home: Path) -> None:
     prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(prefect_home.resolve()))
     if "prefect.context" in sys.modules:  # imported already (by another command's module)
-        from prefect.context import refresh_global_settings_context
+        from autotalk_prefect._compat import refresh_settings_context
 
-        refresh_global_settings_context()
+        refresh_settings_context()
 
 
 @contextlib.contextmanager

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
+from autotalk_prefect._compat import async_dispatch
 from autotalk_prefect.ledger.optouts import Identity, OptOutList
 from autotalk_prefect.tasks._common import autotalk_task, run_logger
-from autotalk_prefect.tasks._compat import async_dispatch
 
 __all__ = ["aopt_in", "aopt_out", "opt_in", "opt_out"]
 

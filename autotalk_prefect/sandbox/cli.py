@@ -92,14 +92,18 @@ def sandbox_command(
                 )
             except ValueError as exc:
                 raise typer.BadParameter(str(exc)) from None
-        typer.echo(f"AutoTalk sandbox: {sandbox.base_url}", color=False)
-        typer.echo(f"admin API: {sandbox.root_url}/_sandbox (see docs/sandbox.md)")
-        typer.echo(f"inbox (what your customers received): {sandbox.root_url}/")
-        header = next(iter(sandbox.auth_headers()))
-        how = "Authorization: Bearer <key>" if header == "authorization" else "x-api-key: <key>"
-        typer.echo(f"dialect: {sandbox.dialect}; send {how} with the key you passed with --api-key")
-        typer.echo("(default sk-test); Ctrl-C stops")
+        # From the first line on the sandbox is up: Ctrl-C at any point after it (even while the
+        # other lines print) is a clean stop with exit code 0, not typer's "Aborted!".
         try:
+            typer.echo(f"AutoTalk sandbox: {sandbox.base_url}", color=False)
+            typer.echo(f"admin API: {sandbox.root_url}/_sandbox (see docs/sandbox.md)")
+            typer.echo(f"inbox (what your customers received): {sandbox.root_url}/")
+            header = next(iter(sandbox.auth_headers()))
+            how = "Authorization: Bearer <key>" if header == "authorization" else "x-api-key: <key>"
+            typer.echo(
+                f"dialect: {sandbox.dialect}; send {how} with the key you passed with --api-key"
+            )
+            typer.echo("(default sk-test); Ctrl-C stops")
             threading.Event().wait()
         except KeyboardInterrupt:
             typer.echo("stopping the sandbox")

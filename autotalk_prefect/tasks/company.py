@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from autotalk_prefect._compat import async_dispatch
 from autotalk_prefect.api.models import Company
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.tasks._common import async_client, autotalk_task, run_logger, sync_client
-from autotalk_prefect.tasks._compat import async_dispatch
 
 
 @autotalk_task("get-self", "get_self")

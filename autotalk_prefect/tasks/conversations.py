@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect.runtime import task_run
 
+from autotalk_prefect._compat import async_dispatch
 from autotalk_prefect.api.models import Conversation, InboundMessage, Message, ProcessMessagesResult
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.tasks._common import (
@@ -19,7 +20,6 @@ from autotalk_prefect.tasks._common import (
     sync_client,
     take,
 )
-from autotalk_prefect.tasks._compat import async_dispatch
 
 
 def _create_conversation_run_name() -> str:

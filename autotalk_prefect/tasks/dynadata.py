@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from autotalk_prefect._compat import async_dispatch
 from autotalk_prefect.api.models import DynadataItem, DynadataType, FunctionResult, ValidationResult
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.tasks._common import (
@@ -21,7 +22,6 @@ from autotalk_prefect.tasks._common import (
     sync_client,
     take,
 )
-from autotalk_prefect.tasks._compat import async_dispatch
 
 # ---- list_dynadata_types ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from autotalk_prefect._compat import async_dispatch
 from autotalk_prefect.api.models import Channel
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.tasks._common import (
@@ -11,7 +12,6 @@ from autotalk_prefect.tasks._common import (
     run_logger,
     sync_client,
 )
-from autotalk_prefect.tasks._compat import async_dispatch
 
 
 @autotalk_task("list-channels", "list_channels")

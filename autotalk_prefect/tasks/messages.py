@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autotalk_prefect._compat import async_dispatch
 from autotalk_prefect.api.models import Message
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.tasks._common import (
@@ -13,7 +14,6 @@ from autotalk_prefect.tasks._common import (
     run_logger,
     sync_client,
 )
-from autotalk_prefect.tasks._compat import async_dispatch
 
 
 def _log_sent(sent: Message, contact_id: str) -> None:

@@ -1,7 +1,8 @@
 """The prebuilt flow ``handle_reply`` (deployment entrypoint ``flows/replies.py``): act on one inbound customer message.
 
 Meant for a deployment triggered by ``autotalk.message.received`` events (emitted by the webhook
-receiver) with ``parameters={"event": "{{ event.payload }}", "event_id": "{{ event.id | string }}"}``.
+receiver) with ``parameters={"event": "{{ event.payload }}", "event_id": "{{ event.id | string }}"}``
+(a Prefect server older than 3.6 needs the payload spelled as in ``deployments/prefect.yaml``).
 Loads the contact's record (by ``client._id``, else by phone, then email), picks
 the first matching rule (``autotalk_prefect.flows.replies.engine``), runs its actions as Prefect tasks, and
 logs what it did. A redelivered event (same id) changes nothing: each action and the event itself
@@ -261,7 +262,8 @@ def handle_reply(
 
     Args:
         event: The ``message.received`` webhook body (``client``, ``message``, ``trigger``,
-            ``id``); a deployment trigger passes ``{{ event.payload }}``. JSON text is accepted.
+            ``id``); a deployment trigger passes ``{{ event.payload }}`` (spelled as in
+            ``deployments/prefect.yaml`` for servers before 3.6). JSON text is accepted.
             Without ``client._id`` the contact is found by ``client.phone``, then
             ``client.email``: exactly one record of ``dynadata_type`` must match.
         event_id: The Prefect event's id (a trigger passes ``{{ event.id | string }}``): the dedupe key
