@@ -198,3 +198,72 @@ def test_each_refusal_inside_a_200_fails_the_contacts_with_the_servers_message(
     sb.clear_faults()
     retried = _campaign(creds, ledger, "refused-ok_false", audience=Audience(contact_ids=ids))
     assert retried.sent == 3  # failed is retried by the next run
+
+
+def _ledger_dump(ledger: str) -> list[tuple[object, ...]]:
+    from sqlalchemy import text
+
+    from autotalk_prefect.ledger.store import engine_for
+
+    with engine_for(ledger).connect() as conn:
+        rows = conn.execute(text("SELECT * FROM autotalk_ledger ORDER BY campaign, key")).all()
+        optouts = conn.execute(text("SELECT * FROM autotalk_optouts ORDER BY kind, value")).all()
+    return [tuple(r) for r in rows] + [tuple(r) for r in optouts]
+
+
+def test_a_dry_run_counts_every_outcome_and_changes_nothing(
+    sb: SandboxHandle,
+    creds: AutoTalkCredentials,
+    ledger: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from autotalk_prefect.cli import app
+    from autotalk_prefect.flows.outreach.preview import CampaignPreview
+    from autotalk_prefect.ledger.store import Claim, ClaimLedger
+
+    ids = sb.contact_ids()
+    _campaign(creds, ledger, "promo", audience=Audience(contact_ids=ids[:3]))  # already sent
+    _campaign(creds, ledger, "other", audience=Audience(contact_ids=ids[3:5]))  # cap reached
+    ClaimLedger("promo", ledger).claim([Claim(ids[5], "x")], "another-run")  # held elsewhere
+    OptOutList(ledger).add(Identity(ids[6]), reason="STOP", source="test")
+    before_sent, before_ledger = len(sb.sent_messages()), _ledger_dump(ledger)
+
+    preview = _campaign(
+        creds, ledger, "promo", dry_run=True, frequency_cap={"messages": 1, "hours": 24}
+    )
+    assert isinstance(preview, CampaignPreview)
+    assert (preview.audience, preview.already_sent, preview.claimed_by_another_run) == (25, 3, 1)
+    assert (preview.opted_out, preview.frequency_cap, preview.would_send) == (1, 2, 18)
+    names = {c: sb.runtime.state.items["clients"][c]["name"] for c in ids}
+    assert len(preview.samples) == 5
+    assert all(s.message == f"Spring sale, {names[s.contact_id]}!" for s in preview.samples)
+    assert len(sb.sent_messages()) == before_sent and _ledger_dump(ledger) == before_ledger
+
+    # the same from the terminal
+    monkeypatch.setenv("AUTOTALK_API_KEY", str(sb.api_key))
+    monkeypatch.setenv("AUTOTALK_BASE_URL", sb.base_url)
+    result = CliRunner().invoke(
+        app,
+        [
+            "campaign",
+            "preview",
+            "promo",
+            "--template",
+            "Hi {{ name }}",
+            "--ledger",
+            ledger,
+            "--frequency-cap",
+            "1/24",
+            "--samples",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "18 of 25 would be sent now, 1 opted out, 2 capped" in result.output
+    assert (
+        result.output.count(": Hi ") == 2
+        and "nothing was claimed, written or sent" in result.output
+    )
+    assert len(sb.sent_messages()) == before_sent and _ledger_dump(ledger) == before_ledger

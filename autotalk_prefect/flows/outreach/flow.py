@@ -42,6 +42,7 @@ from autotalk_prefect.flows.outreach.engine import (
     send_chunk_async,
     summarise,
 )
+from autotalk_prefect.flows.outreach.preview import CampaignPreview, preview_campaign
 from autotalk_prefect.flows.outreach.report import (
     artifact_key,
     has_rows,
@@ -52,7 +53,7 @@ from autotalk_prefect.flows.outreach.report import (
 )
 from autotalk_prefect.flows.runinfo import emit_completed, label_run, slug
 from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
-from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.flows.templating import MessageTemplate, compile_template
 from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
 from autotalk_prefect.ledger.reconcile import reconcile
 from autotalk_prefect.ledger.store import ClaimLedger
@@ -146,7 +147,8 @@ def outreach_campaign(
     dask_address: str | None = None,
     frequency_cap: FrequencyCap | None = None,
     transactional: bool = False,
-) -> OutreachSummary:
+    dry_run: bool = False,
+) -> OutreachSummary | CampaignPreview:
     """Send ``message_template`` once to every contact of ``audience``.
 
     Args:
@@ -190,6 +192,10 @@ def outreach_campaign(
             no cap.
         transactional: Send to contacts on the opt-out list too (an order update, not
             marketing); the summary counts them. Default: opted-out contacts are skipped.
+        dry_run: Send nothing: count what a run would do now per outcome (send, opted out,
+            capped, quiet hours, already sent, claimed by another run) with a few rendered
+            samples, as an artifact and in the log; returns a ``CampaignPreview``. Claims
+            nothing and writes nothing to the ledger.
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -217,6 +223,10 @@ def outreach_campaign(
         logger.info("global rate limit %r: %s", global_rate_limit_name, limit)
     consent = Consent(transactional=transactional, cap=resolve_cap(frequency_cap))
     flow_run_id = _flow_run_id()
+    if dry_run:
+        return _dry_run(
+            campaign_id, ledger, block, audience, template, consent, quiet_hours, resend_unknown
+        )
     run_id = uuid4().hex
     plan = Plan(ledger, run_id, resend_unknown=resend_unknown)
     totals = Totals()
@@ -320,6 +330,39 @@ def outreach_campaign(
         retries_text(summary.retries),
     )
     return summary
+
+
+def _dry_run(
+    campaign_id: str,
+    ledger: ClaimLedger,
+    block: AutoTalkCredentials,
+    audience: Audience,
+    template: MessageTemplate,
+    consent: Consent,
+    quiet_hours: QuietHours | None,
+    resend_unknown: bool,
+) -> CampaignPreview:
+    """The dry run: the preview, its artifact and its log lines (nothing claimed or sent)."""
+    inside = quiet_hours is not None and quiet_hours.seconds_left(now()) > 0
+    with block.get_client() as client:
+        preview = preview_campaign(
+            client,
+            ledger,
+            audience,
+            template,
+            consent=consent,
+            quiet=(lambda contact_id, record: True) if inside else None,
+            resend_unknown=resend_unknown,
+        )
+    create_markdown_artifact(
+        preview.markdown(),
+        key=f"{artifact_key(campaign_id)}-preview",
+        description=preview.headline(),
+    )
+    logger = get_run_logger()
+    for line in preview.text().splitlines():
+        logger.info("%s", line)
+    return preview
 
 
 def _flow_run_id() -> str | None:
