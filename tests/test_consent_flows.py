@@ -53,8 +53,7 @@ def _campaign(creds: AutoTalkCredentials, ledger: str, campaign: str, **kwargs: 
         message_template="Spring sale, {{ name }}!",
         ledger_storage=ledger,
         credentials=creds,
-        reconcile_unknown=False,
-        **kwargs,
+        **{"reconcile_unknown": False, **kwargs},
     )
 
 
@@ -267,3 +266,51 @@ def test_a_dry_run_counts_every_outcome_and_changes_nothing(
         and "nothing was claimed, written or sent" in result.output
     )
     assert len(sb.sent_messages()) == before_sent and _ledger_dump(ledger) == before_ledger
+
+
+@pytest.mark.parametrize("ended", ["Crashed", "Cancelled"])
+def test_claims_of_a_killed_flow_run_are_reconciled_at_once_not_after_the_lease(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str, ended: str
+) -> None:
+    import prefect.states
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from autotalk_prefect.ledger.store import Claim, ClaimLedger, LedgerState
+
+    @flow(name="killed-campaign")
+    def killed() -> None:
+        """Stands for a campaign run that was killed while its claims were pending."""
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(killed, state=getattr(prefect.states, ended)())
+        alive = client.create_flow_run(killed, state=prefect.states.Running())
+    ids = sb.contact_ids()
+    text = "Spring sale, {{ name }}!"
+    names = {c: sb.runtime.state.items["clients"][c]["name"] for c in ids}
+    store = ClaimLedger("killed", ledger)
+    # the killed run claimed three contacts (claims made just now: well inside the lease)
+    # and had sent the first before it died; a live run holds a fourth
+    for contact in ids[:3]:
+        store.claim(
+            [Claim(contact, text.replace("{{ name }}", names[contact]))],
+            "dead",
+            flow_run_id=str(run.id),
+        )
+    store.claim([Claim(ids[3], "x")], "live", flow_run_id=str(alive.id))
+    with creds.get_client() as client:
+        client.send_message(ids[0], f"Spring sale, {names[ids[0]]}!")
+
+    summary = _campaign(creds, ledger, "killed", reconcile_unknown=True)
+    assert summary.skipped_claimed == 1  # the live run's claim is left alone
+    assert summary.sent == len(ids) - 4
+    assert summary.reconciliation is not None and summary.reconciliation.found_sent == 1
+    assert store.status(ids[0]).state is LedgerState.SENT  # type: ignore[union-attr]
+    for contact in ids[1:3]:  # unknown at once (not "claimed" for 15 minutes), never re-sent
+        status = store.status(contact)
+        assert status is not None and status.state is LedgerState.UNKNOWN
+        assert f"flow run {run.id} is {ended.lower()}" in (status.reason or "")
+    assert summary.unknown == 2 and {p.contact_id for p in summary.unknowns} == set(ids[1:3])
+    assert store.status(ids[3]).state is LedgerState.PENDING  # type: ignore[union-attr]
+    received = _received(sb)
+    assert received[ids[0]] == 1 and received[ids[1]] == 0 and received[ids[3]] == 0

@@ -56,6 +56,7 @@ from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitte
 from autotalk_prefect.flows.templating import MessageTemplate, compile_template
 from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
 from autotalk_prefect.ledger.reconcile import reconcile
+from autotalk_prefect.ledger.stopped_runs import FlowRunStates
 from autotalk_prefect.ledger.store import ClaimLedger
 from autotalk_prefect.ratelimit import check_global_rate_limit
 
@@ -228,7 +229,7 @@ def outreach_campaign(
             campaign_id, ledger, block, audience, template, consent, quiet_hours, resend_unknown
         )
     run_id = uuid4().hex
-    plan = Plan(ledger, run_id, resend_unknown=resend_unknown)
+    plan = Plan(ledger, run_id, resend_unknown=resend_unknown, flow_runs=FlowRunStates())
     totals = Totals()
     key = artifact_key(campaign_id)
 
