@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "autotalk_prefect.demo",
             "autotalk_prefect.cli",
             "autotalk_prefect.cli_errors",
+            "autotalk_prefect.cli_consent",
             "autotalk_prefect.doctor",
         ),
     ),
