@@ -146,8 +146,10 @@ def _measure(side: str, root: str, concurrency: int, consent: bool = True) -> di
         capture_output=True,
         text=True,
         cwd=REPO,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"{side} side failed: {done.stderr.strip()[-2000:]}")
     figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     sent_log = httpx.get(f"{root}/_sandbox/messages", timeout=60).json()
     count = len(sent_log["data"] if isinstance(sent_log, dict) else sent_log)

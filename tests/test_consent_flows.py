@@ -314,3 +314,78 @@ def test_claims_of_a_killed_flow_run_are_reconciled_at_once_not_after_the_lease(
     assert store.status(ids[3]).state is LedgerState.PENDING  # type: ignore[union-attr]
     received = _received(sb)
     assert received[ids[0]] == 1 and received[ids[1]] == 0 and received[ids[3]] == 0
+
+
+def _pg_ledger() -> Any:
+    """A fresh PostgreSQL database for one test (dropped after), or a skip."""
+    import contextlib
+    import os
+    import uuid
+
+    import sqlalchemy as sa
+
+    dsn = os.environ.get("AUTOTALK_TEST_POSTGRES_DSN")
+    if not dsn:
+        pytest.skip("AUTOTALK_TEST_POSTGRES_DSN not set")
+
+    @contextlib.contextmanager
+    def database() -> Any:
+        name = f"consent_flow_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://", 1))
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        url = dsn.rsplit("/", 1)[0] + f"/{name}"
+        try:
+            yield url
+        finally:
+            from autotalk_prefect.ledger.store import engine_for
+
+            engine_for(url).dispose()
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.dispose()
+
+    return database()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_two_campaigns_at_the_same_time_with_a_1_per_24h_cap_send_nobody_two(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str, dialect: str
+) -> None:
+    import contextlib
+    import threading
+
+    ids = sb.contact_ids()
+    sb.set_faults(latency_ms=5, path_pattern="send_message")  # the runs overlap
+    with contextlib.ExitStack() as stack:
+        url = ledger if dialect == "sqlite" else stack.enter_context(_pg_ledger())
+        barrier = threading.Barrier(2)
+        summaries: dict[str, Any] = {}
+        errors: list[BaseException] = []
+
+        def run(campaign: str) -> None:
+            try:
+                barrier.wait()
+                summaries[campaign] = _campaign(
+                    creds,
+                    url,
+                    campaign,
+                    frequency_cap={"messages": 1, "hours": 24},
+                    chunk_size=5,
+                    max_concurrency=4,
+                )
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in ("flash-sale", "newsletter")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not errors, errors
+    received = _received(sb)
+    assert sorted(received) == sorted(ids) and set(received.values()) == {1}  # nobody got two
+    a, b = summaries["flash-sale"], summaries["newsletter"]
+    assert a.sent + b.sent == len(ids)
+    assert a.deferred_frequency_cap + b.deferred_frequency_cap == len(ids)
+    assert set(a.capped).isdisjoint(b.capped)
