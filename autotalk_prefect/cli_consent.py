@@ -14,7 +14,13 @@ from typing import Any
 import typer
 
 from autotalk_prefect.cli_errors import one_line_errors
+from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
+from autotalk_prefect.flows.outreach.engine import Audience, check_audience_type
+from autotalk_prefect.flows.outreach.preview import preview_campaign
+from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
 from autotalk_prefect.ledger.optouts import Identity, OptOutList
+from autotalk_prefect.ledger.store import ClaimLedger
 
 _OPTIONS: dict[str, Any] = {
     "no_args_is_help": True,
@@ -159,3 +165,58 @@ def optouts_show(
         row = entry.as_dict()
         ids = ", ".join(f"{k} {row[k]}" for k in ("contact_id", "phone", "email") if row[k])
         typer.echo(f"opted out {row['opted_out_at']}: {ids}; {row['reason']} ({row['source']})")
+
+
+@campaign_app.command("preview")
+@one_line_errors
+def campaign_preview(
+    campaign: str = typer.Argument(..., help="The campaign id (names its ledger)."),
+    template: str = typer.Option(..., "--template", help="The message template (Jinja2)."),
+    dynadata_type: str = typer.Option("clients", "--type", help="The audience's Dynadata type."),
+    filters: list[str] = typer.Option(  # noqa: B008
+        [], "--filter", help="An equality filter FIELD=VALUE (repeat for more)."
+    ),
+    contact_ids: list[str] = typer.Option(  # noqa: B008
+        [], "--contact-id", help="Message exactly these contacts (repeat for more)."
+    ),
+    cap: str | None = typer.Option(
+        None, "--frequency-cap", help="N/H: at most N campaign messages per H hours."
+    ),
+    transactional: bool = typer.Option(
+        False, "--transactional/--no-transactional", help="Include opted-out contacts."
+    ),
+    samples: int = typer.Option(5, "--samples", min=0, max=50, help="Rendered messages shown."),
+    ledger: str | None = LEDGER,
+    block: str | None = typer.Option(
+        None, "--credentials", help="An AutoTalkCredentials block name (default: AUTOTALK_*)."
+    ),
+) -> None:
+    """Dry run: what a run of CAMPAIGN would do now, per outcome, with rendered samples.
+
+    Reads the audience, the ledger and the opt-out list; claims, writes and sends nothing.
+    """
+    pairs = [f.partition("=") for f in filters]
+    bad = [f for f, (k, eq, _) in zip(filters, pairs, strict=True) if not eq or not k.strip()]
+    if bad:
+        raise ValueError(f"--filter must be FIELD=VALUE, got {bad[0]!r}")
+    audience = Audience(
+        dynadata_type=dynadata_type,
+        filters={k.strip(): v for k, _, v in pairs},
+        contact_ids=contact_ids or None,
+    )
+    frequency_cap = None
+    if cap is not None:
+        messages, slash, hours = cap.partition("/")
+        if not slash or not messages.strip().isdigit():
+            raise ValueError(f"--frequency-cap must be N/H (e.g. 1/24), got {cap!r}")
+        frequency_cap = FrequencyCap(messages=int(messages), hours=float(hours.rstrip("hH")))
+    compiled = compile_template(template)
+    store = ClaimLedger(campaign, ledger)
+    creds = AutoTalkCredentials.load(block) if block else resolve_credentials(None)
+    consent = Consent(transactional=transactional, cap=resolve_cap(frequency_cap))
+    with creds.get_client() as client:  # type: ignore[union-attr]
+        check_audience_type(client, audience, compiled)
+        preview = preview_campaign(
+            client, store, audience, compiled, consent=consent, samples=samples
+        )
+    typer.echo(preview.text())

@@ -53,8 +53,7 @@ def _campaign(creds: AutoTalkCredentials, ledger: str, campaign: str, **kwargs: 
         message_template="Spring sale, {{ name }}!",
         ledger_storage=ledger,
         credentials=creds,
-        reconcile_unknown=False,
-        **kwargs,
+        **{"reconcile_unknown": False, **kwargs},
     )
 
 
@@ -198,3 +197,195 @@ def test_each_refusal_inside_a_200_fails_the_contacts_with_the_servers_message(
     sb.clear_faults()
     retried = _campaign(creds, ledger, "refused-ok_false", audience=Audience(contact_ids=ids))
     assert retried.sent == 3  # failed is retried by the next run
+
+
+def _ledger_dump(ledger: str) -> list[tuple[object, ...]]:
+    from sqlalchemy import text
+
+    from autotalk_prefect.ledger.database import engine_for
+
+    with engine_for(ledger).connect() as conn:
+        rows = conn.execute(text("SELECT * FROM autotalk_ledger ORDER BY campaign, key")).all()
+        optouts = conn.execute(text("SELECT * FROM autotalk_optouts ORDER BY kind, value")).all()
+    return [tuple(r) for r in rows] + [tuple(r) for r in optouts]
+
+
+def test_a_dry_run_counts_every_outcome_and_changes_nothing(
+    sb: SandboxHandle,
+    creds: AutoTalkCredentials,
+    ledger: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from autotalk_prefect.cli import app
+    from autotalk_prefect.flows.outreach.preview import CampaignPreview
+    from autotalk_prefect.ledger.store import Claim, ClaimLedger
+
+    ids = sb.contact_ids()
+    _campaign(creds, ledger, "promo", audience=Audience(contact_ids=ids[:3]))  # already sent
+    _campaign(creds, ledger, "other", audience=Audience(contact_ids=ids[3:5]))  # cap reached
+    ClaimLedger("promo", ledger).claim([Claim(ids[5], "x")], "another-run")  # held elsewhere
+    OptOutList(ledger).add(Identity(ids[6]), reason="STOP", source="test")
+    before_sent, before_ledger = len(sb.sent_messages()), _ledger_dump(ledger)
+
+    preview = _campaign(
+        creds, ledger, "promo", dry_run=True, frequency_cap={"messages": 1, "hours": 24}
+    )
+    assert isinstance(preview, CampaignPreview)
+    assert (preview.audience, preview.already_sent, preview.claimed_by_another_run) == (25, 3, 1)
+    assert (preview.opted_out, preview.frequency_cap, preview.would_send) == (1, 2, 18)
+    names = {c: sb.runtime.state.items["clients"][c]["name"] for c in ids}
+    assert len(preview.samples) == 5
+    assert all(s.message == f"Spring sale, {names[s.contact_id]}!" for s in preview.samples)
+    assert len(sb.sent_messages()) == before_sent and _ledger_dump(ledger) == before_ledger
+
+    # the same from the terminal
+    monkeypatch.setenv("AUTOTALK_API_KEY", str(sb.api_key))
+    monkeypatch.setenv("AUTOTALK_BASE_URL", sb.base_url)
+    result = CliRunner().invoke(
+        app,
+        [
+            "campaign",
+            "preview",
+            "promo",
+            "--template",
+            "Hi {{ name }}",
+            "--ledger",
+            ledger,
+            "--frequency-cap",
+            "1/24",
+            "--samples",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "18 of 25 would be sent now, 1 opted out, 2 capped" in result.output
+    assert (
+        result.output.count(": Hi ") == 2
+        and "nothing was claimed, written or sent" in result.output
+    )
+    assert len(sb.sent_messages()) == before_sent and _ledger_dump(ledger) == before_ledger
+
+
+@pytest.mark.parametrize("ended", ["Crashed", "Cancelled"])
+def test_claims_of_a_killed_flow_run_are_reconciled_at_once_not_after_the_lease(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str, ended: str
+) -> None:
+    import prefect.states
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from autotalk_prefect.ledger.store import Claim, ClaimLedger, LedgerState
+
+    @flow(name="killed-campaign")
+    def killed() -> None:
+        """Stands for a campaign run that was killed while its claims were pending."""
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(killed, state=getattr(prefect.states, ended)())
+        alive = client.create_flow_run(killed, state=prefect.states.Running())
+    ids = sb.contact_ids()
+    text = "Spring sale, {{ name }}!"
+    names = {c: sb.runtime.state.items["clients"][c]["name"] for c in ids}
+    store = ClaimLedger("killed", ledger)
+    # the killed run claimed three contacts (claims made just now: well inside the lease)
+    # and had sent the first before it died; a live run holds a fourth
+    for contact in ids[:3]:
+        store.claim(
+            [Claim(contact, text.replace("{{ name }}", names[contact]))],
+            "dead",
+            flow_run_id=str(run.id),
+        )
+    store.claim([Claim(ids[3], "x")], "live", flow_run_id=str(alive.id))
+    with creds.get_client() as client:
+        client.send_message(ids[0], f"Spring sale, {names[ids[0]]}!")
+
+    summary = _campaign(creds, ledger, "killed", reconcile_unknown=True)
+    assert summary.skipped_claimed == 1  # the live run's claim is left alone
+    assert summary.sent == len(ids) - 4
+    assert summary.reconciliation is not None and summary.reconciliation.found_sent == 1
+    assert store.status(ids[0]).state is LedgerState.SENT  # type: ignore[union-attr]
+    for contact in ids[1:3]:  # unknown at once (not "claimed" for 15 minutes), never re-sent
+        status = store.status(contact)
+        assert status is not None and status.state is LedgerState.UNKNOWN
+        assert f"flow run {run.id} is {ended.lower()}" in (status.reason or "")
+    assert summary.unknown == 2 and {p.contact_id for p in summary.unknowns} == set(ids[1:3])
+    assert store.status(ids[3]).state is LedgerState.PENDING  # type: ignore[union-attr]
+    received = _received(sb)
+    assert received[ids[0]] == 1 and received[ids[1]] == 0 and received[ids[3]] == 0
+
+
+def _pg_ledger() -> Any:
+    """A fresh PostgreSQL database for one test (dropped after), or a skip."""
+    import contextlib
+    import os
+    import uuid
+
+    import sqlalchemy as sa
+
+    dsn = os.environ.get("AUTOTALK_TEST_POSTGRES_DSN")
+    if not dsn:
+        pytest.skip("AUTOTALK_TEST_POSTGRES_DSN not set")
+
+    @contextlib.contextmanager
+    def database() -> Any:
+        name = f"consent_flow_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://", 1))
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        url = dsn.rsplit("/", 1)[0] + f"/{name}"
+        try:
+            yield url
+        finally:
+            from autotalk_prefect.ledger.database import engine_for
+
+            engine_for(url).dispose()
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.dispose()
+
+    return database()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_two_campaigns_at_the_same_time_with_a_1_per_24h_cap_send_nobody_two(
+    sb: SandboxHandle, creds: AutoTalkCredentials, ledger: str, dialect: str
+) -> None:
+    import contextlib
+    import threading
+
+    ids = sb.contact_ids()
+    sb.set_faults(latency_ms=5, path_pattern="send_message")  # the runs overlap
+    with contextlib.ExitStack() as stack:
+        url = ledger if dialect == "sqlite" else stack.enter_context(_pg_ledger())
+        barrier = threading.Barrier(2)
+        summaries: dict[str, Any] = {}
+        errors: list[BaseException] = []
+
+        def run(campaign: str) -> None:
+            try:
+                barrier.wait()
+                summaries[campaign] = _campaign(
+                    creds,
+                    url,
+                    campaign,
+                    frequency_cap={"messages": 1, "hours": 24},
+                    chunk_size=5,
+                    max_concurrency=4,
+                )
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in ("flash-sale", "newsletter")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not errors, errors
+    received = _received(sb)
+    assert sorted(received) == sorted(ids) and set(received.values()) == {1}  # nobody got two
+    a, b = summaries["flash-sale"], summaries["newsletter"]
+    assert a.sent + b.sent == len(ids)
+    assert a.deferred_frequency_cap + b.deferred_frequency_cap == len(ids)
+    assert set(a.capped).isdisjoint(b.capped)

@@ -91,15 +91,21 @@ def default_region() -> str | None:
 def normalize_phone(phone: object, region: str | None = None) -> str | None:
     """``phone`` in E.164 (``+34600111222``), or ``None`` when it is not a possible number.
 
-    A number without ``+`` is read in ``region`` (default ``AUTOTALK_PHONE_REGION``); without a
-    region only international numbers normalize.
+    A number without ``+`` is read in ``region`` (``None``: ``AUTOTALK_PHONE_REGION``; ``""``:
+    none); without a region only international numbers normalize.
     """
-    import phonenumbers
-
     if not isinstance(phone, str) or not phone.strip():
         return None
+    text = phone.strip()
+    if text[:1] == "+" and text[1:].isdigit() and 8 <= len(text) <= 16:
+        # already E.164-shaped: as a lookup key it can only equal an entry phonenumbers made
+        # (parsing costs ~50 us a number, the check runs for every contact of a campaign)
+        return text
+    import phonenumbers
+
     try:
-        parsed = phonenumbers.parse(phone.strip(), region or default_region())
+        # None: the setting; "" (a caller that read the setting once): no region
+        parsed = phonenumbers.parse(text, (default_region() if region is None else region) or None)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(parsed):

@@ -32,6 +32,7 @@ from autotalk_prefect.flows.templating import MessageTemplate, RenderError, comp
 from autotalk_prefect.ledger.consent import Consent, Verdict
 from autotalk_prefect.ledger.optouts import Identity, default_region
 from autotalk_prefect.ledger.reconcile import ReconcileReport
+from autotalk_prefect.ledger.stopped_runs import FlowRunStates
 from autotalk_prefect.ledger.store import OURS, ClaimLedger, ClaimWriter, LedgerState
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
 
@@ -251,9 +252,18 @@ class Plan:
     """Decides, one chunk at a time, who still needs the message (one ledger query per chunk:
     memory stays flat whatever the campaign's size); counts what it skipped."""
 
-    def __init__(self, ledger: ClaimLedger, run_id: str, *, resend_unknown: bool) -> None:
+    def __init__(
+        self,
+        ledger: ClaimLedger,
+        run_id: str,
+        *,
+        resend_unknown: bool,
+        flow_runs: FlowRunStates | None = None,
+    ) -> None:
         self.ledger, self.run_id = ledger, run_id
         self.resend_unknown = resend_unknown
+        self.flow_runs = flow_runs
+        self.stopped_runs: dict[str, str] = {}  # flow run id -> its state, claims marked
         self.total = 0
         self.skipped_sent = 0
         self.earlier_unknown: list[ContactProblem] = []
@@ -290,9 +300,32 @@ class Plan:
                 wanted.append(item)
             elif status.state is LedgerState.UNKNOWN:
                 self._unknown(contact_id, status.reason or "an earlier send's outcome is unknown")
+            elif self._stopped(status.flow_run_id):
+                self._unknown(contact_id, self._stopped_reason(status.flow_run_id))
             else:
                 self._held(contact_id)
         return wanted
+
+    def _stopped(self, flow_run_id: str | None) -> bool:
+        """True if the pending claim's flow run is one Prefect reports crashed, cancelled or
+        failed; its pending claims then become ``unknown`` at once (once per flow run)."""
+        if self.flow_runs is None or not flow_run_id:
+            return False
+        if flow_run_id in self.stopped_runs:
+            return True
+        state = self.flow_runs.stopped(flow_run_id)
+        if state is None:
+            return False
+        self.ledger.mark_stopped(flow_run_id, self._stopped_reason(flow_run_id, state))
+        self.stopped_runs[flow_run_id] = state
+        return True
+
+    def _stopped_reason(self, flow_run_id: str | None, state: str | None = None) -> str:
+        state = state or self.stopped_runs.get(flow_run_id or "", "stopped")
+        return (
+            f"its flow run {flow_run_id} is {state.lower()}: it stopped before recording the "
+            "outcome"
+        )
 
 
 def iter_audience(

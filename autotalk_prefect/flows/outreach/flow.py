@@ -43,6 +43,7 @@ from autotalk_prefect.flows.outreach.engine import (
     send_chunk_async,
     summarise,
 )
+from autotalk_prefect.flows.outreach.preview import CampaignPreview, preview_campaign
 from autotalk_prefect.flows.outreach.quiet import QuietRule, QuietTally, build_rule
 from autotalk_prefect.flows.outreach.report import (
     artifact_key,
@@ -54,9 +55,10 @@ from autotalk_prefect.flows.outreach.report import (
 )
 from autotalk_prefect.flows.runinfo import emit_completed, label_run, slug
 from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
-from autotalk_prefect.flows.templating import compile_template
+from autotalk_prefect.flows.templating import MessageTemplate, compile_template
 from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
 from autotalk_prefect.ledger.reconcile import reconcile
+from autotalk_prefect.ledger.stopped_runs import FlowRunStates
 from autotalk_prefect.ledger.store import ClaimLedger
 from autotalk_prefect.ratelimit import check_global_rate_limit
 
@@ -149,7 +151,8 @@ def outreach_campaign(
     dask_address: str | None = None,
     frequency_cap: FrequencyCap | None = None,
     transactional: bool = False,
-) -> OutreachSummary:
+    dry_run: bool = False,
+) -> OutreachSummary | CampaignPreview:
     """Send ``message_template`` once to every contact of ``audience``.
 
     Args:
@@ -201,6 +204,10 @@ def outreach_campaign(
             no cap.
         transactional: Send to contacts on the opt-out list too (an order update, not
             marketing); the summary counts them. Default: opted-out contacts are skipped.
+        dry_run: Send nothing: count what a run would do now per outcome (send, opted out,
+            capped, quiet hours, already sent, claimed by another run) with a few rendered
+            samples, as an artifact and in the log; returns a ``CampaignPreview``. Claims
+            nothing and writes nothing to the ledger.
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -235,8 +242,12 @@ def outreach_campaign(
         logger.info("global rate limit %r: %s", global_rate_limit_name, limit)
     consent = Consent(transactional=transactional, cap=resolve_cap(frequency_cap))
     flow_run_id = _flow_run_id()
+    if dry_run:
+        return _dry_run(
+            campaign_id, ledger, block, audience, template, consent, rule, resend_unknown
+        )
     run_id = uuid4().hex
-    plan = Plan(ledger, run_id, resend_unknown=resend_unknown)
+    plan = Plan(ledger, run_id, resend_unknown=resend_unknown, flow_runs=FlowRunStates())
     totals = Totals()
     key = artifact_key(campaign_id)
 
@@ -372,6 +383,40 @@ def outreach_campaign(
         retries_text(summary.retries),
     )
     return summary
+
+
+def _dry_run(
+    campaign_id: str,
+    ledger: ClaimLedger,
+    block: AutoTalkCredentials,
+    audience: Audience,
+    template: MessageTemplate,
+    consent: Consent,
+    rule: QuietRule | None,
+    resend_unknown: bool,
+) -> CampaignPreview:
+    """The dry run: the preview, its artifact and its log lines (nothing claimed or sent)."""
+    at = quiet_clock.now()
+    with block.get_client() as client:
+        preview = preview_campaign(
+            client,
+            ledger,
+            audience,
+            template,
+            consent=consent,
+            quiet=(lambda _id, record: rule.is_quiet(record, at)) if rule else None,
+            keep_record=bool(rule and rule.field),
+            resend_unknown=resend_unknown,
+        )
+    create_markdown_artifact(
+        preview.markdown(),
+        key=f"{artifact_key(campaign_id)}-preview",
+        description=preview.headline(),
+    )
+    logger = get_run_logger()
+    for line in preview.text().splitlines():
+        logger.info("%s", line)
+    return preview
 
 
 def _flow_run_id() -> str | None:
