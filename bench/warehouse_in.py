@@ -73,7 +73,7 @@ async def _raw(root: str, db: str, concurrency: int) -> int:
     semaphore = asyncio.Semaphore(concurrency)
     created = 0
     async with httpx.AsyncClient(
-        base_url=f"{root}/v1", headers={"x-api-key": KEY}, limits=limits
+        base_url=f"{root}/v1", headers={"x-api-key": KEY}, limits=limits, timeout=120
     ) as http:
 
         async def create(row: dict[str, str]) -> None:

@@ -13,7 +13,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from autotalk_prefect.flows.warehouse_in.mapping import json_value
-from autotalk_prefect.flows.warehouse_in.source import DEFAULT_WAREHOUSE_URL, iter_query
+from autotalk_prefect.flows.warehouse_in.source import (
+    DEFAULT_WAREHOUSE_URL,
+    iter_query,
+    resolve_url,
+)
 
 if TYPE_CHECKING:
     from autotalk_prefect.flows.outreach.engine import Audience
@@ -30,7 +34,7 @@ def iter_sql_audience(audience: Audience, *, keep_rows: bool = True) -> Iterator
     """
     assert audience.query is not None
     column = audience.contact_column
-    rows = iter_query(audience.url or DEFAULT_WAREHOUSE_URL, audience.query)
+    rows = iter_query(resolve_url(audience.url or DEFAULT_WAREHOUSE_URL), audience.query)
     first = True
     for row in rows:
         if first:
