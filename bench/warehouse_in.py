@@ -79,7 +79,13 @@ async def _raw(root: str, db: str, concurrency: int) -> int:
         async def create(row: dict[str, str]) -> None:
             nonlocal created
             async with semaphore:
-                response = await http.post("/dynadata/type/clients/create", json=row)
+                for attempt in range(3):  # a pooled connection the server closed: once more
+                    try:
+                        response = await http.post("/dynadata/type/clients/create", json=row)
+                        break
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
                 response.raise_for_status()
                 created += 1
 
