@@ -446,3 +446,15 @@ def test_rows_from_a_generator_are_upserted_and_kept_out_of_the_stored_parameter
         runs = client.read_flow_runs(limit=5, sort=FlowRunSort.START_TIME_DESC)
     stored = next(r for r in runs if r.parameters.get("dynadata_type") == "clients").parameters
     assert stored["rows"] == "<generator>"
+
+
+def test_a_missing_global_rate_limit_stops_before_writing(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, warehouse_for: Any
+) -> None:
+    from autotalk_prefect.ratelimit import GlobalRateLimitError
+
+    w = warehouse_for("duckdb")
+    w.load([_row(i) for i in range(3)])
+    with pytest.raises(GlobalRateLimitError, match="does not exist"):
+        _sync(w, creds, global_rate_limit_name="no-such-limit-warehouse")
+    assert not _clients(sandbox)
