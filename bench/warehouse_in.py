@@ -73,13 +73,19 @@ async def _raw(root: str, db: str, concurrency: int) -> int:
     semaphore = asyncio.Semaphore(concurrency)
     created = 0
     async with httpx.AsyncClient(
-        base_url=f"{root}/v1", headers={"x-api-key": KEY}, limits=limits
+        base_url=f"{root}/v1", headers={"x-api-key": KEY}, limits=limits, timeout=120
     ) as http:
 
         async def create(row: dict[str, str]) -> None:
             nonlocal created
             async with semaphore:
-                response = await http.post("/dynadata/type/clients/create", json=row)
+                for attempt in range(3):  # a pooled connection the server closed: once more
+                    try:
+                        response = await http.post("/dynadata/type/clients/create", json=row)
+                        break
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
                 response.raise_for_status()
                 created += 1
 

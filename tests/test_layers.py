@@ -18,7 +18,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "autotalk_prefect"
 
 #: bottom to top; a module may import its own layer and those before it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("autotalk_prefect._version", "autotalk_prefect._lazy", "autotalk_prefect.serving")),
+    (
+        "base",
+        (
+            "autotalk_prefect._version",
+            "autotalk_prefect._lazy",
+            "autotalk_prefect.serving",
+            "autotalk_prefect._compat",
+        ),
+    ),
     ("api client", ("autotalk_prefect.api",)),
     (
         "prefect glue",

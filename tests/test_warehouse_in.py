@@ -409,3 +409,52 @@ def _mark_crashed() -> None:
         assert runs, "the killed run is not in the Prefect API"
         for run in runs:
             client.set_flow_run_state(run.id, Crashed(message="process killed"), force=True)
+
+
+def test_rows_from_a_generator_are_upserted_and_kept_out_of_the_stored_parameters(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    consumed: list[int] = []
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for i in range(30):
+            consumed.append(i)
+            yield {
+                "mail": f"w{i}@warehouse.test",
+                "full_name": f"Gen {i}",
+                "mobile": f"+3461{i:07d}",
+            }
+
+    summary = sync_from_warehouse(
+        dynadata_type="clients",
+        key="email",
+        rows=rows(),
+        mapping={"mail": "email", "full_name": "name", "mobile": "phone"},
+        ledger_storage=str(tmp_path / "ledger"),
+        credentials=creds,
+        results_csv=str(tmp_path / "results.csv"),
+        chunk_size=10,
+    )
+    assert (summary.created, summary.rows, len(consumed)) == (30, 30, 30)
+    assert summary.results_table is None  # no source database: the CSV only
+    assert (tmp_path / "results.csv").read_text().count("created") == 30
+    assert _clients(sandbox)["w3@warehouse.test"][0]["name"] == "Gen 3"
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=5, sort=FlowRunSort.START_TIME_DESC)
+    stored = next(r for r in runs if r.parameters.get("dynadata_type") == "clients").parameters
+    assert stored["rows"] == "<generator>"
+
+
+def test_a_missing_global_rate_limit_stops_before_writing(
+    sandbox: SandboxHandle, creds: AutoTalkCredentials, warehouse_for: Any
+) -> None:
+    from autotalk_prefect.ratelimit import GlobalRateLimitError
+
+    w = warehouse_for("duckdb")
+    w.load([_row(i) for i in range(3)])
+    with pytest.raises(GlobalRateLimitError, match="does not exist"):
+        _sync(w, creds, global_rate_limit_name="no-such-limit-warehouse")
+    assert not _clients(sandbox)

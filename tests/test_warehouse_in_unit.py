@@ -214,3 +214,15 @@ def test_state_records_and_reads_per_type(tmp_path: Path) -> None:
         assert len(state.known(r.key for r in many)) == 1200
         assert state.forget() == 1202 and state.is_empty()
         other.forget()
+
+
+def test_a_url_can_come_from_a_secret_block(tmp_path: Path) -> None:
+    from prefect.blocks.system import Secret
+
+    from autotalk_prefect.flows.warehouse_in.source import resolve_url
+
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    Secret(value=url).save("warehouse-in-test-url", overwrite=True)
+    assert resolve_url("secret/warehouse-in-test-url") == url
+    with pytest.raises(ValueError, match="no Secret block named 'missing-one'"):
+        resolve_url("secret/missing-one")

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from autotalk_prefect._compat import refresh_settings_context  # imports Prefect only when called
+
 QUIET_ENVIRONMENT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
@@ -32,8 +34,6 @@ def prepare_environment(prefect_home: Path) -> None:
     prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(prefect_home.resolve()))
     if "prefect.context" in sys.modules:  # imported already (by another command's module)
-        from autotalk_prefect._compat import refresh_settings_context
-
         refresh_settings_context()
 
 

@@ -13,7 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from autotalk_prefect.flows.warehouse_in.mapping import json_value
-from autotalk_prefect.flows.warehouse_in.source import DEFAULT_WAREHOUSE_URL, iter_query
+from autotalk_prefect.flows.warehouse_in.source import (
+    DEFAULT_WAREHOUSE_URL,
+    iter_query,
+    resolve_url,
+)
 
 __all__ = ["iter_sql_audience"]
 
@@ -28,7 +32,7 @@ def iter_sql_audience(
     contact id is empty are skipped.
     """
     column = contact_column
-    rows = iter_query(url or DEFAULT_WAREHOUSE_URL, query)
+    rows = iter_query(resolve_url(url or DEFAULT_WAREHOUSE_URL), query)
     first = True
     for row in rows:
         if first:

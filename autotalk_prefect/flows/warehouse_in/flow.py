@@ -55,10 +55,10 @@ from autotalk_prefect.flows.warehouse_in.source import (
     DEFAULT_WAREHOUSE_URL,
     Row,
     check_query,
-    check_url,
     chunks_of,
     iter_query,
     iter_rows,
+    resolve_url,
     shown_url,
 )
 from autotalk_prefect.flows.warehouse_in.state import KnownItem, StateRow, WarehouseState
@@ -90,13 +90,13 @@ def _source(query: str | None, url: str | None, rows: Any) -> tuple[Iterator[Row
     if rows is not None and query is not None:
         raise ValueError("give either query= (with url=) or rows=, not both")
     if rows is not None:
-        return iter_rows(rows), (check_url(url) if url else None)
+        return iter_rows(rows), (resolve_url(url) if url else None)
     if query is None:
         raise ValueError(
             "nothing to read: give query= (a SELECT or a table name, with url=) or rows= "
             "(an iterable of dicts)"
         )
-    source_url = check_url(url or DEFAULT_WAREHOUSE_URL)
+    source_url = resolve_url(url or DEFAULT_WAREHOUSE_URL)
     return iter_query(source_url, check_query(query)), source_url
 
 
@@ -272,7 +272,9 @@ def sync_from_warehouse(
         query: A SQL SELECT (or a table name) run against ``url``.
         url: A SQLAlchemy URL: ``duckdb:///path.duckdb`` (default: the DuckDB file
             ``sync_to_warehouse`` writes, ``.autotalk/warehouse.duckdb``), ``sqlite:///...``,
-            ``postgresql://...``. With ``rows``: where the results table goes (optional).
+            ``postgresql://...``, or ``secret/<name>``: a Prefect Secret block holding the URL
+            (keeps a password out of the parameters). With ``rows``: where the results table
+            goes (optional).
         rows: Instead of a query: any iterable of dicts (a list, a generator, a dlt resource).
         mapping: ``{column: field}``; default: every column to the field of the same name.
         dry_run: Report what would happen (counts, sample diffs) and write nothing anywhere.

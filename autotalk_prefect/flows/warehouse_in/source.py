@@ -59,6 +59,26 @@ def check_url(url: object) -> str:
     return text
 
 
+def resolve_url(url: object) -> str:
+    """``url`` itself, or for ``secret/<name>`` the URL a Prefect ``Secret`` block holds (so a
+    password stays out of flow parameters, which Prefect stores in plain text)."""
+    if isinstance(url, str) and url.strip().startswith("secret/") and "://" not in url:
+        from prefect.blocks.system import Secret
+
+        name = url.strip()[len("secret/") :]
+        try:
+            block: Any = Secret.load(name, _sync=True)  # type: ignore[call-arg]
+            value = block.get()
+        except ValueError as exc:
+            if "Unable to find block document" not in str(exc):
+                raise
+            raise ValueError(f"url {url!r}: there is no Secret block named {name!r}") from None
+        if not isinstance(value, str):
+            raise ValueError(f"url {url!r}: the Secret block must hold a SQLAlchemy URL as text")
+        return check_url(value)
+    return check_url(url)
+
+
 def check_query(query: object) -> str:
     """A non-empty SQL text."""
     if not isinstance(query, str) or not query.strip():
