@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# dlt keeps each pipeline's state (its incremental cursors) under ~/.dlt by pipeline name: one
+# folder per test process, or two pytest-xdist workers syncing "autotalk" at once share a cursor
+os.environ.setdefault("DLT_DATA_DIR", tempfile.mkdtemp(prefix="autotalk-tests-dlt-"))
 
 from collections.abc import Iterator
 
