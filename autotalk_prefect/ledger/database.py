@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from autotalk_prefect.ledger.migrate import migrate
 
-__all__ = ["TABLE", "engine_for", "metadata", "transaction"]
+__all__ = ["TABLE", "engine_for", "engine_with_tables", "metadata", "transaction"]
 
 _BUSY_BUDGET_S = 120.0  # how long a transaction SQLite refused as locked is tried again
 _WRITE = "autotalk_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
@@ -104,18 +104,43 @@ def engine_for(url_text: str) -> Engine:
                     f"The PostgreSQL ledger needs a driver ({exc.name} is missing): "
                     "pip install psycopg2-binary (or psycopg)"
                 ) from exc
-        for _ in range(3):  # several processes may create the table at once
-            try:
-                metadata.create_all(engine, checkfirst=True)
-                migrate(engine)  # a table made by an earlier version gains the new columns
-                break
-            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
-                time.sleep(0.2)
-        else:
-            metadata.create_all(engine, checkfirst=True)
-            migrate(engine)
+        # a claims table made by an earlier version gains the new columns
+        _create_tables(engine, metadata, then=migrate)
         _engines[url_text] = engine
         return engine
+
+
+def _create_tables(
+    engine: Engine, tables: sa.MetaData, then: Callable[[Engine], object] | None = None
+) -> None:
+    """``tables`` created if missing (then ``then``), tried again: several processes may
+    create the same table at once, and all but one see it appear under them."""
+    for _ in range(3):
+        try:
+            tables.create_all(engine, checkfirst=True)
+            if then is not None:
+                then(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            time.sleep(0.2)
+    tables.create_all(engine, checkfirst=True)
+    if then is not None:
+        then(engine)
+
+
+_tables_made: set[tuple[str, int]] = set()
+_tables_lock = threading.Lock()
+
+
+def engine_with_tables(url_text: str, tables: sa.MetaData) -> Engine:
+    """The engine for ``url_text`` with ``tables`` created, once per process: for the tables
+    that live beside the claims (opt-outs, reminder state, warehouse state)."""
+    engine = engine_for(url_text)
+    with _tables_lock:
+        if (url_text, id(tables)) not in _tables_made:
+            _create_tables(engine, tables)
+            _tables_made.add((url_text, id(tables)))
+    return engine
 
 
 _PG_ROLLED_BACK = ("40P01", "40001")  # deadlock detected, serialization failure

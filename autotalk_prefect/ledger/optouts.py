@@ -13,7 +13,6 @@ same transaction that claims the contact, so a STOP committed before a claim alw
 from __future__ import annotations
 
 import csv
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +22,7 @@ from typing import Any, Literal, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from autotalk_prefect.ledger.database import engine_for, transaction
+from autotalk_prefect.ledger.database import engine_with_tables, transaction
 from autotalk_prefect.ledger.location import ledger_url
 from autotalk_prefect.ledger.location import shown_url as _shown
 from autotalk_prefect.ledger.settings import ConsentSettings
@@ -59,25 +58,10 @@ TABLE = sa.Table(
     sa.Index("autotalk_optouts_entry", "entry"),
 )
 
-_created: set[str] = set()
-_lock = threading.Lock()
-
 
 def ensure_table(url: str) -> Engine:
     """The engine for ``url`` with the opt-out table created (once per process)."""
-    engine = engine_for(url)
-    with _lock:
-        if url not in _created:
-            for _ in range(3):  # several processes may create the table at once
-                try:
-                    metadata.create_all(engine, checkfirst=True)
-                    break
-                except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
-                    time.sleep(0.2)
-            else:
-                metadata.create_all(engine, checkfirst=True)
-            _created.add(url)
-    return engine
+    return engine_with_tables(url, metadata)
 
 
 # ---- normalizing identifiers -----------------------------------------------------------------

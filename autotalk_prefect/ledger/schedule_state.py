@@ -11,7 +11,6 @@ appointment. Same database, engines and transaction rules as the claim ledger (`
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,7 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from autotalk_prefect.ledger.database import engine_for, transaction
+from autotalk_prefect.ledger.database import engine_with_tables, transaction
 from autotalk_prefect.ledger.location import ledger_url, shown_url
 
 __all__ = ["Applied", "Recorded", "ScheduleState", "ScheduleStateStore"]
@@ -41,24 +40,9 @@ TABLE = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
-_created: set[str] = set()
-_lock = threading.Lock()
-
 
 def _engine(url: str) -> Engine:
-    engine = engine_for(url)
-    with _lock:
-        if url not in _created:
-            for _ in range(3):  # several processes may create the table at once
-                try:
-                    metadata.create_all(engine, checkfirst=True)
-                    break
-                except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
-                    time.sleep(0.2)
-            else:
-                metadata.create_all(engine, checkfirst=True)
-            _created.add(url)
-    return engine
+    return engine_with_tables(url, metadata)
 
 
 @dataclass(frozen=True)

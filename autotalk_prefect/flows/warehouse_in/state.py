@@ -9,7 +9,6 @@ idempotent) or a create that the claim ledger reconciles.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from autotalk_prefect.ledger.database import engine_for, transaction
+from autotalk_prefect.ledger.database import engine_with_tables, transaction
 from autotalk_prefect.ledger.location import ledger_url
 from autotalk_prefect.ledger.location import shown_url as _shown
 
@@ -38,24 +37,9 @@ TABLE = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
-_created: set[str] = set()
-_lock = threading.Lock()
-
 
 def _engine(url: str) -> Engine:
-    engine = engine_for(url)
-    with _lock:
-        if url not in _created:
-            for _ in range(3):  # several processes may create the table at once
-                try:
-                    metadata.create_all(engine, checkfirst=True)
-                    break
-                except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
-                    time.sleep(0.2)
-            else:
-                metadata.create_all(engine, checkfirst=True)
-            _created.add(url)
-    return engine
+    return engine_with_tables(url, metadata)
 
 
 @dataclass(frozen=True)
