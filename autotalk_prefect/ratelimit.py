@@ -1,6 +1,11 @@
 """The send-time throttles: a client-side token bucket, and one Prefect limit for every worker.
 
-* :class:`TokenBucket`: ``requests_per_second`` within one process/chunk (asyncio; no server).
+* :class:`TokenBucket`: ``requests_per_second`` within one process (no server).
+
+Both are built once per campaign run (the outreach send context) and shared as they are by the
+chunks of one process, each chunk in its own thread and event loop: their state sits behind a
+``threading.Lock`` never held across an ``await``. Pickled (to a Dask worker), each travels as
+its settings and starts fresh there.
 * :class:`GlobalRateLimit`: a Prefect *global concurrency limit* (GCL) used as a rate limit, so
   every worker on every machine shares one budget (slots are counted by the Prefect server;
   see ``docs/scaling.md``). As a rate limit, ``slot_decay_per_second`` = the sustained requests
@@ -28,7 +33,9 @@ How ``prefect.concurrency.asyncio.rate_limit`` behaves (Prefect 3.9.1, read from
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -60,9 +67,11 @@ _EPSILON = 1e-9
 
 
 class TokenBucket:
-    """Async token bucket: at most ``rate`` acquisitions per second, bursts up to ``burst``.
+    """Token bucket: at most ``rate`` acquisitions per second, bursts up to ``burst``.
 
-    Fair enough for our use (waiters queue on a lock), monotonic clock, no background task.
+    Each acquisition reserves its token at once (the count may go below zero) and sleeps until
+    the token is due, so waiters are served in order, from any thread or event loop; monotonic
+    clock, no background task.
     """
 
     def __init__(
@@ -82,23 +91,33 @@ class TokenBucket:
         self._clock, self._sleep = clock, sleep
         self._tokens = self.burst
         self._updated = clock()
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TokenBucket, (self.rate, self.burst))
+
+    def __repr__(self) -> str:
+        return f"TokenBucket(rate={self.rate}, burst={self.burst})"
 
     def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
         self._updated = now
 
+    def _reserve(self) -> float:
+        """Take one token (perhaps not yet there); the seconds until it is."""
+        with self._lock:
+            self._refill()
+            self._tokens -= 1
+            # The epsilon matters: float rounding can leave -0.0000000001 after a refill of
+            # exactly the missing time; waiting for that would not move the clock.
+            return 0.0 if self._tokens >= -_EPSILON else -self._tokens / self.rate
+
     async def acquire(self) -> None:
         """Wait until one token is available, then take it."""
-        async with self._lock:
-            self._refill()
-            # The epsilon matters: after sleeping exactly the missing time, float rounding can
-            # leave 0.9999999...; waiting again for 1e-17 s would not move the clock (a loop).
-            while self._tokens < 1 - _EPSILON:
-                await self._sleep((1 - self._tokens) / self.rate)
-                self._refill()
-            self._tokens = max(0.0, self._tokens - 1)
+        wait = self._reserve()
+        if wait > 0:
+            await self._sleep(wait)
 
 
 class GlobalRateLimitError(RuntimeError):
@@ -151,17 +170,47 @@ class GlobalRateLimit:
         self.batch = batch
         self.timeout_seconds = timeout_seconds
         self._available = 0
-        self._lock = asyncio.Lock()
+        self._guard = threading.Lock()  # the counters, from any thread
+        # one asyncio lock per event loop: a loop's senders take batches one at a time
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self.acquisitions = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_global_rate_limit, (self.name, self.batch, self.timeout_seconds))
+
+    def __repr__(self) -> str:
+        return f"GlobalRateLimit({self.name!r}, batch={self.batch})"
+
+    def _loop_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            lock = self._locks.get(loop)
+            if lock is None:
+                lock = self._locks[loop] = asyncio.Lock()
+            return lock
+
+    def _take_banked(self) -> bool:
+        with self._guard:
+            if self._available == 0:
+                return False
+            self._available -= 1
+            return True
 
     async def acquire(self) -> None:
         from prefect.concurrency.asyncio import rate_limit
 
-        async with self._lock:
-            if self._available == 0:
-                await rate_limit(
-                    self.name, occupy=self.batch, timeout_seconds=self.timeout_seconds, strict=True
-                )
+        async with self._loop_lock():
+            if self._take_banked():
+                return
+            await rate_limit(
+                self.name, occupy=self.batch, timeout_seconds=self.timeout_seconds, strict=True
+            )
+            with self._guard:
                 self.acquisitions += 1
-                self._available = self.batch
-            self._available -= 1
+                self._available += self.batch - 1  # one is this send's
+
+
+def _global_rate_limit(name: str, batch: int, timeout_seconds: float | None) -> GlobalRateLimit:
+    return GlobalRateLimit(name, batch=batch, timeout_seconds=timeout_seconds)

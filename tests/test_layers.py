@@ -79,10 +79,6 @@ LAZY: dict[tuple[str, str], str] = {
         ],
         "the source imports dlt, an optional extra (autotalk-prefect[dlt])",
     ),
-    ("autotalk_prefect.flows.outreach.engine", "autotalk_prefect.credentials"): (
-        "each chunk resolves its credentials again; the send context built once by the flow "
-        "(issue 22, item 1) removes this import with the resolution"
-    ),
 }
 
 

@@ -45,6 +45,7 @@ from autotalk_prefect.ledger.store import (
     ledger_url,
     validate_campaign_id,
 )
+from autotalk_prefect.ledger.writer import ClaimWriter
 
 PG_DSN = os.environ.get("AUTOTALK_TEST_POSTGRES_DSN")
 
@@ -266,7 +267,7 @@ def test_a_stale_attempt_cannot_overwrite_a_newer_claim(tmp_path: Path) -> None:
 
 async def test_group_commit_batches_claims(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
-    async with ledger.writer("run-1") as writer:
+    async with ClaimWriter(ledger, "run-1") as writer:
 
         async def one(i: int) -> None:
             attempt = await writer.claim(f"c{i}", f"text {i}")
@@ -281,7 +282,7 @@ async def test_group_commit_batches_claims(tmp_path: Path) -> None:
 
 async def test_the_same_key_twice_in_one_batch_is_claimed_once(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
-    async with ledger.writer("run-1") as writer:
+    async with ClaimWriter(ledger, "run-1") as writer:
         results = await asyncio.gather(*(writer.claim("same") for _ in range(5)))
     assert sum(bool(r) for r in results) == 1  # one attempt id ...
     assert results.count("") == 4  # ... the others told this run holds it already (OURS)
@@ -289,7 +290,7 @@ async def test_the_same_key_twice_in_one_batch_is_claimed_once(tmp_path: Path) -
 
 async def test_a_broken_database_fails_the_waiting_claims(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
-    writer = ledger.writer("run-1")
+    writer = ClaimWriter(ledger, "run-1")
     writer.ledger = ClaimLedger.__new__(ClaimLedger)  # an engine that cannot connect
     writer.ledger.campaign_id = "c1"
     writer.ledger.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing-dir/x/y.sqlite3")

@@ -18,10 +18,11 @@ explicitly says it was not.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from autotalk_prefect.api.errors import (
     AutoTalkConnectionError,
@@ -29,9 +30,40 @@ from autotalk_prefect.api.errors import (
     UnexpectedAnswerError,
 )
 
-__all__ = ["Outcome", "OutcomeState", "find_id", "from_answer", "from_exception", "refusal"]
+__all__ = [
+    "FAILED",
+    "SENT",
+    "UNKNOWN",
+    "Outcome",
+    "OutcomeState",
+    "find_id",
+    "from_answer",
+    "from_exception",
+    "refusal",
+]
 
-OutcomeState = Literal["sent", "failed", "unknown"]
+
+class OutcomeState(str, enum.Enum):
+    """Where one non-idempotent call stands: the ONE spelling of an outcome, from the rule below
+    through the ledger's rows (``ledger.store.LedgerState`` is this enum) to the summaries.
+
+    ``from_answer`` and ``from_exception`` give ``SENT``, ``FAILED`` or ``UNKNOWN``; ``PENDING``
+    is the ledger's state between a committed claim and the call's outcome. Members are strings
+    (``OutcomeState.SENT == "sent"``), which is also how the ledger stores them.
+    """
+
+    PENDING = "pending"  # claimed: the call is in flight (or its run stopped before knowing)
+    SENT = "sent"  # applied (its id recorded when one was found)
+    FAILED = "failed"  # definitely not applied: the only state a key may be claimed again from
+    UNKNOWN = "unknown"  # may have been applied: never repeated unless the caller opts in
+
+    def __str__(self) -> str:  # "sent" in logs and f-strings, on every Python version
+        return str(self.value)
+
+
+SENT = OutcomeState.SENT
+FAILED = OutcomeState.FAILED
+UNKNOWN = OutcomeState.UNKNOWN
 
 #: statuses that prove the request was refused before anything was applied
 NOT_APPLIED = frozenset({400, 401, 403, 404, 422, 429})
@@ -67,9 +99,13 @@ class Outcome:
     raw: str | None = None
     already: bool = False
 
+    def __post_init__(self) -> None:
+        # a plain "sent" becomes the member; a misspelt state fails here, not in the ledger
+        object.__setattr__(self, "state", OutcomeState(self.state))
+
     @property
     def applied(self) -> bool:
-        return self.state == "sent"
+        return self.state is SENT
 
 
 def find_id(raw: Any, paths: tuple[tuple[str, ...], ...] = ID_PATHS) -> str | None:
@@ -147,12 +183,12 @@ def refusal(raw: Any) -> Outcome | None:
         ref = find_id(raw)
         if ref is not None:
             return Outcome(
-                "unknown",
+                UNKNOWN,
                 ref=ref,
                 reason=f"answered 2xx with {said} but also an id: {message}",
                 raw=kept,
             )
-        return Outcome("failed", reason=f"refused: answered 2xx with {said}: {message}", raw=kept)
+        return Outcome(FAILED, reason=f"refused: answered 2xx with {said}: {message}", raw=kept)
     return None
 
 
@@ -166,7 +202,7 @@ def from_answer(answer: Any) -> Outcome:
     ref = getattr(answer, "id", None)
     if not isinstance(ref, str):
         ref = find_id(answer)
-    return Outcome("sent", ref=ref)
+    return Outcome(SENT, ref=ref)
 
 
 def _reason(exc: BaseException) -> str:
@@ -182,7 +218,7 @@ def from_exception(exc: BaseException, *, create: bool = False) -> Outcome:
     if not isinstance(exc, AutoTalkError):
         # interrupted (cancel, Ctrl-C, a worker dying) or a bug: the request may have left
         return Outcome(
-            "unknown", reason=f"interrupted after the request may have left ({_reason(exc)})"
+            UNKNOWN, reason=f"interrupted after the request may have left ({_reason(exc)})"
         )
     status, reason = exc.status_code, _reason(exc)
     raw = exc.body[:_MAX_RAW] if exc.body else None
@@ -191,19 +227,19 @@ def from_exception(exc: BaseException, *, create: bool = False) -> Outcome:
         if refused is not None:
             return refused
         return Outcome(
-            "sent",
+            SENT,
             ref=find_id(raw) if raw else None,
             reason=f"accepted; the answer was not what we expected ({exc.message})",
             raw=raw,
         )
     if status == 409:
         if create:
-            return Outcome("sent", ref=None, reason="already applied (409)", raw=raw, already=True)
-        return Outcome("unknown", reason=reason, raw=raw)
+            return Outcome(SENT, ref=None, reason="already applied (409)", raw=raw, already=True)
+        return Outcome(UNKNOWN, reason=reason, raw=raw)
     if status in NOT_APPLIED:
-        return Outcome("failed", reason=reason, raw=raw)
+        return Outcome(FAILED, reason=reason, raw=raw)
     if status == 503 and exc.retry_after is not None:
-        return Outcome("failed", reason=reason, raw=raw)
+        return Outcome(FAILED, reason=reason, raw=raw)
     if status is None and isinstance(exc, AutoTalkConnectionError):
-        return Outcome("failed", reason=reason)
-    return Outcome("unknown", reason=reason, raw=raw)
+        return Outcome(FAILED, reason=reason)
+    return Outcome(UNKNOWN, reason=reason, raw=raw)

@@ -91,6 +91,11 @@ class MessageTemplate:
             raise RenderError("template rendered an empty message")
         return text
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # compiled Jinja code does not pickle: a copy (on a Dask worker) compiles once per
+        # process there, through the cache
+        return (compile_template, (self.source,))
+
     def __repr__(self) -> str:
         return f"MessageTemplate({self.source[:40]!r}{'...' if len(self.source) > 40 else ''})"
 

@@ -2,10 +2,11 @@
 
 The onboarding flow (create, welcome, log), the reply flow (each action of each inbound
 message) and outreach (one send per contact, through the async ``ClaimWriter``) all guard their
-calls with the same claim ledger (:mod:`autotalk_prefect.ledger.store`) and classify the result
+calls with the same claim ledger (:mod:`autotalk_prefect.ledger.store`; the async batched writer is :mod:`autotalk_prefect.ledger.writer`) and classify the result
 with THE outcome rule (:mod:`autotalk_prefect.api.outcomes`). This is the synchronous helper
 for single-run flows: ``run()`` claims the key, calls, records what the outcome rule says, and
-hands the outcome back; the mapping from exceptions to outcomes lives here once.
+hands the outcome back. The outcome it records is the rule's own ``OutcomeState``: the ledger's
+``LedgerState`` is that same enum, so nothing is translated on the way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from autotalk_prefect.api.errors import ExplicitRefusalError
-from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
+from autotalk_prefect.api.outcomes import SENT, Outcome, from_answer, from_exception
 from autotalk_prefect.ledger.consent import Consent, Verdict
 from autotalk_prefect.ledger.optouts import Identity
 from autotalk_prefect.ledger.store import (
@@ -33,7 +34,6 @@ __all__ = ["OnceLedger", "OnceResult", "done", "ledger_name", "unresolved"]
 
 T = TypeVar("T")
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_STATE = {"sent": LedgerState.SENT, "failed": LedgerState.FAILED, "unknown": LedgerState.UNKNOWN}
 
 
 def ledger_name(*parts: str) -> str:
@@ -128,7 +128,7 @@ class OnceLedger:
                 Resolution(
                     key,
                     attempt,
-                    _STATE[outcome.state],
+                    outcome.state,
                     message_id=outcome.ref,
                     reason=outcome.reason,
                     raw=outcome.raw,
@@ -140,7 +140,7 @@ class OnceLedger:
         """Record ``key`` as done with ``ref`` (found by other means: AutoTalk itself)."""
         attempt = self.claim(key, resend_unknown=True)
         if isinstance(attempt, str):
-            self.record(key, attempt, Outcome("sent", ref=ref, reason=reason))
+            self.record(key, attempt, Outcome(SENT, ref=ref, reason=reason))
 
     def run(
         self,
@@ -178,10 +178,10 @@ class OnceLedger:
                 raise  # an interruption: recorded as unknown, and it goes on
             return OnceResult(claimed=True, outcome=outcome, error=exc)
         outcome = from_answer(value)
-        if outcome.state == "sent" and ref is not None:
-            outcome = Outcome("sent", ref=ref(value))
+        if outcome.state is SENT and ref is not None:
+            outcome = Outcome(SENT, ref=ref(value))
         self.record(key, attempt, outcome)
-        if outcome.state != "sent":  # a 2xx whose body said it failed (the outcome rule)
+        if outcome.state is not SENT:  # a 2xx whose body said it failed (the outcome rule)
             refused = ExplicitRefusalError(outcome.reason or "refused", body=outcome.raw)
             return OnceResult(claimed=True, outcome=outcome, value=value, error=refused)
         return OnceResult(claimed=True, outcome=outcome, value=value)

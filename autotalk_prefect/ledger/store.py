@@ -12,23 +12,23 @@ a busy timeout, ``BEGIN IMMEDIATE`` for writes, deferred reads, and a bounded re
 transaction that SQLite refused as "database is locked" without waiting, which WAL mode does
 while another process opens or closes the file), PostgreSQL (``postgresql://...``) for many
 machines.
-Writers batch claims by *group commit*: every claim waiting at a moment shares one transaction.
+The async senders' batched writer (group commit) is ``ledger/writer.py``, on top of this store;
+where the ledger lives (URL, engine, Secret block) is ``ledger/location.py`` + ``ledger/database.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from autotalk_prefect.api.outcomes import OutcomeState
 from autotalk_prefect.ledger.consent import Consent, Verdict, check
 from autotalk_prefect.ledger.database import TABLE, transaction
 from autotalk_prefect.ledger.location import DEFAULT_LEDGER_DIR, LEDGER_URL_ENV, ledger_url
@@ -38,10 +38,8 @@ from autotalk_prefect.ledger.optouts import Identity, ensure_table
 __all__ = [
     "DEFAULT_LEDGER_DIR",
     "LEDGER_URL_ENV",
-    "OURS",
     "Claim",
     "ClaimLedger",
-    "ClaimWriter",
     "ContactStatus",
     "LedgerRow",
     "LedgerState",
@@ -52,19 +50,14 @@ __all__ = [
 
 _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MAX_REASON = 500
-OURS = ""  # ClaimWriter.claim: this run already holds the key
 _MAX_BATCH = 500  # rows per INSERT statement (SQLite caps bound parameters per statement)
 _ROWS_PAGE = 1000  # rows() reads this many per short read transaction
 T = TypeVar("T")
 
 
-class LedgerState(str, enum.Enum):
-    """Where one key stands."""
-
-    PENDING = "pending"  # claimed: the call is in flight (or its run stopped before knowing)
-    SENT = "sent"  # applied (message id recorded when one was found)
-    FAILED = "failed"  # definitely not applied: the only state that may be claimed again
-    UNKNOWN = "unknown"  # may have been applied: re-claimed only when the caller opts in
+#: Where one key stands: THE outcome enum of ``api.outcomes`` (one type from the client's rule to
+#: these rows and the summaries; no mapping between spellings). The name is the ledger's.
+LedgerState = OutcomeState
 
 
 def validate_campaign_id(campaign_id: object) -> str:
@@ -232,6 +225,10 @@ class ClaimLedger:
     def describe(self) -> str:
         return f"{_shown(self.url).strip(chr(39))} (campaign {self.campaign_id})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a ledger travels (to a Dask worker) as its campaign and URL; the engine is per process
+        return (ClaimLedger, (self.campaign_id, self.url))
+
     # reading
     def statuses(self, keys: Iterable[str]) -> dict[str, ContactStatus]:
         """The rows of ``keys`` (one query per few hundred keys; absent keys are absent)."""
@@ -316,7 +313,7 @@ class ClaimLedger:
         """
         return transaction(
             self.engine,
-            lambda conn: self._claim(
+            lambda conn: self.claim_in(
                 conn,
                 claims,
                 run_id,
@@ -328,7 +325,7 @@ class ClaimLedger:
             write=True,
         )
 
-    def _claim(
+    def claim_in(
         self,
         conn: Connection,
         claims: Sequence[Claim],
@@ -387,9 +384,9 @@ class ClaimLedger:
         """Write outcomes over their claims (a row re-claimed since is left alone)."""
         if not resolutions:
             return
-        transaction(self.engine, lambda conn: self._resolve(conn, resolutions), write=True)
+        transaction(self.engine, lambda conn: self.resolve_in(conn, resolutions), write=True)
 
-    def _resolve(self, conn: Connection, resolutions: Sequence[Resolution]) -> None:
+    def resolve_in(self, conn: Connection, resolutions: Sequence[Resolution]) -> None:
         c = TABLE.c
         stmt = (
             sa.update(TABLE)
@@ -431,23 +428,6 @@ class ClaimLedger:
         if key in won:
             self.resolve([Resolution(key, won[key], LedgerState.FAILED, reason=reason)])
 
-    def writer(
-        self,
-        run_id: str | None = None,
-        *,
-        resend_unknown: bool = False,
-        consent: Consent | None = None,
-        flow_run_id: str | None = None,
-    ) -> ClaimWriter:
-        """A group-commit writer for async senders (one per chunk)."""
-        return ClaimWriter(
-            self,
-            run_id or uuid.uuid4().hex,
-            resend_unknown=resend_unknown,
-            consent=consent,
-            flow_run_id=flow_run_id,
-        )
-
     def mark_stopped(self, flow_run_id: str, reason: str) -> int:
         """The pending claims of ``flow_run_id`` (a flow run Prefect reports crashed,
         cancelled or failed) become ``unknown`` at once; returns how many. A claim re-made
@@ -465,148 +445,6 @@ class ClaimLedger:
         return int(
             transaction(self.engine, lambda conn: conn.execute(stmt).rowcount or 0, write=True)
         )
-
-
-# ---- group commit ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Batch:
-    claims: list[tuple[Claim, asyncio.Future[Any]]] = field(default_factory=list)
-    resolutions: list[Resolution] = field(default_factory=list)
-
-
-class ClaimWriter:
-    """Batches claims and outcomes of concurrent async senders into shared transactions.
-
-    ``await claim(key, text)`` returns the attempt id once the claim is committed (the send may
-    leave), ``None`` when another run holds the key, ``OURS`` (``""``) when this run already
-    holds it (the key came up twice), or a consent ``Verdict`` (opted out, capped) when the
-    writer has a ``consent`` and it blocked the key; keys claimed only by the transactional
-    override are listed in ``overridden``. Outcomes ride along with the next commit;
-    ``await close()`` commits what is left. A failed commit fails every waiting claim (their
-    sends must not go out) and every later one.
-    """
-
-    def __init__(
-        self,
-        ledger: ClaimLedger,
-        run_id: str,
-        *,
-        resend_unknown: bool,
-        consent: Consent | None = None,
-        flow_run_id: str | None = None,
-    ) -> None:
-        self.ledger, self.run_id = ledger, run_id
-        self.consent, self.flow_run_id = consent, flow_run_id
-        self.overridden: set[str] = set()
-        self.reclaim: tuple[LedgerState, ...] = (
-            (LedgerState.FAILED, LedgerState.UNKNOWN, LedgerState.PENDING)
-            if resend_unknown
-            else (LedgerState.FAILED,)
-        )
-        self._batch = _Batch()
-        self._flushing: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-        self.commits = 0
-        self.claims_made = 0
-
-    async def __aenter__(self) -> ClaimWriter:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def claim(
-        self, key: str, text: str | None = None, identity: Identity | None = None
-    ) -> str | Verdict | None:
-        if self._error is not None:
-            raise self._error
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._batch.claims.append((Claim(key, text, identity), waiter))
-        self._kick()
-        answer: str | Verdict | None = await waiter
-        return answer
-
-    def resolve(self, key: str, attempt: str, state: LedgerState, **fields: Any) -> None:
-        self._batch.resolutions.append(Resolution(key, attempt, state, **fields))
-
-    def _kick(self) -> None:
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
-
-    def _commit(self, batch: _Batch) -> dict[str, Any]:
-        return transaction(self.ledger.engine, lambda conn: self._apply(conn, batch), write=True)
-
-    def _apply(self, conn: Connection, batch: _Batch) -> dict[str, Any]:
-        """One transaction: the batch's outcomes, then its claims."""
-        if batch.resolutions:
-            self.ledger._resolve(conn, batch.resolutions)
-        if not batch.claims:
-            return {}
-        keys = [c for c, _ in batch.claims]
-        verdicts: dict[str, Verdict] = {}
-        won: dict[str, Any] = self.ledger._claim(
-            conn,
-            keys,
-            self.run_id,
-            self.reclaim,
-            consent=self.consent,
-            flow_run_id=self.flow_run_id,
-            verdicts=verdicts,
-        )
-        for key, verdict in verdicts.items():
-            if key in won:  # claimed by the transactional override
-                self.overridden.add(key)
-            else:
-                won[key] = verdict
-        lost = [c.key for c in keys if c.key not in won]
-        if lost:  # held by this very run (a contact listed twice)? say so, not "another run"
-            c = TABLE.c
-            query = sa.select(c.key).where(
-                c.campaign == self.ledger.campaign_id,
-                c.key.in_(lost),
-                c.run_id == self.run_id,
-            )
-            held: list[Any] = list(conn.execute(query).scalars())
-            won.update({str(key): OURS for key in held})
-        return won
-
-    async def _flush_loop(self) -> None:
-        while (self._batch.claims or self._batch.resolutions) and self._error is None:
-            batch, self._batch = self._batch, _Batch()
-            try:
-                won = await asyncio.to_thread(self._commit, batch)
-            except Exception as exc:
-                self._error = exc
-                for _, waiter in [*batch.claims, *self._batch.claims]:
-                    if not waiter.done():
-                        waiter.set_exception(exc)
-                self._batch.claims = []
-                return
-            self.commits += 1
-            seen: set[str] = set()
-            for claim, waiter in batch.claims:
-                # the same key twice in one batch: only its first claimant may send
-                attempt = won.get(claim.key) if claim.key not in seen else OURS
-                seen.add(claim.key)
-                self.claims_made += isinstance(attempt, str) and bool(attempt)
-                if not waiter.done():
-                    waiter.set_result(attempt)
-
-    async def flush(self) -> None:
-        """Commit everything buffered (raises if the database failed)."""
-        if self._flushing is not None and not self._flushing.done():
-            await asyncio.shield(self._flushing)
-        if (self._batch.claims or self._batch.resolutions) and self._error is None:
-            self._kick()
-            assert self._flushing is not None
-            await self._flushing
-        if self._error is not None:
-            raise self._error
-
-    async def close(self) -> None:
-        await self.flush()
 
 
 def as_mapping(statuses: Mapping[str, ContactStatus]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The outreach engine: who gets the campaign, and sending it exactly once per contact.
 
 The flow (``flows/outreach/flow.py:outreach_campaign``) is thin; this module holds the parameter
-models, the audience stream, the per-chunk plan, the chunk job and sender, and the summary.
+models, the audience stream, the per-chunk plan and the summary; ``send.py`` beside it holds the
+send context built once per run, the chunk sender and the submit/collect loop.
 Exactly-once comes from the claim ledger (``autotalk_prefect.ledger.store``): a send leaves only
 after its contact's claim is committed, so a re-run or an overlapping run never messages a
 contact twice, and every outcome is classified by THE rule in ``autotalk_prefect.api.outcomes``
@@ -11,33 +12,26 @@ contact twice, and every outcome is classified by THE rule in ``autotalk_prefect
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from autotalk_prefect.api.errors import AuthenticationError, AutoTalkError, PermissionDeniedError
-from autotalk_prefect.api.outcomes import Outcome, from_answer, from_exception
+from autotalk_prefect.api.outcomes import FAILED, SENT, UNKNOWN
 from autotalk_prefect.api.paging import RESERVED_FILTERS
 from autotalk_prefect.flows.common import unknown_type_error
-from autotalk_prefect.flows.outreach import quiet as quiet_hours
-from autotalk_prefect.flows.outreach.quiet import QuietChunk, QuietDeferral, QuietRule
+from autotalk_prefect.flows.outreach.quiet import QuietChunk, QuietDeferral
 from autotalk_prefect.flows.outreach.quiet import QuietHours as QuietHours  # its old home
 from autotalk_prefect.flows.outreach.sql_audience import iter_sql_audience
-from autotalk_prefect.flows.templating import MessageTemplate, RenderError, compile_template
-from autotalk_prefect.ledger.consent import Consent, Verdict
-from autotalk_prefect.ledger.optouts import Identity, default_region
+from autotalk_prefect.flows.templating import MessageTemplate
 from autotalk_prefect.ledger.reconcile import ReconcileReport
 from autotalk_prefect.ledger.stopped_runs import FlowRunStates
-from autotalk_prefect.ledger.store import OURS, ClaimLedger, ClaimWriter, LedgerState
-from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
+from autotalk_prefect.ledger.store import ClaimLedger
 
 if TYPE_CHECKING:
-    from autotalk_prefect.api.client import AsyncAutoTalkClient, AutoTalkClient
+    from autotalk_prefect.api.client import AutoTalkClient
 
 MAX_LISTED = 200  # failures / unknowns listed by contact in the summary and the table artifact
 WorkItem = tuple[str, dict[str, Any]]  # (contact id, the record the template renders)
@@ -292,13 +286,13 @@ class Plan:
             if status is not None and status.run_id == self.run_id:
                 continue  # listed twice in the audience: this run already has it
             self.total += 1
-            if status is None or status.state is LedgerState.FAILED:
+            if status is None or status.state is FAILED:
                 wanted.append(item)
-            elif status.state is LedgerState.SENT:
+            elif status.state is SENT:
                 self.skipped_sent += 1
             elif self.resend_unknown:
                 wanted.append(item)
-            elif status.state is LedgerState.UNKNOWN:
+            elif status.state is UNKNOWN:
                 self._unknown(contact_id, status.reason or "an earlier send's outcome is unknown")
             elif self._stopped(status.flow_run_id):
                 self._unknown(contact_id, self._stopped_reason(status.flow_run_id))
@@ -412,206 +406,6 @@ def chunked(items: Iterator[WorkItem], size: int) -> Iterator[list[WorkItem]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-# ---- sending one chunk ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChunkJob:
-    """Everything one chunk task needs, as one picklable value (it travels to Dask workers)."""
-
-    items: list[WorkItem]
-    number: int
-    campaign_id: str
-    template_source: str
-    ledger_url: str
-    run_id: str
-    credentials: Any  # an AutoTalkCredentials block, or None for the AUTOTALK_* environment
-    channel_id: str | None = None
-    concurrency: int = 16
-    requests_per_second: float | None = None
-    global_rate_limit_name: str | None = None
-    fetch_type: str | None = None
-    resend_unknown: bool = False
-    consent: Consent = field(default_factory=Consent)
-    flow_run_id: str | None = None
-    phone_field: str = "phone"
-    email_field: str = "email"
-    quiet: QuietRule | None = None
-
-
-class ChunkSender:
-    """Sends one chunk with bounded concurrency, rate limits and a committed claim before every
-    send; classifies every send with THE outcome rule (``api.outcomes``)."""
-
-    def __init__(
-        self,
-        client: AsyncAutoTalkClient,
-        writer: ClaimWriter,
-        template: MessageTemplate,
-        *,
-        channel_id: str | None,
-        concurrency: int,
-        bucket: TokenBucket | None,
-        global_limit: GlobalRateLimit | None,
-        fetch_type: str | None,
-        phone_field: str = "phone",
-        email_field: str = "email",
-        quiet: QuietRule | None = None,
-    ) -> None:
-        self.client, self.writer, self.template = client, writer, template
-        self.quiet = quiet
-        self.channel_id = channel_id
-        self.fields = (phone_field, email_field)
-        self.region = default_region() or ""  # read once: settings are not free
-        self.semaphore = asyncio.Semaphore(concurrency)
-        self.bucket, self.global_limit = bucket, global_limit
-        self.fetch_type = fetch_type
-        self.result = ChunkResult()
-
-    async def run(self, items: list[WorkItem]) -> ChunkResult:
-        await asyncio.gather(*(self._one(contact_id, record) for contact_id, record in items))
-        await self.writer.flush()
-        self.result.transactional = len(self.writer.overridden)
-        return self.result
-
-    async def _text_for(self, contact_id: str, record: dict[str, Any]) -> tuple[str, Identity]:
-        if self.fetch_type and self.template.needs_record and not record:
-            item = await self.client.get_dynadata_item(self.fetch_type, contact_id)
-            record = item.to_wire()
-        phone, email = (record.get(name) for name in self.fields)
-        return self.template.render(record), Identity.of(
-            contact_id, phone, email, region=self.region
-        )
-
-    async def _claim(
-        self, contact_id: str, text: str | None = None, identity: Identity | None = None
-    ) -> str | None:
-        """This run's attempt id for ``contact_id`` once its claim is committed; ``None`` (and
-        counted) when the contact was listed twice, another run holds it, or the consent check
-        blocked it (opted out: skipped; at its frequency cap: deferred)."""
-        attempt = await self.writer.claim(contact_id, text, identity)
-        if isinstance(attempt, Verdict):
-            blocked = self.result.opted_out if attempt is Verdict.OPTED_OUT else self.result.capped
-            blocked.append(contact_id)
-            return None
-        if attempt == OURS:  # listed twice: this run has it already
-            self.result.duplicates += 1
-            return None
-        if attempt is None:
-            self.result.claimed_elsewhere.append(
-                ContactProblem(contact_id=contact_id, reason=CLAIMED_REASON)
-            )
-        return attempt
-
-    async def _not_sendable(self, contact_id: str, reason: str) -> None:
-        """Failed before any send (template, record): a ``failed`` row, unless another run
-        holds the contact."""
-        attempt = await self._claim(contact_id)
-        if attempt is None:
-            return
-        self.writer.resolve(contact_id, attempt, LedgerState.FAILED, reason=reason)
-        self.result.failed.append(ContactProblem(contact_id=contact_id, reason=reason))
-
-    async def _zone_record(self, contact_id: str, record: dict[str, Any]) -> dict[str, Any]:
-        """An id-list audience's record, fetched when quiet hours read the contact's zone."""
-        if self.fetch_type and self.quiet is not None and self.quiet.field and not record:
-            return (await self.client.get_dynadata_item(self.fetch_type, contact_id)).to_wire()
-        return record
-
-    async def _one(self, contact_id: str, record: dict[str, Any]) -> None:
-        async with self.semaphore:
-            try:
-                record = await self._zone_record(contact_id, record)
-                text, identity = await self._text_for(contact_id, record)
-            except RenderError as exc:
-                await self._not_sendable(contact_id, str(exc))
-                return
-            except AutoTalkError as exc:
-                await self._not_sendable(contact_id, f"could not load the record: {exc}")
-                return
-            if self.quiet is not None:  # on the contact's clock, before any rate-limit slot
-                verdict = self.quiet.check(record, quiet_hours.now())
-                if verdict.problem is not None:
-                    await self._not_sendable(contact_id, verdict.problem)
-                    return
-                if verdict.opens is not None:  # not claimed: a later pass or run sends it
-                    self.result.quiet.hold(contact_id, record, verdict, self.quiet)
-                    return
-            if self.bucket is not None:
-                await self.bucket.acquire()
-            if self.global_limit is not None:
-                await self.global_limit.acquire()
-            attempt = await self._claim(contact_id, text, identity)  # committed before the send
-            if attempt is None:
-                return
-            fields = {"channelId": self.channel_id} if self.channel_id else {}
-            try:
-                message = await self.client.send_message(contact_id, text, **fields)
-            except BaseException as exc:
-                outcome = from_exception(exc)
-                self._record(contact_id, attempt, outcome)
-                if not isinstance(exc, Exception) or (
-                    outcome.state == "failed"
-                    and isinstance(exc, (AuthenticationError, PermissionDeniedError))
-                ):
-                    raise  # interrupted, or every other send would fail the same way: stop
-                return
-            self._record(contact_id, attempt, from_answer(message))
-
-    def _record(self, contact_id: str, attempt: str, outcome: Outcome) -> None:
-        state = {"sent": LedgerState.SENT, "failed": LedgerState.FAILED}.get(
-            outcome.state, LedgerState.UNKNOWN
-        )
-        self.writer.resolve(
-            contact_id,
-            attempt,
-            state,
-            message_id=outcome.ref,
-            reason=outcome.reason,
-            raw=outcome.raw,
-        )
-        if outcome.state == "sent":
-            self.result.sent += 1
-            self.result.accepted_odd_answer += outcome.raw is not None or outcome.reason is not None
-            return
-        problem = ContactProblem(contact_id=contact_id, reason=outcome.reason or outcome.state)
-        (self.result.failed if outcome.state == "failed" else self.result.unknown).append(problem)
-
-
-async def send_chunk_async(job: ChunkJob) -> ChunkResult:
-    """One chunk, start to finish: its own client and its own claim writer."""
-    from autotalk_prefect.credentials import resolve_credentials
-
-    template = compile_template(job.template_source)
-    ledger = ClaimLedger(job.campaign_id, job.ledger_url)
-    bucket = TokenBucket(job.requests_per_second) if job.requests_per_second else None
-    limit = GlobalRateLimit(job.global_rate_limit_name) if job.global_rate_limit_name else None
-    credentials = resolve_credentials(job.credentials)
-    async with (
-        credentials.get_async_client(max_connections=job.concurrency) as client,
-        ledger.writer(
-            job.run_id,
-            resend_unknown=job.resend_unknown,
-            consent=job.consent,
-            flow_run_id=job.flow_run_id,
-        ) as writer,
-    ):
-        sender = ChunkSender(
-            client,
-            writer,
-            template,
-            channel_id=job.channel_id,
-            concurrency=job.concurrency,
-            bucket=bucket,
-            global_limit=limit,
-            fetch_type=job.fetch_type,
-            phone_field=job.phone_field,
-            email_field=job.email_field,
-            quiet=job.quiet,
-        )
-        return await sender.run(job.items)
 
 
 # ---- summary --------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ guarded by the campaign's ledger, so a re-run after a crash, a cancel or a retry
 the contacts that have not been messaged yet (see ``autotalk_prefect.flows.outreach.engine``).
 """
 
-import dataclasses
 import datetime as dt
 import time
 from typing import Any, Literal, cast
@@ -20,7 +19,6 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from prefect.utilities.asyncutils import run_coro_as_sync
@@ -30,7 +28,6 @@ from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credential
 from autotalk_prefect.flows.outreach import quiet as quiet_clock
 from autotalk_prefect.flows.outreach.engine import (
     Audience,
-    ChunkJob,
     ChunkResult,
     OutreachSummary,
     Plan,
@@ -40,7 +37,6 @@ from autotalk_prefect.flows.outreach.engine import (
     check_numbers,
     chunked,
     iter_audience,
-    send_chunk_async,
     summarise,
 )
 from autotalk_prefect.flows.outreach.preview import CampaignPreview, preview_campaign
@@ -53,11 +49,18 @@ from autotalk_prefect.flows.outreach.report import (
     summary_markdown,
     summary_table,
 )
+from autotalk_prefect.flows.outreach.send import (
+    ChunkJob,
+    SendContext,
+    send_chunk_async,
+    send_chunks,
+    send_context,
+)
 from autotalk_prefect.flows.runinfo import emit_completed, label_run, slug
 from autotalk_prefect.flows.task_runners import TaskRunnerChoice, chunk_submitter
 from autotalk_prefect.flows.templating import MessageTemplate, compile_template
 from autotalk_prefect.ledger.consent import Consent, FrequencyCap, resolve_cap
-from autotalk_prefect.ledger.reconcile import reconcile
+from autotalk_prefect.ledger.reconcile import ReconcileReport, reconcile
 from autotalk_prefect.ledger.stopped_runs import FlowRunStates
 from autotalk_prefect.ledger.store import ClaimLedger
 from autotalk_prefect.ratelimit import check_global_rate_limit
@@ -210,21 +213,16 @@ def outreach_campaign(
             nothing and writes nothing to the ledger.
     """
     started = time.monotonic()
-    logger = get_run_logger()
     label_run(tags=["outreach", slug(campaign_id)])
     audience = audience or Audience()
-    check_numbers(
+    _check_parameters(
+        channel_id,
+        unknown_grace_minutes,
         chunk_size=chunk_size,
         max_concurrency=max_concurrency,
         requests_per_second=requests_per_second,
         parallel_chunks=parallel_chunks,
     )
-    if channel_id is not None and not channel_id.strip():
-        raise ValueError("channel_id is empty: give a channel id, or leave it unset")
-    if unknown_grace_minutes is not None and not unknown_grace_minutes >= 0:
-        raise ValueError(
-            f"unknown_grace_minutes must be >= 0 (or unset), got {unknown_grace_minutes!r}"
-        )
     rule = build_rule(
         quiet_hours,
         timezone_field=timezone_field,
@@ -235,143 +233,166 @@ def outreach_campaign(
     template = compile_template(message_template)  # a bad template fails before anything else
     ledger = ClaimLedger(campaign_id, ledger_storage)
     block = resolve_credentials(credentials)
-    with block.get_client() as client:
-        check_audience_type(client, audience, template)
-    if global_rate_limit_name:
-        limit = run_coro_as_sync(check_global_rate_limit(global_rate_limit_name))
-        logger.info("global rate limit %r: %s", global_rate_limit_name, limit)
+    _check_audience_and_limit(block, audience, template, global_rate_limit_name)
     consent = Consent(transactional=transactional, cap=resolve_cap(frequency_cap))
     flow_run_id = _flow_run_id()
     if dry_run:
         return _dry_run(
             campaign_id, ledger, block, audience, template, consent, rule, resend_unknown
         )
-    run_id = uuid4().hex
-    plan = Plan(ledger, run_id, resend_unknown=resend_unknown, flow_runs=FlowRunStates())
-    totals = Totals()
+    context = send_context(
+        campaign_id=campaign_id,
+        run_id=uuid4().hex,
+        credentials=block,
+        template=template,
+        ledger=ledger,
+        max_concurrency=max_concurrency,
+        parallel_chunks=parallel_chunks,
+        requests_per_second=requests_per_second,
+        global_rate_limit_name=global_rate_limit_name,
+        one_process=task_runner == "threads",
+        channel_id=channel_id,
+        fetch_type=audience.dynadata_type if audience.contact_ids is not None else None,
+        resend_unknown=resend_unknown,
+        consent=consent,
+        flow_run_id=flow_run_id,
+        phone_field=audience.phone_field,
+        email_field=audience.email_field,
+        quiet=rule,
+    )
+    plan = Plan(ledger, context.run_id, resend_unknown=resend_unknown, flow_runs=FlowRunStates())
+    totals, tally = Totals(), QuietTally()
     key = artifact_key(campaign_id)
-
     if rule is not None and rule.field is None and not _wait_for_quiet_hours(rule):
         summary = summarise(campaign_id, plan, totals, started=started, ledger=ledger.describe())
-        summary.quiet_hours_skipped = True
+        summary.quiet_hours_skipped = True  # one zone for everybody, inside its quiet hours
         _publish(summary, key, message_template, channel_id)
         return summary
-
-    per_chunk = max(1, max_concurrency // parallel_chunks)
-    per_chunk_rate = requests_per_second / parallel_chunks if requests_per_second else None
-    fetch_type = audience.dynadata_type if audience.contact_ids is not None else None
-    progress = cast(
-        UUID,
-        create_progress_artifact(
-            0.0, key=f"{key}-progress", description=f"Chunks done of campaign {campaign_id}"
-        ),
+    _send(
+        context,
+        plan,
+        audience,
+        totals,
+        tally,
+        chunk_size,
+        parallel_chunks,
+        task_runner,
+        dask_address,
     )
-    in_flight: set[PrefectFuture[ChunkResult]] = set()
-    submitted = 0
-    tally = QuietTally()
-
-    def collect_one() -> None:
-        finished = next(as_completed(list(in_flight)))
-        in_flight.discard(finished)
-        result = finished.result()  # a failed chunk (e.g. a revoked key) fails the run
-        totals.add(result)
-        tally.add(result.quiet)
-
-    def show_progress() -> None:
-        # the audience is streamed, so its size is known only at the end: show chunks done
-        update_progress_artifact(progress, 100.0 * totals.chunks / max(submitted, 1))
-
-    with (
-        chunk_submitter(task_runner, dask_address, n_workers=parallel_chunks) as submit,
-        block.get_client() as client,
-    ):
-        # The next chunk is read from the API (and planned against the ledger: one query for
-        # its contacts) while the chunks in flight send, and is submitted as soon as one of
-        # them finishes.
-        chunks = (
-            plan.chunk(c)
-            for c in chunked(
-                iter_audience(client, audience, template, keep_record=bool(rule and rule.field)),
-                chunk_size,
-            )
-        )
-        number = 0
-        for items in chunks:
-            if not items:
-                continue
-            number += 1
-            collected = totals.chunks
-            while len(in_flight) >= parallel_chunks:
-                collect_one()
-            job = ChunkJob(
-                items=items,
-                number=number,
-                campaign_id=campaign_id,
-                template_source=message_template,
-                ledger_url=ledger.url,
-                run_id=run_id,
-                credentials=credentials if task_runner == "threads" else block,  # remote: by value
-                channel_id=channel_id,
-                concurrency=per_chunk,
-                requests_per_second=per_chunk_rate,
-                global_rate_limit_name=global_rate_limit_name,
-                fetch_type=fetch_type,
-                resend_unknown=resend_unknown,
-                consent=consent,
-                flow_run_id=flow_run_id,
-                phone_field=audience.phone_field,
-                email_field=audience.email_field,
-                quiet=rule,
-            )
-            # a chunk is opaque data: Prefect need not walk its items
-            in_flight.add(submit(send_chunk, quote(job)))
-            submitted += 1
-            if totals.chunks > collected:  # after the submit: the next chunk starts first
-                show_progress()
-        while in_flight:  # inside the block: a Dask cluster lives until its chunks are done
-            collect_one()
-            show_progress()
-        sent_before_wait = totals.sent
-        while tally:  # on_quiet_hours="wait": each zone's contacts when their window opens
-            opens, waiting, zones = tally.next_opening()
-            logger.info(
-                "quiet hours: waiting until %s for %s contacts (%s)",
-                opens.isoformat(),
-                waiting,
-                ", ".join(zones),
-            )
-            quiet_clock.wait_until(opens)
-            for items in chunked(tally.take_due(quiet_clock.now()), chunk_size):
-                number += 1
-                while len(in_flight) >= parallel_chunks:
-                    collect_one()
-                in_flight.add(
-                    submit(send_chunk, quote(dataclasses.replace(job, items=items, number=number)))
-                )
-                submitted += 1
-            while in_flight:
-                collect_one()
-                show_progress()
-        tally.waited = totals.sent - sent_before_wait
-    update_progress_artifact(progress, 100.0)
-
-    reconciled = None
-    if reconcile_unknown and (totals.unknown or plan.earlier_unknown_count or plan.claimed_count):
-        with block.get_client() as client:
-            reconciled = reconcile(ledger, client, grace_minutes=unknown_grace_minutes)
-        logger.info("reconciliation: %s", reconciled.line())
+    reconciled = _reconcile(ledger, block, plan, totals, reconcile_unknown, unknown_grace_minutes)
     summary = summarise(
         campaign_id, plan, totals, started=started, ledger=ledger.describe(), reconciled=reconciled
     )
+    _add_quiet(summary, rule, tally)
+    _publish(summary, key, message_template, channel_id)
+    _log_summary(summary)
+    return summary
+
+
+def _check_parameters(
+    channel_id: str | None, unknown_grace_minutes: float | None, **numbers: Any
+) -> None:
+    """Refuse sizes that would stall or flood the run, and empty strings, naming the parameter."""
+    check_numbers(**numbers)
+    if channel_id is not None and not channel_id.strip():
+        raise ValueError("channel_id is empty: give a channel id, or leave it unset")
+    if unknown_grace_minutes is not None and not unknown_grace_minutes >= 0:
+        raise ValueError(
+            f"unknown_grace_minutes must be >= 0 (or unset), got {unknown_grace_minutes!r}"
+        )
+
+
+def _check_audience_and_limit(
+    block: AutoTalkCredentials,
+    audience: Audience,
+    template: MessageTemplate,
+    global_rate_limit_name: str | None,
+) -> None:
+    """Fail before any send: an audience type the account lacks, a global limit that is
+    missing, inactive or without decay."""
+    with block.get_client() as client:
+        check_audience_type(client, audience, template)
+    if global_rate_limit_name:
+        limit = run_coro_as_sync(check_global_rate_limit(global_rate_limit_name))
+        get_run_logger().info("global rate limit %r: %s", global_rate_limit_name, limit)
+
+
+def _send(
+    context: SendContext,
+    plan: Plan,
+    audience: Audience,
+    totals: Totals,
+    tally: QuietTally,
+    chunk_size: int,
+    parallel_chunks: int,
+    task_runner: TaskRunnerChoice,
+    dask_address: str | None,
+) -> None:
+    """Stream the audience in planned chunks through the chunk tasks (``send.send_chunks``)."""
+    key = artifact_key(context.campaign_id)
+    progress = cast(
+        UUID,
+        create_progress_artifact(
+            0.0, key=f"{key}-progress", description=f"Chunks done of campaign {context.campaign_id}"
+        ),
+    )
+    rule = context.quiet
+    with (
+        chunk_submitter(task_runner, dask_address, n_workers=parallel_chunks) as submit,
+        context.credentials.get_client() as client,
+    ):
+        records = iter_audience(
+            client, audience, context.template, keep_record=bool(rule and rule.field)
+        )
+        send_chunks(
+            context,
+            (plan.chunk(items) for items in chunked(records, chunk_size)),
+            # a chunk is opaque data: Prefect need not walk its items
+            lambda job: submit(send_chunk, quote(job)),
+            parallel_chunks=parallel_chunks,
+            chunk_size=chunk_size,
+            totals=totals,
+            tally=tally,
+            progress=lambda percent: _show_progress(progress, percent),
+            logger=get_run_logger(),
+        )
+    update_progress_artifact(progress, 100.0)
+
+
+def _show_progress(artifact: UUID, percent: float) -> None:
+    update_progress_artifact(artifact, percent)
+
+
+def _reconcile(
+    ledger: ClaimLedger,
+    block: AutoTalkCredentials,
+    plan: Plan,
+    totals: Totals,
+    wanted: bool,
+    grace_minutes: float | None,
+) -> ReconcileReport | None:
+    """Look every unknown outcome up in AutoTalk (when asked to and there is one)."""
+    if not (wanted and (totals.unknown or plan.earlier_unknown_count or plan.claimed_count)):
+        return None
+    with block.get_client() as client:
+        reconciled = reconcile(ledger, client, grace_minutes=grace_minutes)
+    get_run_logger().info("reconciliation: %s", reconciled.line())
+    return reconciled
+
+
+def _add_quiet(summary: OutreachSummary, rule: QuietRule | None, tally: QuietTally) -> None:
+    """The quiet-hours figures of the run, in the summary and the log."""
     summary.deferred_quiet_hours, summary.quiet_waited = tally.deferred_count, tally.waited
     summary.quiet_deferred = tally.deferred
     if rule is not None:
-        logger.info("quiet hours %s: %s", rule.window(), tally.line())
-    _publish(summary, key, message_template, channel_id)
-    logger.info(
+        get_run_logger().info("quiet hours %s: %s", rule.window(), tally.line())
+
+
+def _log_summary(summary: OutreachSummary) -> None:
+    get_run_logger().info(
         "campaign %s: %s sent, %s already sent, %s claimed by another run, %s failed, "
         "%s unknown, %s skipped: opted out, %s deferred: frequency cap of %s contacts; %s",
-        campaign_id,
+        summary.campaign_id,
         summary.sent,
         summary.skipped_already_sent,
         summary.skipped_claimed,
@@ -382,7 +403,6 @@ def outreach_campaign(
         summary.total,
         retries_text(summary.retries),
     )
-    return summary
 
 
 def _dry_run(

@@ -3,9 +3,9 @@
 Meant for a deployment triggered by ``autotalk.message.received`` events (emitted by the webhook
 receiver) with ``parameters={"event": "{{ event.payload }}", "event_id": "{{ event.id | string }}"}``
 (a Prefect server older than 3.6 needs the payload spelled as in ``deployments/prefect.yaml``).
-Loads the contact's record (by ``client._id``, else by phone, then email), picks
-the first matching rule (``autotalk_prefect.flows.replies.engine``), runs its actions as Prefect tasks, and
-logs what it did. A redelivered event (same id) changes nothing: each action and the event itself
+Four named steps: find the contact (``client._id``, else by phone, then email) and its record,
+decide (the first matching rule of ``autotalk_prefect.flows.replies.engine``, every answer
+rendered), act (each action once, as a Prefect task), publish (an artifact and an event). A redelivered event (same id) changes nothing: each action and the event itself
 are recorded in the ledger, and an action already done is never repeated.
 """
 
@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from autotalk_prefect.api.errors import AutoTalkError, NotFoundError
 from autotalk_prefect.api.models import DynadataItem, Message
+from autotalk_prefect.api.outcomes import SENT
 from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.flows.common import unknown_type_error
 from autotalk_prefect.flows.replies.engine import (
@@ -177,7 +178,7 @@ def _act_once(
             detail="another run holds this action; not repeated",
         )
     assert ran.outcome is not None
-    if ran.outcome.state != "sent":
+    if ran.outcome.state is not SENT:
         assert ran.error is not None
         raise ran.error
     message_id = ran.outcome.ref
@@ -280,135 +281,197 @@ def handle_reply(
             ``$AUTOTALK_LEDGER_URL``, else ``.autotalk/ledger``.
         credentials: The AutoTalk credentials block (default: ``AUTOTALK_*`` settings).
     """
-    logger = get_run_logger()
     evt = parse_event(event, event_id)
-    table = DEFAULT_RULES if rules is None else rules
     event_key = evt.dedupe_key(event_id)
     label_run(tags=["replies", slug(dynadata_type)])
-    # A body without the contact's _id names it by phone or email: look it up first (the
-    # ledger is per contact), and keep the record so it is not read twice.
-    looked_up: DynadataItem | None = None
-    if evt.client.id:
-        contact_id = evt.client.id
-    else:
-        looked_up = _find_contact(evt, event_key, dynadata_type, credentials)
-        contact_id = looked_up.id
-    who = evt.client.name or contact_id
-
+    contact_id, looked_up = _who_wrote(evt, event_key, dynadata_type, credentials)
     with OnceLedger(ledger_name("replies", dynadata_type, contact_id), ledger_storage) as steps:
-        known = steps.statuses([event_key])
         outcome = ReplyOutcome(
             event_id=event_key,
             contact_id=contact_id,
             contact_name=evt.client.name,
             dynadata_type=dynadata_type,
             rule=None,
-            duplicate=done(known.get(event_key)),
+            duplicate=done(steps.statuses([event_key]).get(event_key)),
             ledger=steps.describe(),
         )
         if outcome.duplicate:
-            logger.info("Event %s was handled before: nothing to do", event_key)
+            get_run_logger().info("Event %s was handled before: nothing to do", event_key)
         else:
-            try:
-                contact = looked_up or get_dynadata_item(
-                    dynadata_type, contact_id, credentials=credentials
-                )
-            except NotFoundError:
-                missing = _missing_type(dynadata_type, credentials)
-                if missing:
-                    raise missing from None
-                raise UnknownContactError(
-                    f"Event {event_key} names contact {contact_id!r}, but the {dynadata_type!r} "
-                    "type has no such item: nothing was done."
-                ) from None
-            rule, found = match_rule(table, evt.message.text)
-            outcome.rule, outcome.matched_keywords = (rule.name if rule else None), found
-            if outcome.contact_name is None and isinstance(contact.data.get("name"), str):
-                outcome.contact_name = who = contact.data["name"]
-            label_run(
-                tags=[f"rule:{slug(outcome.rule or 'none')}"],
-                name=f"reply-{slug(outcome.rule or 'none')}-{slug(who).lower()}",
+            contact = looked_up or _load_contact(
+                evt, event_key, contact_id, dynadata_type, credentials
             )
-            logger.info(
-                "Event %s from contact %s: rule %r%s",
-                event_key,
-                contact_id,
-                outcome.rule,
-                f" (keywords {found})" if found else "",
+            decision = _decide(
+                outcome, DEFAULT_RULES if rules is None else rules, evt, contact, ledger_storage
             )
-            actions = rule.actions if rule else []
-            # Render every answer before any action runs: a template that does not fit the
-            # record fails the run with nothing done.
-            record = {**contact.data, "_id": contact.id}
-            who_ids = _Who(
-                identity=Identity.of(
-                    contact_id,
-                    _text(contact.data.get("phone")) or evt.client.phone,
-                    _text(contact.data.get("email")) or evt.client.email,
-                ),
-                event_key=event_key,
-                keywords=tuple(found),
-                ledger_storage=ledger_storage,
-            )
-            # answers check the opt-out list inside their claim, except the confirmation of
-            # an opt-out rule (the one message allowed after STOP)
-            consent = None if rule is None or rule.opts_out else Consent()
-            answers = [
-                compile_template(a.template).render(record) if isinstance(a, SendAnswer) else None
-                for a in actions
-            ]
-            for index, (action, answer) in enumerate(zip(actions, answers, strict=True)):
-                step = f"{event_key}#{index}"
-                try:
-                    result = _act_once(
-                        steps,
-                        step,
-                        steps.status(step),
-                        action,
-                        resend_unknown,
-                        partial(
-                            _perform,
-                            action,
-                            dynadata_type,
-                            contact,
-                            evt,
-                            answer,
-                            credentials,
-                            who_ids,
-                        ),
-                        identity=who_ids.identity if isinstance(action, SendAnswer) else None,
-                        consent=consent if isinstance(action, SendAnswer) else None,
-                    )
-                except AutoTalkError as exc:
-                    logger.error(
-                        "Rule %r action %d (%s %s) failed: %s",
-                        outcome.rule,
-                        index + 1,
-                        action.kind,
-                        describe_action(action),
-                        exc,
-                    )
-                    raise
-                outcome.actions.append(result)
-            if not any(a.status == "unknown" for a in outcome.actions):
-                steps.mark(event_key, None)
+            _act(steps, decision, outcome, evt, contact, dynadata_type, resend_unknown, credentials)
+    _publish(outcome)
+    return outcome
 
+
+# ---- the steps: find, decide, act, publish ------------------------------------------------
+
+
+def _who_wrote(
+    evt: InboundReplyEvent,
+    event_key: str,
+    dynadata_type: str,
+    credentials: AutoTalkCredentials | None,
+) -> tuple[str, DynadataItem | None]:
+    """The contact's id; and its record when it had to be looked up (by phone or email: a body
+    without ``client._id``), so it is not read twice. The ledger is per contact: this comes
+    first."""
+    if evt.client.id:
+        return evt.client.id, None
+    found = _find_contact(evt, event_key, dynadata_type, credentials)
+    return found.id, found
+
+
+def _load_contact(
+    evt: InboundReplyEvent,
+    event_key: str,
+    contact_id: str,
+    dynadata_type: str,
+    credentials: AutoTalkCredentials | None,
+) -> DynadataItem:
+    """The contact's record; a missing type or item fails the run with nothing done."""
+    try:
+        item: DynadataItem = get_dynadata_item(dynadata_type, contact_id, credentials=credentials)
+    except NotFoundError:
+        missing = _missing_type(dynadata_type, credentials)
+        if missing:
+            raise missing from None
+        raise UnknownContactError(
+            f"Event {event_key} names contact {contact_id!r}, but the {dynadata_type!r} "
+            "type has no such item: nothing was done."
+        ) from None
+    return item
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the matched rule asks for: its actions, each answer rendered, who it is about, and
+    the consent check its answers go through (``None``: the confirmation of an opt-out)."""
+
+    actions: list[AnyAction]
+    answers: list[str | None]
+    who: _Who
+    consent: Consent | None
+
+
+def _decide(
+    outcome: ReplyOutcome,
+    table: list[ReplyRule],
+    evt: InboundReplyEvent,
+    contact: DynadataItem,
+    ledger_storage: str | None,
+) -> _Decision:
+    """The first matching rule (named in ``outcome`` and the run's name), with every answer
+    rendered before any action runs: a template that does not fit the record fails the run
+    with nothing done."""
+    rule, found = match_rule(table, evt.message.text)
+    outcome.rule, outcome.matched_keywords = (rule.name if rule else None), found
+    if outcome.contact_name is None and isinstance(contact.data.get("name"), str):
+        outcome.contact_name = contact.data["name"]
+    who = outcome.contact_name or outcome.contact_id
+    label_run(
+        tags=[f"rule:{slug(outcome.rule or 'none')}"],
+        name=f"reply-{slug(outcome.rule or 'none')}-{slug(who).lower()}",
+    )
+    get_run_logger().info(
+        "Event %s from contact %s: rule %r%s",
+        outcome.event_id,
+        outcome.contact_id,
+        outcome.rule,
+        f" (keywords {found})" if found else "",
+    )
+    actions = list(rule.actions) if rule else []
+    record = {**contact.data, "_id": contact.id}
+    identity = Identity.of(
+        outcome.contact_id,
+        _text(contact.data.get("phone")) or evt.client.phone,
+        _text(contact.data.get("email")) or evt.client.email,
+    )
+    return _Decision(
+        actions=actions,
+        answers=[
+            compile_template(a.template).render(record) if isinstance(a, SendAnswer) else None
+            for a in actions
+        ],
+        who=_Who(
+            identity=identity,
+            event_key=outcome.event_id,
+            keywords=tuple(found),
+            ledger_storage=ledger_storage,
+        ),
+        # answers check the opt-out list inside their claim, except the confirmation of an
+        # opt-out rule (the one message allowed after STOP)
+        consent=None if rule is None or rule.opts_out else Consent(),
+    )
+
+
+def _act(
+    steps: OnceLedger,
+    decision: _Decision,
+    outcome: ReplyOutcome,
+    evt: InboundReplyEvent,
+    contact: DynadataItem,
+    dynadata_type: str,
+    resend_unknown: bool,
+    credentials: AutoTalkCredentials | None,
+) -> None:
+    """Each action once (its own ledger step); the event is recorded as handled when no
+    action's outcome is unknown. An AutoTalk error fails the run, after logging which action."""
+    event_key = outcome.event_id
+    for index, (action, answer) in enumerate(zip(decision.actions, decision.answers, strict=True)):
+        step = f"{event_key}#{index}"
+        answering = isinstance(action, SendAnswer)
+        perform = partial(
+            _perform, action, dynadata_type, contact, evt, answer, credentials, decision.who
+        )
+        try:
+            result = _act_once(
+                steps,
+                step,
+                steps.status(step),
+                action,
+                resend_unknown,
+                perform,
+                identity=decision.who.identity if answering else None,
+                consent=decision.consent if answering else None,
+            )
+        except AutoTalkError as exc:
+            get_run_logger().error(
+                "Rule %r action %d (%s %s) failed: %s",
+                outcome.rule,
+                index + 1,
+                action.kind,
+                describe_action(action),
+                exc,
+            )
+            raise
+        outcome.actions.append(result)
+    if not any(a.status == "unknown" for a in outcome.actions):
+        steps.mark(event_key, None)
+
+
+def _publish(outcome: ReplyOutcome) -> None:
+    """The run's artifact and its ``autotalk.reply.handled`` event."""
     create_markdown_artifact(
         markdown=summary_markdown(outcome),
-        key=artifact_key("reply", event_key),
+        key=artifact_key("reply", outcome.event_id),
         description=reply_headline(outcome),
     )
     emit_completed(
         "autotalk.reply.handled",
         "reply",
-        event_key,
+        outcome.event_id,
         payload={
-            "event_id": event_key,
-            "contact_id": contact_id,
+            "event_id": outcome.event_id,
+            "contact_id": outcome.contact_id,
             "rule": outcome.rule,
             "duplicate": outcome.duplicate,
             "actions_done": sum(a.status == "done" for a in outcome.actions),
         },
-        related=[resource("contact", contact_id, outcome.contact_name)],
+        related=[resource("contact", outcome.contact_id, outcome.contact_name)],
     )
-    return outcome
