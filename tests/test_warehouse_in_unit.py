@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from autotalk_prefect.flows.warehouse_in.engine import (
+    RowResult,
+    read_chunk_results,
+    write_chunk_results,
+)
 from autotalk_prefect.flows.warehouse_in.mapping import (
     MappingError,
     RowMapper,
@@ -19,6 +24,7 @@ from autotalk_prefect.flows.warehouse_in.mapping import (
     document_hash,
     json_value,
 )
+from autotalk_prefect.flows.warehouse_in.results import ResultsFile
 from autotalk_prefect.flows.warehouse_in.source import (
     check_query,
     check_url,
@@ -226,3 +232,21 @@ def test_a_url_can_come_from_a_secret_block(tmp_path: Path) -> None:
     assert resolve_url("secret/warehouse-in-test-url") == url
     with pytest.raises(ValueError, match="no Secret block named 'missing-one'"):
         resolve_url("secret/missing-one")
+
+
+def test_a_chunks_results_file_round_trips_and_is_appended_then_removed(tmp_path: Path) -> None:
+    rows = [
+        RowResult(key="a@x.io", item_id="it-1", outcome="created"),
+        RowResult(key="b,with comma", outcome="failed", error='phone: "bad"\nsecond line'),
+        RowResult(key="c@x.io", outcome="unknown", error="timed out"),
+    ]
+    chunk = tmp_path / "chunk-0000001.csv"
+    write_chunk_results(chunk, rows)
+    assert list(read_chunk_results(chunk)) == rows
+    results = ResultsFile(tmp_path / "results.csv", "clients", "run-1")
+    results.add_chunk(chunk)
+    results.close()
+    assert not chunk.exists() and results.rows == 3
+    lines = (tmp_path / "results.csv").read_text(encoding="utf-8")
+    assert lines.startswith("key,item_id,outcome,error,dynadata_type,flow_run_id,synced_at")
+    assert "a@x.io,it-1,created,,clients,run-1," in lines

@@ -20,11 +20,13 @@ per chunk, after the calls.
 from __future__ import annotations
 
 import asyncio
+import csv
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
@@ -55,10 +57,21 @@ from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
 if TYPE_CHECKING:
     from autotalk_prefect.api.client import AsyncAutoTalkClient
 
-__all__ = ["ChunkJob", "ChunkReport", "Diff", "RowResult", "claims_ledger", "upsert_chunk"]
+__all__ = [
+    "MAX_LISTED",
+    "ChunkJob",
+    "ChunkReport",
+    "Diff",
+    "RowResult",
+    "claims_ledger",
+    "read_chunk_results",
+    "upsert_chunk",
+    "write_chunk_results",
+]
 
 Outcome = Literal["created", "updated", "unchanged", "failed", "unknown"]
 OUTCOMES: tuple[Outcome, ...] = ("created", "updated", "unchanged", "failed", "unknown")
+MAX_LISTED = 200  # failed / unknown rows a chunk (and the run's summary) lists
 _FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
@@ -86,19 +99,42 @@ class Diff(BaseModel):
 
 
 class ChunkReport(BaseModel):
-    """What one chunk did: every row's result, the API calls it made, sample diffs."""
+    """What one chunk did: its outcome counts, the file holding every row's result, at most
+    ``MAX_LISTED`` failed or unknown rows, the API calls it made, sample diffs.
+
+    Small whatever the chunk's size: the rows' results go to ``results_file`` (CSV: key,
+    item id, outcome, error) as the chunk ends, so a million-row run keeps no result per row in
+    memory (a task's return value lives as long as Prefect keeps the task run's state).
+    """
 
     number: int
-    results: list[RowResult] = Field(default_factory=list)
+    rows: int = 0
+    counts: dict[str, int] = Field(default_factory=lambda: {str(o): 0 for o in OUTCOMES})
+    problems: list[RowResult] = Field(default_factory=list)
+    results_file: str | None = None
     calls: dict[str, int] = Field(default_factory=dict)
     diffs: list[Diff] = Field(default_factory=list)
     retries: dict[str, int] = Field(default_factory=dict)
 
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
-        for r in self.results:
-            counts[r.outcome] += 1
-        return counts
+
+def write_chunk_results(path: Path, results: Iterable[RowResult]) -> None:
+    """One chunk's row results as CSV (no header): key, item id, outcome, error."""
+    with path.open("w", newline="", encoding="utf-8") as file:
+        out = csv.writer(file)
+        for r in results:
+            out.writerow((r.key, r.item_id or "", r.outcome, r.error or ""))
+
+
+def read_chunk_results(path: Path) -> Iterator[RowResult]:
+    """The rows ``write_chunk_results`` wrote, in order."""
+    with path.open(newline="", encoding="utf-8") as file:
+        for key, item_id, outcome, error in csv.reader(file):
+            yield RowResult(
+                key=key,
+                item_id=item_id or None,
+                outcome=cast(Outcome, outcome),
+                error=error or None,
+            )
 
 
 @dataclass(frozen=True)
@@ -121,6 +157,7 @@ class ChunkJob:
     sample_diffs: int = 0
     stale_claim_seconds: float = 15 * 60.0
     adopted: dict[str, KnownItem] | None = None  # dry run on a first run: the key index
+    results_dir: str | None = None  # where the chunk writes its rows' results (else kept none)
 
 
 @dataclass
@@ -298,12 +335,21 @@ class ChunkUpserter:
         else:
             await self._write(rows, known)
         ordered = [self.chunk.results[r.key] for r in rows if r.key in self.chunk.results]
-        return ChunkReport(
+        results = [*ordered, *self.chunk.failed_rows]
+        report = ChunkReport(
             number=self.job.number,
-            results=[*ordered, *self.chunk.failed_rows],
+            rows=len(results),
+            problems=[r for r in results if r.outcome in ("failed", "unknown")][:MAX_LISTED],
             calls=dict(self.chunk.calls),
             diffs=self.chunk.diffs,
         )
+        for r in results:
+            report.counts[r.outcome] += 1
+        if self.job.results_dir is not None:
+            path = Path(self.job.results_dir) / f"chunk-{self.job.number:07d}.csv"
+            await asyncio.to_thread(write_chunk_results, path, results)
+            report.results_file = str(path)
+        return report
 
     async def _write(self, rows: list[_Row], known: dict[str, KnownItem]) -> None:
         new = [r for r in rows if r.key not in known]

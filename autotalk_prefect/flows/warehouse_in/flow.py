@@ -42,6 +42,7 @@ from autotalk_prefect.flows.runinfo import (
     slug,
 )
 from autotalk_prefect.flows.warehouse_in.engine import (
+    MAX_LISTED,
     OUTCOMES,
     ChunkJob,
     ChunkReport,
@@ -65,7 +66,6 @@ from autotalk_prefect.flows.warehouse_in.state import KnownItem, StateRow, Wareh
 from autotalk_prefect.flows.warehouse_in.summary import WarehouseSyncSummary
 from autotalk_prefect.ratelimit import check_global_rate_limit
 
-MAX_LISTED = 200  # failed / unknown rows listed in the summary and the artifact
 _LIMITS = {"chunk_size": (1, 10_000), "max_concurrency": (1, 256), "parallel_chunks": (1, 16)}
 
 
@@ -117,7 +117,7 @@ def _chunk_run_name() -> str:
 async def upsert_rows(job: ChunkJob) -> ChunkReport:
     """Upsert one chunk (claims make a re-run of it safe; updates are idempotent)."""
     report = await upsert_chunk(job)
-    counts = report.counts()
+    counts = report.counts
     get_run_logger().info(
         "chunk %s: %s created, %s updated, %s unchanged, %s failed, %s unknown (%s)",
         job.number,
@@ -202,15 +202,14 @@ class _Totals:
 
     def add(self, report: ChunkReport, sample_diffs: int) -> None:
         self.chunks += 1
-        for outcome, n in report.counts().items():
+        for outcome, n in report.counts.items():
             self.counts[outcome] += n
-        self.rows += len(report.results)
+        self.rows += report.rows
         for name, n in report.calls.items():
             self.calls[name] = self.calls.get(name, 0) + n
         for name, n in report.retries.items():
             self.retries[name] = self.retries.get(name, 0) + n
-        bad = [r for r in report.results if r.outcome in ("failed", "unknown")]
-        self.problems += bad[: max(0, MAX_LISTED - len(self.problems))]
+        self.problems += report.problems[: max(0, MAX_LISTED - len(self.problems))]
         self.diffs += report.diffs[: max(0, sample_diffs - len(self.diffs))]
 
 
@@ -372,6 +371,9 @@ def sync_from_warehouse(
         else Path(cast(Any, scratch).name) / "results.csv"
     )
     results = ResultsFile(csv_path, dynadata_type, run_id)
+    # each chunk writes its rows' results here; the flow appends them to the CSV as they come
+    chunk_dir = tempfile.TemporaryDirectory(prefix="autotalk-chunks-")
+    chunk_files = Path(chunk_dir.name)
     in_flight: set[PrefectFuture[ChunkReport]] = set()
     submitted = 0
 
@@ -380,7 +382,8 @@ def sync_from_warehouse(
         in_flight.discard(done)
         report = done.result()  # a failed chunk (a revoked key) fails the run
         totals.add(report, sample_diffs)
-        results.add(report.results)
+        if report.results_file is not None:  # the chunk's rows, appended then removed
+            results.add_chunk(Path(report.results_file))
         update_progress_artifact(progress, 100.0 * totals.chunks / max(submitted, 1))
 
     def all_chunks() -> Iterable[list[Row]]:
@@ -409,6 +412,7 @@ def sync_from_warehouse(
                 sample_diffs=sample_diffs,
                 stale_claim_seconds=stale_claim_minutes * 60.0,
                 adopted=adopted,
+                results_dir=str(chunk_files),
             )
             # a chunk is opaque data: Prefect need not walk its rows
             future = upsert_rows.submit(cast(Any, quote(job)))
@@ -418,6 +422,7 @@ def sync_from_warehouse(
             collect_one()
     finally:
         results.close()
+        chunk_dir.cleanup()
     update_progress_artifact(progress, 100.0)
 
     table = None

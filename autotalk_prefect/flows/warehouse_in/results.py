@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from autotalk_prefect.flows.warehouse_in.engine import RowResult
+from autotalk_prefect.flows.warehouse_in.engine import RowResult, read_chunk_results
 from autotalk_prefect.flows.warehouse_in.source import duckdb_path, open_engine, shown_url
 
 __all__ = ["COLUMNS", "RESULTS_TABLE", "ResultsFile", "write_back"]
@@ -70,6 +70,11 @@ class ResultsFile:
             )
             self.rows += 1
         self._file.flush()
+
+    def add_chunk(self, path: Path) -> None:
+        """Append the results one chunk wrote (``engine.write_chunk_results``), then drop its file."""
+        self.add(read_chunk_results(path))
+        path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if not self._file.closed:
