@@ -226,3 +226,24 @@ def test_a_url_can_come_from_a_secret_block(tmp_path: Path) -> None:
     assert resolve_url("secret/warehouse-in-test-url") == url
     with pytest.raises(ValueError, match="no Secret block named 'missing-one'"):
         resolve_url("secret/missing-one")
+
+
+def test_duckdb_write_back_goes_in_slices_and_keeps_every_row(tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    from autotalk_prefect.flows.warehouse_in import results
+    from autotalk_prefect.flows.warehouse_in.engine import RowResult
+
+    path = tmp_path / "results.csv"
+    file = results.ResultsFile(path, "clients", "run-1")
+    file.add(RowResult(key=f"k{i}", outcome="failed", error="two\nlines") for i in range(25))
+    file.close()
+    database = tmp_path / "w.duckdb"
+    old, results.DUCKDB_SLICE_ROWS = results.DUCKDB_SLICE_ROWS, 10
+    try:
+        assert results.write_back(f"duckdb:///{database}", path) == 25
+    finally:
+        results.DUCKDB_SLICE_ROWS = old
+    with duckdb.connect(str(database)) as conn:
+        rows = conn.execute("SELECT key, error FROM autotalk_sync_results ORDER BY key").fetchall()
+    assert len(rows) == 25 and {e for _, e in rows} == {"two\nlines"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "w.duckdb"]
