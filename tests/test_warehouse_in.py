@@ -27,6 +27,7 @@ from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.flows import sync_from_warehouse
 from autotalk_prefect.flows.warehouse_in.engine import claims_ledger
 from autotalk_prefect.flows.warehouse_in.mapping import MappingError
+from autotalk_prefect.flows.warehouse_in.state import TABLE as STATE
 from autotalk_prefect.flows.warehouse_in.state import WarehouseState
 from autotalk_prefect.flows.warehouse_in.summary import WarehouseSyncSummary
 from autotalk_prefect.ledger.store import TABLE as CLAIMS
@@ -157,6 +158,17 @@ def _requests(sandbox: SandboxHandle) -> int:
     return int(sandbox.stats()["requests"])
 
 
+def _state_runs(w: Warehouse) -> dict[str, tuple[str, float]]:
+    """The state table's (run id, time) per key of the test's rows."""
+    state = WarehouseState("clients", w.ledger)
+    c = STATE.c
+    query = sa.select(c.key, c.run_id, c.updated_at).where(
+        c.dynadata_type == "clients", c.key.like("%@warehouse.test")
+    )
+    with state.engine.connect() as conn:
+        return {r.key: (r.run_id, r.updated_at) for r in conn.execute(query)}
+
+
 def _sync(w: Warehouse, creds: AutoTalkCredentials, **kwargs: Any) -> WarehouseSyncSummary:
     params: dict[str, Any] = {
         "dynadata_type": "clients",
@@ -192,8 +204,10 @@ def test_first_run_creates_a_rerun_writes_nothing_and_one_percent_changed_update
     assert exported[0]["item_id"] == items[exported[0]["key"]][0]["_id"]
 
     before = _requests(sandbox)
+    recorded = _state_runs(w)
     again = _sync(w, creds)
     assert (again.unchanged, again.created, again.updated) == (N, 0, 0)
+    assert _state_runs(w) == recorded  # unchanged rows: the state table is not rewritten
     assert again.writes == 0 and again.matched_existing is None
     assert _requests(sandbox) - before == 2  # the type list and its schema: no write, no list
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autotalk_prefect.flows.warehouse_in import results
 from autotalk_prefect.flows.warehouse_in.engine import (
     RowResult,
     read_chunk_results,
@@ -250,3 +251,21 @@ def test_a_chunks_results_file_round_trips_and_is_appended_then_removed(tmp_path
     lines = (tmp_path / "results.csv").read_text(encoding="utf-8")
     assert lines.startswith("key,item_id,outcome,error,dynadata_type,flow_run_id,synced_at")
     assert "a@x.io,it-1,created,,clients,run-1," in lines
+
+
+def test_duckdb_write_back_goes_in_slices_and_keeps_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    duckdb = pytest.importorskip("duckdb")
+
+    path = tmp_path / "results.csv"
+    file = ResultsFile(path, "clients", "run-1")
+    file.add(RowResult(key=f"k{i}", outcome="failed", error="two\nlines") for i in range(25))
+    file.close()
+    database = tmp_path / "w.duckdb"
+    monkeypatch.setattr(results, "DUCKDB_SLICE_ROWS", 10)
+    assert results.write_back(f"duckdb:///{database}", path) == 25
+    with duckdb.connect(str(database)) as conn:
+        rows = conn.execute("SELECT key, error FROM autotalk_sync_results ORDER BY key").fetchall()
+    assert len(rows) == 25 and {e for _, e in rows} == {"two\nlines"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "w.duckdb"]

@@ -191,12 +191,20 @@ class _Chunk:
         self.calls[name] = self.calls.get(name, 0) + 1
 
     def done(
-        self, row: _Row, outcome: Outcome, item_id: str | None, error: str | None = None
+        self,
+        row: _Row,
+        outcome: Outcome,
+        item_id: str | None,
+        error: str | None = None,
+        *,
+        record: bool = True,
     ) -> None:
+        """The row's result; its state row too unless the state already holds it (a re-run
+        of unchanged rows writes nothing to the state table)."""
         self.results[row.key] = RowResult(
             key=row.key, item_id=item_id, outcome=outcome, error=error
         )
-        if outcome in ("created", "updated", "unchanged") and item_id:
+        if record and outcome in ("created", "updated", "unchanged") and item_id:
             self.state_rows.append(StateRow(row.key, item_id, row.hash))
 
 
@@ -395,8 +403,8 @@ class ChunkUpserter:
             await self.limit.acquire()
 
     async def _update_or_keep(self, row: _Row, known: KnownItem) -> None:
-        if known.hash == row.hash:
-            self.chunk.done(row, "unchanged", known.item_id)
+        if known.hash == row.hash:  # the state already holds this row: nothing to record
+            self.chunk.done(row, "unchanged", known.item_id, record=False)
             return
         await self._update(row, known.item_id)
 
