@@ -1,7 +1,7 @@
 """The ``autotalk-prefect`` command: one sub-command per job, each defined beside its feature.
 
 Every command's failure is one line on stderr that says what was wrong and what to do
-(:mod:`autotalk_prefect.cli_errors`); ``--debug`` shows the traceback instead.
+(:mod:`autotalk_prefect.cli.errors`); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from autotalk_prefect._version import __version__
-from autotalk_prefect.cli_errors import DEBUG, InputError, one_line_errors
+from autotalk_prefect.cli.errors import DEBUG, CommandFailed, InputError, one_line_errors
 
 #: plain help (no rich panels): flags without ``<bool>`` labels, defaults wrapped, not cut off
 TYPER_OPTIONS: dict[str, Any] = {
@@ -49,7 +49,7 @@ def version_command() -> None:
     typer.echo(__version__)
 
 
-from autotalk_prefect.sandbox.cli import sandbox_command  # noqa: E402
+from autotalk_prefect.cli.sandbox import sandbox_command  # noqa: E402
 
 app.command("sandbox")(one_line_errors(sandbox_command))
 
@@ -89,12 +89,12 @@ def blocks_save_command(
     typer.echo(f"AutoTalkCredentials block {name!r}: {outcome.value}")
 
 
-from autotalk_prefect.webhooks.cli import webhooks_command  # noqa: E402
+from autotalk_prefect.cli.webhooks import webhooks_command  # noqa: E402
 
 app.command("webhooks")(one_line_errors(webhooks_command))
 
 
-from autotalk_prefect.demo import demo_command  # noqa: E402
+from autotalk_prefect.cli.demo import demo_command  # noqa: E402
 
 app.command("demo")(one_line_errors(demo_command))
 
@@ -141,8 +141,7 @@ def show_command(name: str = NAME_OPTION) -> None:
     """Print the rate limit as the Prefect server holds it (exit 1 if there is none)."""
     info = describe_rate_limit(name)
     if info is None:
-        typer.echo(f"no rate limit named {name!r} (create it with `rate-limit set`)", err=True)
-        raise typer.Exit(code=1)
+        raise CommandFailed(f"no rate limit named {name!r} (create it with `rate-limit set`)")
     typer.echo(info.describe())
 
 
@@ -154,7 +153,7 @@ def delete_command(name: str = NAME_OPTION) -> None:
     typer.echo(f"deleted {name!r}" if removed else f"no rate limit named {name!r}: nothing to do")
 
 
-from autotalk_prefect.doctor import doctor_command  # noqa: E402
+from autotalk_prefect.cli.doctor import doctor_command  # noqa: E402
 
 app.command("doctor")(one_line_errors(doctor_command))
 
@@ -279,7 +278,7 @@ def ledger_reconcile_command(
     typer.echo(f"{campaign}: {report.line()}")
 
 
-from autotalk_prefect.cli_consent import campaign_app, optouts_app  # noqa: E402
+from autotalk_prefect.cli.consent import campaign_app, optouts_app  # noqa: E402
 
 app.add_typer(optouts_app, name="optouts")
 app.add_typer(campaign_app, name="campaign")
