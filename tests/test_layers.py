@@ -79,6 +79,14 @@ LAZY: dict[tuple[str, str], str] = {
         ],
         "the source imports dlt, an optional extra (autotalk-prefect[dlt])",
     ),
+    ("autotalk_prefect.cli.main", "autotalk_prefect.cli.commands"): (
+        "the commands that need Prefect load when one is asked for: `autotalk-prefect sandbox` "
+        "and `webhooks` start without importing Prefect"
+    ),
+    ("autotalk_prefect.sandbox.server", "autotalk_prefect.credentials"): (
+        "the credentials block imports Prefect; a sandbox started from the command line "
+        "never builds one"
+    ),
     ("autotalk_prefect.flows.outreach.engine", "autotalk_prefect.credentials"): (
         "each chunk resolves its credentials again; the send context built once by the flow "
         "(issue 22, item 1) removes this import with the resolution"
