@@ -7,8 +7,8 @@ Every command's failure is one line on stderr that says what was wrong and what 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -20,7 +20,7 @@ from autotalk_prefect.cli.webhooks import webhooks_command
 
 
 @functools.cache
-def _more_commands() -> click.Group:
+def _more_commands() -> TyperGroup:
     """The commands that import Prefect (or the ledger, the flows), built when first asked for."""
     from autotalk_prefect.cli.commands import app as more
 
@@ -31,10 +31,11 @@ class _Commands(TyperGroup):
     """``version``, ``sandbox`` and ``webhooks`` here; the rest from :mod:`.commands` on demand,
     so ``autotalk-prefect sandbox`` starts without importing Prefect."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    # typed Any: newer typer vendors click (typer._click), older typer uses click itself
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*super().list_commands(ctx), *_more_commands().list_commands(ctx)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         return super().get_command(ctx, cmd_name) or _more_commands().get_command(ctx, cmd_name)
 
 
