@@ -153,7 +153,7 @@ def test_troubleshooting_has_a_row_for_each_line_a_user_can_meet() -> None:
 def test_bad_input_is_one_line_and_exit_2_even_with_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    from autotalk_prefect.cli_errors import DEBUG, InputError, one_line_errors
+    from autotalk_prefect.cli.errors import DEBUG, InputError, one_line_errors
 
     @one_line_errors
     def command() -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from autotalk_prefect.demo import command, steps
+from autotalk_prefect.cli import demo as command
+from autotalk_prefect.demo import steps
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from autotalk_prefect.api.models import Company, DynadataItem, Message
 from autotalk_prefect.cli import app
-from autotalk_prefect.doctor import compare_fields, list_items, page_style, unwrap_object
+from autotalk_prefect.cli.doctor import compare_fields, list_items, page_style, unwrap_object
 from autotalk_prefect.sandbox import SandboxHandle
 from autotalk_prefect.sandbox.pytest_plugin import SANDBOX_DIALECTS
 

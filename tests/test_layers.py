@@ -46,8 +46,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "autotalk_prefect.demo",
             "autotalk_prefect.cli",
-            "autotalk_prefect.cli_errors",
-            "autotalk_prefect.cli_consent",
+            "autotalk_prefect.cli.errors",
+            "autotalk_prefect.cli.consent",
             "autotalk_prefect.doctor",
         ),
     ),
@@ -67,9 +67,9 @@ LAZY: dict[tuple[str, str], str] = {
     ),
     **dict.fromkeys(
         [
-            ("autotalk_prefect.demo.command", "autotalk_prefect.demo.context"),
-            ("autotalk_prefect.demo.command", "autotalk_prefect.demo.report"),
-            ("autotalk_prefect.demo.command", "autotalk_prefect.demo.steps"),
+            ("autotalk_prefect.cli.demo", "autotalk_prefect.demo.context"),
+            ("autotalk_prefect.cli.demo", "autotalk_prefect.demo.report"),
+            ("autotalk_prefect.cli.demo", "autotalk_prefect.demo.steps"),
         ],
         "Prefect is imported only after the demo has set its environment (PREFECT_HOME)",
     ),
@@ -78,6 +78,14 @@ LAZY: dict[tuple[str, str], str] = {
             ("autotalk_prefect.flows.sync.flow", "autotalk_prefect.flows.sync.source"),
         ],
         "the source imports dlt, an optional extra (autotalk-prefect[dlt])",
+    ),
+    ("autotalk_prefect.cli.main", "autotalk_prefect.cli.commands"): (
+        "the commands that need Prefect load when one is asked for: `autotalk-prefect sandbox` "
+        "and `webhooks` start without importing Prefect"
+    ),
+    ("autotalk_prefect.sandbox.server", "autotalk_prefect.credentials"): (
+        "the credentials block imports Prefect; a sandbox started from the command line "
+        "never builds one"
     ),
 }
 

@@ -1,4 +1,5 @@
-"""``autotalk-prefect demo``: the whole integration on one machine, verified as it runs.
+"""The demo behind ``autotalk-prefect demo`` (the command is ``cli/demo.py``): the whole
+integration on one machine, verified as it runs.
 
 Against the built-in sandbox (the default) and Prefect's ephemeral API: save a credentials block
 through ``blocks/``, onboard a new client, run an outreach campaign under injected 429s and 503s,
@@ -8,7 +9,3 @@ every check held.
 """
 
 from __future__ import annotations
-
-from autotalk_prefect.demo.command import demo_command
-
-__all__ = ["demo_command"]

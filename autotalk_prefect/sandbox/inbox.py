@@ -19,6 +19,7 @@ from autotalk_prefect.sandbox.fragments import RowCache, message_rows
 from autotalk_prefect.sandbox.http import endpoint, json_response, page_params, time_param
 from autotalk_prefect.sandbox.inbox_forms import (
     FORM_FIELDS,
+    REFUSAL_BODY_CHOICES,
     FormRefused,
     faults_from_form,
     read_form,
@@ -187,7 +188,14 @@ def inbox_routes(runtime: SandboxRuntime) -> list[Route]:
     ) -> Response:
         data = queries.faults(runtime)
         shown = form if form is not None else _form_values(data["config"])
-        context = ctx("Faults", data=data, error=error, form=shown, applied=applied)
+        context = ctx(
+            "Faults",
+            data=data,
+            error=error,
+            form=shown,
+            applied=applied,
+            refusal_bodies=REFUSAL_BODY_CHOICES,
+        )
         return render("faults.html", context, status=422 if error else 200, active="/faults")
 
     @page

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from autotalk_prefect.sandbox.faults import FaultConfig
+from autotalk_prefect.sandbox.faults import REFUSAL_BODIES, FaultConfig
 from autotalk_prefect.sandbox.problems import ApiProblem, bad_request
 
 MAX_FORM_BYTES = 64 * 1024
@@ -25,15 +25,21 @@ FLOAT_FIELDS = (
     "retry_after_seconds",
     "drop_after_processing",
     "rate_limit_rps",
+    "refusal_rate",
 )
 FORM_FIELDS = (
     *FLOAT_FIELDS,
+    "refusal_body",
     "error_statuses",
     "retry_after_on_503",
     "methods",
     "path_pattern",
     "seed",
 )
+
+
+#: the refusal shapes the form offers (a 200 whose body says the call failed)
+REFUSAL_BODY_CHOICES = tuple(REFUSAL_BODIES)
 
 
 class FormRefused(ValueError):
@@ -84,6 +90,9 @@ def faults_from_form(form: Mapping[str, str]) -> FaultConfig:
     methods = _list(form.get("methods", ""))
     if methods:
         values["methods"] = tuple(methods)
+    body = form.get("refusal_body", "").strip()
+    if body:
+        values["refusal_body"] = body  # FaultConfig names the shapes it knows if this is not one
     pattern = form.get("path_pattern", "").strip()
     if pattern:
         values["path_pattern"] = pattern

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 
 from autotalk_prefect.api.config import AuthScheme
-from autotalk_prefect.credentials import AutoTalkCredentials
 from autotalk_prefect.sandbox.app import SandboxApp, create_app
 from autotalk_prefect.sandbox.config import DEFAULT_API_KEY, SandboxConfig
 from autotalk_prefect.sandbox.dialects import auth_headers as dialect_auth_headers
 from autotalk_prefect.sandbox.dialects import get_dialect
 from autotalk_prefect.sandbox.faults import FaultConfig
 from autotalk_prefect.serving import LOOPBACK, serve_in_thread
+
+if TYPE_CHECKING:
+    from autotalk_prefect.credentials import AutoTalkCredentials
 
 HOST = LOOPBACK
 STARTUP_TIMEOUT_S = 30.0
@@ -53,6 +55,8 @@ class SandboxHandle:
 
     def credentials(self) -> AutoTalkCredentials:
         """An (unsaved) ``AutoTalkCredentials`` block that reaches this sandbox."""
+        from autotalk_prefect.credentials import AutoTalkCredentials
+
         return AutoTalkCredentials(
             api_key=SecretStr(self.api_key),
             base_url=self.base_url,

@@ -16,9 +16,10 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from prefect.events import Event
+if TYPE_CHECKING:  # Prefect loads when the first event is built, not when the receiver starts
+    from prefect.events import Event
 
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://api.autotalk.io/webhooks")
 """uuid5 namespace of Prefect event ids derived from AutoTalk event ids (never change it)."""
@@ -198,6 +199,8 @@ def build_event(
     trigger = body.get("trigger")
     if isinstance(trigger, Mapping):
         add("channel", trigger.get("channel"), "channel")
+
+    from prefect.events import Event
 
     return Event.model_validate(
         {

@@ -148,6 +148,9 @@ def test_pages_ship_their_assets_and_fetch_nothing_from_elsewhere(inbox: httpx.C
         ({"latency_ms": "fast"}, "latency_ms must be a number"),
         ({"error_statuses": "404"}, "error_statuses must be among"),
         ({"path_pattern": "("}, "is not a regex"),
+        ({"refusal_rate": "1.5"}, "refusal_rate must be a fraction between 0 and 1"),
+        ({"error_rate": "0.6", "refusal_rate": "0.6"}, "must not exceed 1"),
+        ({"refusal_body": "maybe"}, "refusal_body must be one of"),
     ],
 )
 def test_a_bad_faults_form_is_refused_with_the_reason_and_changes_nothing(
@@ -176,6 +179,24 @@ def test_the_faults_form_sets_what_the_admin_api_reads(
         ).to_dict()
     )
     assert inbox.post("/faults/clear").status_code == 303 and not sb.faults().active
+
+
+def test_the_faults_form_sets_a_refusal_and_the_api_answers_200_refused(
+    sb: SandboxHandle, inbox: httpx.Client, api: httpx.Client
+) -> None:
+    page = inbox.get("/faults").text
+    assert 'name="refusal_rate"' in page and '<option value="status_rejected"' in page
+    form = {"refusal_rate": "1", "refusal_body": "status_rejected", "path_pattern": "send_message$"}
+    assert inbox.post("/faults", data=form).status_code == 303
+    assert sb.faults() == FaultConfig(
+        refusal_rate=1.0, refusal_body="status_rejected", path_pattern="send_message$"
+    )
+    shown = inbox.get("/faults").text  # the form comes back holding what was applied
+    assert '<option value="status_rejected" selected>' in shown
+    contact = sb.contact_ids()[0]
+    answer = api.post(f"/contacts/{contact}/send_message", json={"message": "hi"})
+    assert answer.status_code == 200 and answer.json()["status"] == "rejected"
+    assert sb.runtime.state.message_log == []  # refused: nothing was sent
 
 
 @pytest.mark.parametrize(

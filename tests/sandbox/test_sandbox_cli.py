@@ -26,6 +26,20 @@ def test_help_lists_the_fault_flags() -> None:
     for flag in ("--port", "--api-key", "--seed", "--contacts", "--latency-ms", "--error-rate",
                  "--rate-429", "--rate-limit-rps", "--drop-rate"):  # fmt: skip
         assert flag in result.output
+    # the env var of an option reads as written: no rich escape (older typer printed "\\[env")
+    assert "[env" in result.output and "\\[" not in result.output
+
+
+@pytest.mark.parametrize("command", ["sandbox", "webhooks"])
+def test_the_sandbox_and_the_receiver_start_without_importing_prefect(command: str) -> None:
+    probe = (
+        "import sys; from autotalk_prefect.cli import app; sys.argv = ['autotalk-prefect', "
+        f"{command!r}, '--help']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "print('prefect' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("False"), out.stdout[-500:]
 
 
 def test_bad_flag_value_is_refused_by_name() -> None:

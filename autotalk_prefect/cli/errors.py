@@ -36,6 +36,11 @@ DEBUG: dict[str, bool] = {"on": False}
 INPUT_ERROR_EXIT = 2
 
 
+class CommandFailed(Exception):
+    """The command worked and the answer is a failure (a limit that does not exist): it stops
+    with ``error: <message>``, exit 1, the message as written (no ``--debug`` hint)."""
+
+
 class InputError(Exception):
     """What the user gave cannot work: the command stops with ``error: <message>``, exit 2.
 
@@ -115,6 +120,9 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
         except InputError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=INPUT_ERROR_EXIT) from None
+        except CommandFailed as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=1) from None
         except Exception as exc:
             if DEBUG["on"]:
                 raise
@@ -125,4 +133,11 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-__all__ = ["DEBUG", "INPUT_ERROR_EXIT", "InputError", "describe_failure", "one_line_errors"]
+__all__ = [
+    "DEBUG",
+    "INPUT_ERROR_EXIT",
+    "CommandFailed",
+    "InputError",
+    "describe_failure",
+    "one_line_errors",
+]

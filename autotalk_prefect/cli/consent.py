@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from autotalk_prefect.cli_errors import one_line_errors
+from autotalk_prefect.cli.errors import one_line_errors
 from autotalk_prefect.credentials import AutoTalkCredentials, resolve_credentials
 from autotalk_prefect.flows.outreach.engine import Audience, check_audience_type
 from autotalk_prefect.flows.outreach.preview import preview_campaign

@@ -37,7 +37,7 @@ from autotalk_prefect.api.models import (
 from autotalk_prefect.api.paging import LIST_KEYS
 from autotalk_prefect.api.retries import RetryPolicy
 from autotalk_prefect.api.settings import AutoTalkSettings
-from autotalk_prefect.cli_errors import InputError
+from autotalk_prefect.cli.errors import InputError
 from autotalk_prefect.credentials import AutoTalkCredentials
 
 CURSOR_KEYS = ("nextCursor", "next_cursor", "cursor", "has_more", "hasMore", "next")

@@ -1,58 +1,19 @@
-"""The ``autotalk-prefect`` command: one sub-command per job, each defined beside its feature.
-
-Every command's failure is one line on stderr that says what was wrong and what to do
-(:mod:`autotalk_prefect.cli_errors`); ``--debug`` shows the traceback instead.
+"""The commands that need Prefect, the ledger or the flows (``blocks``, ``demo``, ``rate-limit``,
+``doctor``, ``contract``, ``ledger``, ``optouts``, ``campaign``): :mod:`.main` loads them only
+when one of them is asked for.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import typer
 
-from autotalk_prefect._version import __version__
-from autotalk_prefect.cli_errors import DEBUG, InputError, one_line_errors
+from autotalk_prefect.cli.errors import CommandFailed, InputError, one_line_errors
+from autotalk_prefect.cli.options import TYPER_OPTIONS
 
-#: plain help (no rich panels): flags without ``<bool>`` labels, defaults wrapped, not cut off
-TYPER_OPTIONS: dict[str, Any] = {
-    "no_args_is_help": True,
-    "add_completion": False,
-    "rich_markup_mode": None,
-    "context_settings": {"help_option_names": ["-h", "--help"]},
-}
-
-app = typer.Typer(
-    name="autotalk-prefect",
-    help="AutoTalk for Prefect: run the sandbox, the webhook receiver and the demo.",
-    **TYPER_OPTIONS,
-)
-
-
-@app.callback()
-def main(
-    debug: bool = typer.Option(
-        False,
-        "--debug/--no-debug",
-        envvar="AUTOTALK_DEBUG",
-        help="Show the full traceback when a command fails.",
-    ),
-) -> None:
-    """AutoTalk for Prefect: run the sandbox, the webhook receiver and the demo."""
-    DEBUG["on"] = debug
-
-
-@app.command("version")
-def version_command() -> None:
-    """Print the installed autotalk-prefect version."""
-    typer.echo(__version__)
-
-
-from autotalk_prefect.sandbox.cli import sandbox_command  # noqa: E402
-
-app.command("sandbox")(one_line_errors(sandbox_command))
-
+app = typer.Typer(**TYPER_OPTIONS)
 
 from autotalk_prefect.api.settings import AutoTalkSettings  # noqa: E402
 from autotalk_prefect.credentials import (  # noqa: E402
@@ -89,12 +50,7 @@ def blocks_save_command(
     typer.echo(f"AutoTalkCredentials block {name!r}: {outcome.value}")
 
 
-from autotalk_prefect.webhooks.cli import webhooks_command  # noqa: E402
-
-app.command("webhooks")(one_line_errors(webhooks_command))
-
-
-from autotalk_prefect.demo import demo_command  # noqa: E402
+from autotalk_prefect.cli.demo import demo_command  # noqa: E402
 
 app.command("demo")(one_line_errors(demo_command))
 
@@ -141,8 +97,7 @@ def show_command(name: str = NAME_OPTION) -> None:
     """Print the rate limit as the Prefect server holds it (exit 1 if there is none)."""
     info = describe_rate_limit(name)
     if info is None:
-        typer.echo(f"no rate limit named {name!r} (create it with `rate-limit set`)", err=True)
-        raise typer.Exit(code=1)
+        raise CommandFailed(f"no rate limit named {name!r} (create it with `rate-limit set`)")
     typer.echo(info.describe())
 
 
@@ -154,7 +109,7 @@ def delete_command(name: str = NAME_OPTION) -> None:
     typer.echo(f"deleted {name!r}" if removed else f"no rate limit named {name!r}: nothing to do")
 
 
-from autotalk_prefect.doctor import doctor_command  # noqa: E402
+from autotalk_prefect.cli.doctor import doctor_command  # noqa: E402
 
 app.command("doctor")(one_line_errors(doctor_command))
 
@@ -279,7 +234,7 @@ def ledger_reconcile_command(
     typer.echo(f"{campaign}: {report.line()}")
 
 
-from autotalk_prefect.cli_consent import campaign_app, optouts_app  # noqa: E402
+from autotalk_prefect.cli.consent import campaign_app, optouts_app  # noqa: E402
 
 app.add_typer(optouts_app, name="optouts")
 app.add_typer(campaign_app, name="campaign")
