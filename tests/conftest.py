@@ -54,7 +54,6 @@ SLOW_FILES = (
     "tests/test_scale_rate_limit.py",
     "tests/test_scale_dask.py",
     "tests/test_demo.py",
-    "tests/test_deploy_from_folder.py",
     "tests/sandbox/test_inbox_browser.py",
     "tests/test_outreach_exactly_once.py",
     "tests/soak/test_soak.py",

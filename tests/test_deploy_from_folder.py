@@ -2,9 +2,10 @@
 
 Entrypoints in ``deployments/prefect.yaml`` are ``flows/<file>.py:<flow>``, relative to where
 ``prefect deploy`` runs; ``deployments/flows`` links to ``../flows`` so they resolve from either
-directory. Checked against a real ``prefect server start``: every deployment is created, records
-``deployments/`` as its working directory, and a fresh process there (as a process worker would
-be) loads each entrypoint.
+directory. ``check_deployed_from_folder`` is run against a real ``prefect server start`` by the
+reminders' end-to-end stack (which deploys from ``deployments/``): every deployment is created,
+records ``deployments/`` as its working directory, and a fresh process there (as a process worker
+would be) loads each entrypoint.
 """
 
 from __future__ import annotations
@@ -14,19 +15,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 from tests.prefect_processes import (
     REPO,
     clean_env,
-    deployments_layout_copy,
-    prefect_server,
     working_directory_pull_steps,
 )
 from tests.test_deployments_yaml import DEPLOYMENTS
 
-PREFECT = [sys.executable, "-m", "prefect"]
 LOAD_EACH = """
 import json, sys
 from prefect.flows import load_flow_from_entrypoint
@@ -46,34 +43,24 @@ def test_the_flows_link_points_at_the_flows() -> None:
     assert files <= {p.name for p in link.glob("*.py")}
 
 
-def test_prefect_deploy_all_from_the_deployments_folder(tmp_path: Path) -> None:
-    folder = deployments_layout_copy(tmp_path / "project") / "deployments"
-    with prefect_server(tmp_path / "server-home") as api:
-        env = clean_env(
-            PREFECT_API_URL=api,
-            PREFECT_HOME=str(tmp_path / "client-home"),
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        )
+def check_deployed_from_folder(
+    deployments: list[dict[str, Any]], folder: Path, client_home: Path
+) -> None:
+    """What ``cd deployments && prefect deploy --all`` must have made: every declared deployment,
+    ``folder`` recorded as its working directory, and each entrypoint loading in a fresh process
+    started there (as a process worker starts one).
 
-        def cli(*args: str) -> None:
-            done = subprocess.run(
-                [*PREFECT, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120
-            )
-            assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-
-        cli("work-pool", "create", "autotalk-process", "--type", "process")
-        cli("--no-prompt", "deploy", "--all")
-        deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=30).json()
-
+    Run by ``tests/test_e2e_reminders.py``, whose stack deploys that way against a real
+    ``prefect server start`` (one server and one deploy for both checks).
+    """
     declared = _declared()
     assert {d["name"]: d["entrypoint"] for d in deployments} == declared
     for d in deployments:
         assert d["pull_steps"] == working_directory_pull_steps(folder), d["name"]
-    # what a process worker does: start in the recorded directory and load the entrypoint
     loaded = subprocess.run(
         [sys.executable, "-c", LOAD_EACH, *declared.values()],
         cwd=folder,
-        env=clean_env(PREFECT_HOME=str(tmp_path / "client-home")),
+        env=clean_env(PREFECT_HOME=str(client_home)),
         capture_output=True,
         text=True,
         timeout=120,

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,6 +39,7 @@ from tests.prefect_processes import (
     server_log,
     wait_until,
 )
+from tests.test_deploy_from_folder import check_deployed_from_folder
 from tests.test_e2e_deployments import CLI, POOL, TERMINAL, Stack
 
 KEY = "sk-e2e-reminders-77a1"
@@ -151,7 +153,8 @@ def reminders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reminders]:
             AUTOTALK_BASE_URL=sandbox.base_url,
             PWD=str(tmp),
         )
-        running = Stack(api, sandbox, project, logs, env)
+        # the CLI runs in deployments/ (`cd deployments && prefect deploy --all`, the folder form)
+        running = Stack(api, sandbox, project / "deployments", logs, env)
         port = free_port()
         receiver = stack.enter_context(
             background(
@@ -169,9 +172,7 @@ def reminders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reminders]:
                 log=logs["worker"],
             )
         )
-        running.prefect(
-            "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"
-        )
+        running.prefect("--no-prompt", "deploy", "--all")
 
         def receiver_up() -> bool:
             assert receiver.poll() is None, f"the receiver exited\n{log_tail(logs['receiver'])}"
@@ -348,6 +349,15 @@ def test_a_follow_up_is_sent_after_silence_and_cancelled_by_a_reply(reminders: R
     gone = reminders.runs(SEND, subject_tag("follow-up", answered["contact"]))
     assert all(run["state_type"] == "CANCELLED" for run in gone), gone
     assert reminders.stack.sandbox.sent_messages(answered["contact"]) == []
+
+
+def test_deploy_all_from_the_deployments_folder_records_it_and_each_entrypoint_loads(
+    reminders: Reminders,
+) -> None:
+    deployments = reminders.stack.api_call("POST", "/deployments/filter", {})
+    check_deployed_from_folder(
+        deployments, reminders.stack.project, Path(reminders.stack.env["PREFECT_HOME"])
+    )
 
 
 def test_no_secret_reached_any_log(reminders: Reminders) -> None:
