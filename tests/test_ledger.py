@@ -272,7 +272,7 @@ async def test_group_commit_batches_claims(tmp_path: Path) -> None:
         async def one(i: int) -> None:
             attempt = await writer.claim(f"c{i}", f"text {i}")
             assert attempt is not None
-            writer.resolve(f"c{i}", attempt, LedgerState.SENT, message_id=f"m{i}")
+            writer.resolve(Resolution(f"c{i}", attempt, LedgerState.SENT, message_id=f"m{i}"))
 
         await asyncio.gather(*(one(i) for i in range(300)))
     assert writer.claims_made == 300

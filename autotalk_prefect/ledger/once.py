@@ -123,18 +123,7 @@ class OnceLedger:
 
     def record(self, key: str, attempt: str, outcome: Outcome) -> None:
         """Write ``outcome`` over the claim ``attempt`` of ``key``."""
-        self.ledger.resolve(
-            [
-                Resolution(
-                    key,
-                    attempt,
-                    outcome.state,
-                    message_id=outcome.ref,
-                    reason=outcome.reason,
-                    raw=outcome.raw,
-                )
-            ]
-        )
+        self.ledger.resolve([Resolution.of(key, attempt, outcome)])
 
     def mark(self, key: str, ref: str | None, reason: str | None = None) -> None:
         """Record ``key`` as done with ``ref`` (found by other means: AutoTalk itself)."""

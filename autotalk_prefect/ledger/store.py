@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from autotalk_prefect.api.outcomes import OutcomeState
+from autotalk_prefect.api.outcomes import Outcome, OutcomeState
 from autotalk_prefect.ledger.consent import Consent, Verdict, check
 from autotalk_prefect.ledger.database import TABLE, transaction
 from autotalk_prefect.ledger.location import DEFAULT_LEDGER_DIR, LEDGER_URL_ENV, ledger_url
@@ -211,6 +211,18 @@ class Resolution:
     message_id: str | None = None
     reason: str | None = None
     raw: str | None = None
+
+    @classmethod
+    def of(cls, key: str, attempt: str, outcome: Outcome) -> Resolution:
+        """The outcome rule's answer for ``key``, as the ledger writes it."""
+        return cls(
+            key,
+            attempt,
+            outcome.state,
+            message_id=outcome.ref,
+            reason=outcome.reason,
+            raw=outcome.raw,
+        )
 
 
 class ClaimLedger:

@@ -83,8 +83,8 @@ class ClaimWriter:
         answer: str | Verdict | None = await waiter
         return answer
 
-    def resolve(self, key: str, attempt: str, state: LedgerState, **fields: Any) -> None:
-        self._batch.resolutions.append(Resolution(key, attempt, state, **fields))
+    def resolve(self, resolution: Resolution) -> None:
+        self._batch.resolutions.append(resolution)
 
     def _kick(self) -> None:
         if self._flushing is None or self._flushing.done():

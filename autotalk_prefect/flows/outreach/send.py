@@ -40,7 +40,7 @@ from autotalk_prefect.flows.outreach.quiet import QuietRule, QuietTally
 from autotalk_prefect.flows.templating import MessageTemplate, RenderError
 from autotalk_prefect.ledger.consent import Consent, Verdict
 from autotalk_prefect.ledger.optouts import Identity, default_region
-from autotalk_prefect.ledger.store import ClaimLedger
+from autotalk_prefect.ledger.store import ClaimLedger, Resolution
 from autotalk_prefect.ledger.writer import OURS, ClaimWriter
 from autotalk_prefect.ratelimit import GlobalRateLimit, TokenBucket
 
@@ -181,7 +181,7 @@ class ChunkSender:
         attempt = await self._claim(contact_id)
         if attempt is None:
             return
-        self.writer.resolve(contact_id, attempt, FAILED, reason=reason)
+        self.writer.resolve(Resolution(contact_id, attempt, FAILED, reason=reason))
         self.result.failed.append(ContactProblem(contact_id=contact_id, reason=reason))
 
     async def _zone_record(self, contact_id: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -234,14 +234,7 @@ class ChunkSender:
 
     def _record(self, contact_id: str, attempt: str, outcome: Outcome) -> None:
         """The outcome, as the rule gave it, into the ledger and the chunk's result."""
-        self.writer.resolve(
-            contact_id,
-            attempt,
-            outcome.state,
-            message_id=outcome.ref,
-            reason=outcome.reason,
-            raw=outcome.raw,
-        )
+        self.writer.resolve(Resolution.of(contact_id, attempt, outcome))
         if outcome.state is SENT:
             self.result.sent += 1
             self.result.accepted_odd_answer += outcome.raw is not None or outcome.reason is not None
