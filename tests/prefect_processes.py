@@ -26,7 +26,12 @@ T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 
-SERVER_STARTUP_S = 120.0
+#: How long a live process may take to reach the state a test waits for (a server answering, a
+#: worker online, a flow run terminal). A bound against a hang, not a statement about speed: on
+#: a 2-core machine running the suite's four workers, a Prefect server has taken over 120 s to
+#: answer its health check. A process that exits fails the wait at once, whatever the bound.
+PATIENCE_S = 600.0
+SERVER_STARTUP_S = PATIENCE_S
 #: every server loop service `prefect server start` knows (``PREFECT_SERVER_SERVICES_<NAME>_ENABLED``)
 SERVER_SERVICES = tuple(sorted(ServerServicesSettings.model_fields))
 

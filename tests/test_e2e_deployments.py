@@ -30,6 +30,7 @@ import pytest
 from autotalk_prefect.api.client import AutoTalkClient
 from autotalk_prefect.sandbox import SandboxHandle, run_sandbox
 from tests.prefect_processes import (
+    PATIENCE_S,
     background,
     clean_env,
     deployments_layout_copy,
@@ -58,12 +59,15 @@ ALL_DEPLOYMENTS = {
     "autotalk-warehouse-to-clients",
 }
 HELP_ANSWER = "reply YES to confirm, STOP to unsubscribe"  # the default rules' "help" answer
-CLI_TIMEOUT_S = 90.0
-RUN_TIMEOUT_S = 90.0
+CLI_TIMEOUT_S = PATIENCE_S
+RUN_TIMEOUT_S = PATIENCE_S
 CLI = Path(sys.executable).with_name("autotalk-prefect")
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="process groups (POSIX)")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="process groups (POSIX)"),
+    pytest.mark.timeout(1500),  # above the waits' PATIENCE_S: a slow machine waits, never fails
+]
 
 
 @dataclass
@@ -189,7 +193,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             assert receiver.poll() is None, f"the receiver exited\n{log_tail(logs['receiver'])}"
             return http_ok(f"http://127.0.0.1:{port}/healthz")
 
-        wait_until(receiver_up, 60, "the webhook receiver", diagnostics=running.diagnostics)
+        wait_until(receiver_up, PATIENCE_S, "the webhook receiver", diagnostics=running.diagnostics)
         sandbox.configure_webhook(
             f"http://127.0.0.1:{port}", SECRET, events=["message.received"], hmac=True
         )
@@ -199,7 +203,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             workers = running.api_call("POST", f"/work_pools/{POOL}/workers/filter", {})
             return any(w["status"] == "ONLINE" for w in workers)
 
-        wait_until(worker_online, 60, "the worker", diagnostics=running.diagnostics)
+        wait_until(worker_online, PATIENCE_S, "the worker", diagnostics=running.diagnostics)
         yield running
 
 
@@ -237,7 +241,9 @@ def test_reply_webhook_and_deployment_run_complete_through_the_worker(stack: Sta
         deliveries = stack.sandbox.webhook_deliveries()
         return deliveries if deliveries and deliveries[0]["attempts"] else None
 
-    (delivery,) = wait_until(delivered, 30, "the webhook delivery", diagnostics=stack.diagnostics)
+    (delivery,) = wait_until(
+        delivered, PATIENCE_S, "the webhook delivery", diagnostics=stack.diagnostics
+    )
     assert delivery["delivered"] and delivery["statusCode"] == 202, (
         f"{delivery}\n{stack.diagnostics()}"
     )

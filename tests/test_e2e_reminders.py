@@ -29,6 +29,7 @@ import yaml
 from autotalk_prefect.flows.reminders.engine import subject_tag
 from autotalk_prefect.sandbox import run_sandbox
 from tests.prefect_processes import (
+    PATIENCE_S,
     background,
     clean_env,
     deployments_layout_copy,
@@ -183,8 +184,8 @@ def reminders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reminders]:
             workers = running.api_call("POST", f"/work_pools/{POOL}/workers/filter", {})
             return any(w["status"] == "ONLINE" for w in workers)
 
-        wait_until(receiver_up, 60, "the webhook receiver", diagnostics=running.diagnostics)
-        wait_until(worker_online, 60, "the worker", diagnostics=running.diagnostics)
+        wait_until(receiver_up, PATIENCE_S, "the webhook receiver", diagnostics=running.diagnostics)
+        wait_until(worker_online, PATIENCE_S, "the worker", diagnostics=running.diagnostics)
         state = Reminders(
             running, f"http://127.0.0.1:{port}", sandbox.contact_ids(), datetime.now(timezone.utc)
         )

@@ -34,13 +34,13 @@ pytest.importorskip("prefect_dask")
 KEY = "sk-scale-dask-7c21"
 
 
-def test_3000_contacts_on_two_dask_processes_each_exactly_once(tmp_path: Path) -> None:
-    with run_sandbox(api_key=KEY, seed=21, contacts=3000) as sandbox:
+def test_1200_contacts_on_two_dask_processes_each_exactly_once(tmp_path: Path) -> None:
+    with run_sandbox(api_key=KEY, seed=21, contacts=1200) as sandbox:
         creds = AutoTalkCredentials(api_key=SecretStr(KEY), base_url=sandbox.base_url)
         state = outreach_campaign(
-            campaign_id="dask-3000",
+            campaign_id="dask-1200",
             message_template="Hi {{ name }}, news from the cluster.",
-            chunk_size=500,
+            chunk_size=200,
             parallel_chunks=2,
             max_concurrency=16,
             ledger_storage=str(tmp_path),
@@ -51,13 +51,13 @@ def test_3000_contacts_on_two_dask_processes_each_exactly_once(tmp_path: Path) -
         summary = state.result()
         counts = collections.Counter(str(m["contactId"]) for m in sandbox.sent_messages())
         contacts = set(sandbox.contact_ids())
-    assert len(contacts) == 3000
+    assert len(contacts) == 1200
     assert set(counts) == contacts and set(counts.values()) == {1}
-    assert (summary.total, summary.sent, summary.failed, summary.unknown) == (3000, 3000, 0, 0)
+    assert (summary.total, summary.sent, summary.failed, summary.unknown) == (1200, 1200, 0, 0)
     # The chunk task runs ran in the Dask worker processes and still reported to this Prefect
     # API under this flow run (the settings context, with PREFECT_API_URL, reached them).
     runs = asyncio.run(_task_runs(state.state_details.flow_run_id))
-    assert sorted(r.name for r in runs) == [f"send-chunk-{n}-500-contacts" for n in range(1, 7)]
+    assert sorted(r.name for r in runs) == [f"send-chunk-{n}-200-contacts" for n in range(1, 7)]
     assert all(r.state is not None and r.state.is_completed() for r in runs)
 
 

@@ -27,7 +27,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.sorting import FlowRunSort
 
-from tests.prefect_processes import clean_env, log_tail, prefect_server, server_log
+from tests.prefect_processes import PATIENCE_S, clean_env, log_tail, prefect_server, server_log
 
 REPO = Path(__file__).resolve().parents[1]
 IMG = REPO / "docs" / "img"
@@ -35,7 +35,7 @@ CAMPAIGN = "winter-2026"
 RUN_NAME = f"outreach-{CAMPAIGN}"
 SUMMARY_KEY = f"outreach-{CAMPAIGN}-summary"
 CONTACTS = 40
-FLOWS_TIMEOUT_S = 120.0
+FLOWS_TIMEOUT_S = PATIENCE_S
 UI_TIMEOUT_MS = 30_000
 
 # Runs in the child process: a sandbox of its own, the campaign twice (the second sends nothing).
