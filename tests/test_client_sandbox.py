@@ -416,3 +416,35 @@ def test_read_timeouts_on_a_get_are_retried_then_no_response(sb: SandboxHandle) 
     with slow, pytest.raises(NoResponseError):
         slow.get_self()
     assert len(waits) == 1
+
+
+# Every refusal the sandbox can put inside a 200, read by the client and THE outcome rule, as a
+# campaign's chunk reads a send (cheap here; tests/test_consent_flows.py runs two shapes through
+# whole campaigns).
+REFUSALS = {
+    "success_false": ("failed", "Recipient is not reachable on this channel"),
+    "ok_false": ("failed", "Message rejected by the channel"),
+    "status_failed": ("failed", "Template not approved"),
+    "status_error": ("failed", "Daily sending quota exceeded"),
+    "status_rejected": ("failed", "Recipient opted out at the provider"),
+    "error": ("failed", "Phone number is invalid"),
+    "errors": ("failed", "contactId: unknown contact; channel disabled"),
+    "error_with_id": ("unknown", "Queued with a warning"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(REFUSALS))
+def test_each_refusal_inside_a_200_is_the_outcome_a_campaign_records(
+    shape: str, client: AutoTalkClient, sb: SandboxHandle
+) -> None:
+    from autotalk_prefect.api.outcomes import from_answer
+    from autotalk_prefect.sandbox.faults import REFUSAL_BODIES
+
+    assert set(REFUSALS) == set(REFUSAL_BODIES)  # a new shape in the sandbox gets a case here
+    state, message = REFUSALS[shape]
+    sb.set_faults(refusal_rate=1.0, refusal_body=shape, path_pattern="send_message")
+    # a 2xx is an answer, not an error: the client returns it and the rule reads its body
+    outcome = from_answer(client.send_message(sb.contact_ids()[0], "Spring sale!"))
+    assert str(outcome.state) == state, outcome
+    assert outcome.reason is not None and message in outcome.reason, outcome
+    assert sb.sent_messages() == []  # refused: nothing applied
