@@ -48,8 +48,7 @@ def prefect_harness() -> Iterator[None]:
 # first, so that under pytest-xdist (`make test`: one file per worker at a time) their waits
 # overlap the rest of the suite instead of ending it; `make test-fast` leaves them out.
 SLOW_FILES = (
-    "tests/test_e2e_reminders.py",
-    "tests/test_e2e_deployments.py",
+    "tests/test_e2e.py",
     "tests/test_ui_screenshots.py",
     "tests/test_scale_rate_limit.py",
     "tests/test_scale_dask.py",

@@ -3,9 +3,9 @@
 Entrypoints in ``deployments/prefect.yaml`` are ``flows/<file>.py:<flow>``, relative to where
 ``prefect deploy`` runs; ``deployments/flows`` links to ``../flows`` so they resolve from either
 directory. ``check_deployed_from_folder`` is run against a real ``prefect server start`` by the
-reminders' end-to-end stack (which deploys from ``deployments/``): every deployment is created,
-records ``deployments/`` as its working directory, and a fresh process there (as a process worker
-would be) loads each entrypoint.
+end-to-end stack (``tests/test_e2e.py``, which deploys from ``deployments/`` last): every
+deployment is created, records ``deployments/`` as its working directory, and a fresh process
+there (as a process worker would be) loads each entrypoint.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def check_deployed_from_folder(
     ``folder`` recorded as its working directory, and each entrypoint loading in a fresh process
     started there (as a process worker starts one).
 
-    Run by ``tests/test_e2e_reminders.py``, whose stack deploys that way against a real
-    ``prefect server start`` (one server and one deploy for both checks).
+    Run by ``tests/test_e2e.py``, whose stack deploys that way against a real
+    ``prefect server start`` (one server for every end-to-end check).
     """
     declared = _declared()
     assert {d["name"]: d["entrypoint"] for d in deployments} == declared

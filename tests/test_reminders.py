@@ -1,7 +1,7 @@
 """The reminder flows on the session's Prefect API and the sandbox: the scheduled runs a booking
 makes, what a move, a cancellation, a redelivery and a late older update do to them, and what
 ``send_reminder`` sends (or why not) when its time comes. Runs are started by calling the flows;
-the worker that starts scheduled runs is in tests/test_e2e_reminders.py."""
+the worker that starts scheduled runs is in tests/test_e2e.py."""
 
 from __future__ import annotations
 
