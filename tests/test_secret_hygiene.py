@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterStartTime,
+    LogFilter,
+    LogFilterTimestamp,
+)
 from prefect.events.filters import EventFilter, EventOccurredFilter
 from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
@@ -132,14 +141,38 @@ def _run_every_flow(sandbox: SandboxHandle, creds: AutoTalkCredentials, ledger: 
     handle_reply(payload, credentials=creds)
 
 
+def _all_pages(read: Callable[..., list[Any]], **filters: Any) -> list[Any]:
+    """Every object ``read`` returns for ``filters``, 200 at a time (the API's largest page)."""
+    found: list[Any] = []
+    while True:
+        page = read(**filters, limit=200, offset=len(found))
+        found += page
+        if len(page) < 200:
+            return found
+
+
 def _everything_prefect_holds(since: Any) -> list[str]:
+    """What the API holds from since the test began (other test processes share the API: their
+    objects are read too, but the newest N would not be enough to be sure of ours)."""
     APILogHandler().flush()
     texts: list[str] = []
     with get_client(sync_client=True) as client:
-        texts += [r.model_dump_json() for r in client.read_flow_runs(limit=200)]
-        texts += [r.model_dump_json() for r in client.read_task_runs(limit=200)]
-        texts += [r.model_dump_json() for r in client.read_logs(limit=200)]
-        texts += [a.model_dump_json() for a in client.read_artifacts(limit=200)]
+        runs = _all_pages(
+            client.read_flow_runs,
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+        )
+        texts += [r.model_dump_json() for r in runs]
+        ran = FlowRunFilter(id=FlowRunFilterId(any_=[r.id for r in runs]))
+        texts += [
+            r.model_dump_json() for r in _all_pages(client.read_task_runs, flow_run_filter=ran)
+        ]
+        logs = LogFilter(timestamp=LogFilterTimestamp(after_=since))
+        texts += [r.model_dump_json() for r in _all_pages(client.read_logs, log_filter=logs)]
+        artifacts = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]))
+        texts += [
+            a.model_dump_json()
+            for a in _all_pages(client.read_artifacts, artifact_filter=artifacts)
+        ]
         # what the UI and API show (secrets obfuscated); the raw store is scanned below
         texts += [d.model_dump_json() for d in client.read_block_documents(include_secrets=False)]
         page = client.read_events(EventFilter(occurred=EventOccurredFilter(since=since)), limit=50)

@@ -392,7 +392,9 @@ def test_a_run_killed_mid_way_then_rerun_leaves_one_item_per_key(
     sandbox.clear_faults()
     created_before = len(_clients(sandbox))
     assert 60 <= created_before < N
-    _mark_crashed()  # what Prefect's zombie detection does with a run whose process vanished
+    _mark_crashed(
+        w.ledger
+    )  # what Prefect's zombie detection does with a run whose process vanished
     summary = _sync(w, creds)
     items = _clients(sandbox)
     assert len(items) == N and all(len(v) == 1 for v in items.values()), "a key was created twice"
@@ -401,7 +403,8 @@ def test_a_run_killed_mid_way_then_rerun_leaves_one_item_per_key(
     assert summary.api_calls.get("create", 0) == N - created_before
 
 
-def _mark_crashed() -> None:
+def _mark_crashed(ledger: str) -> None:
+    """The killed run (the one on ``ledger``: other test processes share the Prefect API)."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -420,6 +423,7 @@ def _mark_crashed() -> None:
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
             ),
         )
+        runs = [run for run in runs if run.parameters.get("ledger_storage") == ledger]
         assert runs, "the killed run is not in the Prefect API"
         for run in runs:
             client.set_flow_run_state(run.id, Crashed(message="process killed"), force=True)
@@ -429,6 +433,7 @@ def test_rows_from_a_generator_are_upserted_and_kept_out_of_the_stored_parameter
     sandbox: SandboxHandle, creds: AutoTalkCredentials, tmp_path: Path
 ) -> None:
     from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
     consumed: list[int] = []
@@ -456,9 +461,14 @@ def test_rows_from_a_generator_are_upserted_and_kept_out_of_the_stored_parameter
     assert summary.results_table is None  # no source database: the CSV only
     assert (tmp_path / "results.csv").read_text().count("created") == 30
     assert _clients(sandbox)["w3@warehouse.test"][0]["name"] == "Gen 3"
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(limit=5, sort=FlowRunSort.START_TIME_DESC)
-    stored = next(r for r in runs if r.parameters.get("dynadata_type") == "clients").parameters
+    with get_client(sync_client=True) as client:  # this test's run (the API is shared)
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["autotalk-sync-from-warehouse"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=50,
+        )
+    results = str(tmp_path / "results.csv")
+    stored = next(r for r in runs if r.parameters.get("results_csv") == results).parameters
     assert stored["rows"] == "<generator>"
 
 
