@@ -1,8 +1,10 @@
 """The prebuilt flow ``sync_from_warehouse`` (deployment entrypoint ``flows/warehouse_in.py``).
 
-Warehouse rows -> Dynadata upserts. The source is streamed a chunk at a time; each chunk is ONE
-task (``upsert-chunk-N``) that maps, validates, detects changes against the state table, claims
-its creates and writes with bounded concurrency (see ``engine``). The flow checks everything it
+Warehouse rows -> Dynadata upserts. The source is streamed a chunk at a time; the flow plans
+each chunk itself (maps, validates, detects changes against the state table: ``ChunkPlanner``)
+and gathers only the rows that need a call into jobs of ``chunk_size`` rows, each ONE task
+(``upsert-chunk-N``) that claims its creates and writes with bounded concurrency (see
+``engine``): an unchanged row costs no task and no call. The flow checks everything it
 can before the first write (the type, its schema, the mapping against the source's columns),
 matches existing items by key on a first run (one paged read), then folds the chunks' results
 into a CSV file, the ``autotalk_sync_results`` table in the source database, artifacts and the
