@@ -269,3 +269,21 @@ def test_duckdb_write_back_goes_in_slices_and_keeps_every_row(
         rows = conn.execute("SELECT key, error FROM autotalk_sync_results ORDER BY key").fetchall()
     assert len(rows) == 25 and {e for _, e in rows} == {"two\nlines"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "w.duckdb"]
+
+
+def test_duckdb_write_back_keeps_long_errors_within_its_memory_limit(tmp_path: Path) -> None:
+    """A slice of rows that all failed with a long error is more text than DuckDB's memory
+    limit for the write-back: it still lands (read_csv's buffer is sized to the limit)."""
+    duckdb = pytest.importorskip("duckdb")
+
+    path = tmp_path / "results.csv"
+    file = ResultsFile(path, "clients", "run-1")
+    error = "phone: " + "x" * 1993
+    rows = results.DUCKDB_SLICE_ROWS + 5
+    file.add(RowResult(key=f"k{i}", outcome="failed", error=error) for i in range(rows))
+    file.close()
+    database = tmp_path / "w.duckdb"
+    assert results.write_back(f"duckdb:///{database}", path) == rows
+    with duckdb.connect(str(database)) as conn:
+        found = conn.execute("SELECT count(*), min(length(error)) FROM autotalk_sync_results")
+        assert found.fetchone() == (rows, 2000)

@@ -1,9 +1,14 @@
 """The upsert engine: one chunk of warehouse rows into Dynadata, each key created at most once.
 
-Per chunk (one Prefect task): map and validate every row; read the state table for the
-chunk's keys (one query) and, for keys it does not know, their claims (one query); then
+The plan (:class:`ChunkPlanner`, in the flow, no task and no client): map, hash and validate
+each source chunk's rows and read the state table for their keys (one query); a known key with
+the same hash is ``unchanged`` there, a row that cannot be mapped or breaks the schema is
+``failed`` there. Only the rest (new keys, changed rows) becomes a :class:`ChunkJob`: a re-run
+with 1% changed starts one task per ``chunk_size`` changed rows, not one per source chunk.
 
-* known key, same hash -> ``unchanged`` (no call);
+Per job (one Prefect task): read the claims of the keys the state does not know (one query);
+then
+
 * known key, new hash -> ``update`` (PUT, idempotent, retried by the client as such);
 * unknown key -> claim (one transaction for the chunk), then ``create``; a key claimed by
   another run, or left ``pending``/``unknown`` by an earlier one, is looked up by its key in
@@ -23,7 +28,7 @@ import asyncio
 import csv
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -60,10 +65,15 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_LISTED",
     "ChunkJob",
+    "ChunkPlanner",
     "ChunkReport",
     "Diff",
+    "Plan",
+    "PlannedRow",
+    "ResultLine",
     "RowResult",
     "claims_ledger",
+    "read_chunk_lines",
     "read_chunk_results",
     "upsert_chunk",
     "write_chunk_results",
@@ -125,23 +135,43 @@ def write_chunk_results(path: Path, results: Iterable[RowResult]) -> None:
             out.writerow((r.key, r.item_id or "", r.outcome, r.error or ""))
 
 
+ResultLine = tuple[str, str, str, str]
+"""A row's result as written: key, item id (or ""), outcome, error (or "")."""
+
+
+def read_chunk_lines(path: Path) -> Iterator[ResultLine]:
+    """The lines ``write_chunk_results`` wrote, in order, as text (no model per row)."""
+    with path.open(newline="", encoding="utf-8") as file:
+        yield from (cast(ResultLine, tuple(line)) for line in csv.reader(file))
+
+
 def read_chunk_results(path: Path) -> Iterator[RowResult]:
     """The rows ``write_chunk_results`` wrote, in order."""
-    with path.open(newline="", encoding="utf-8") as file:
-        for key, item_id, outcome, error in csv.reader(file):
-            yield RowResult(
-                key=key,
-                item_id=item_id or None,
-                outcome=cast(Outcome, outcome),
-                error=error or None,
-            )
+    for key, item_id, outcome, error in read_chunk_lines(path):
+        yield RowResult(
+            key=key,
+            item_id=item_id or None,
+            outcome=cast(Outcome, outcome),
+            error=error or None,
+        )
+
+
+@dataclass
+class PlannedRow:
+    """A source row mapped, keyed and hashed (what a job writes)."""
+
+    key: str
+    document: dict[str, Any]
+    hash: str
 
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """Everything one chunk task needs, as one value (opaque to Prefect: passed quoted)."""
+    """Everything one chunk task needs, as one value (opaque to Prefect: passed quoted):
+    planned rows that need a call (new keys, changed rows) and what the state knows of them."""
 
-    rows: list[Row]
+    rows: list[PlannedRow]
+    known: dict[str, KnownItem]
     number: int
     dynadata_type: str
     key: str
@@ -156,15 +186,7 @@ class ChunkJob:
     dry_run: bool = False
     sample_diffs: int = 0
     stale_claim_seconds: float = 15 * 60.0
-    adopted: dict[str, KnownItem] | None = None  # dry run on a first run: the key index
     results_dir: str | None = None  # where the chunk writes its rows' results (else kept none)
-
-
-@dataclass
-class _Row:
-    key: str
-    document: dict[str, Any]
-    hash: str
 
 
 @dataclass
@@ -181,7 +203,6 @@ class _Chunk:
     """The mutable bookkeeping of one chunk run."""
 
     results: dict[str, RowResult] = field(default_factory=dict)
-    failed_rows: list[RowResult] = field(default_factory=list)
     state_rows: list[StateRow] = field(default_factory=list)
     resolutions: list[Resolution] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
@@ -192,7 +213,7 @@ class _Chunk:
 
     def done(
         self,
-        row: _Row,
+        row: PlannedRow,
         outcome: Outcome,
         item_id: str | None,
         error: str | None = None,
@@ -265,8 +286,94 @@ def _differences(item: Mapping[str, Any], document: Mapping[str, Any]) -> dict[s
     }
 
 
+@dataclass
+class Plan:
+    """One source chunk, planned: the rows that need no call (``unchanged``, and ``failed``
+    ones that cannot be mapped or break the schema) are decided; the rest wait for a job."""
+
+    pending: list[PlannedRow] = field(default_factory=list)
+    known: dict[str, KnownItem] = field(default_factory=dict)  # the pending rows' state
+    unchanged: list[tuple[str, str]] = field(default_factory=list)  # key, item id
+    failed: list[RowResult] = field(default_factory=list)
+
+
+class ChunkPlanner:
+    """Maps, hashes and validates source rows and compares them with the state, in the flow:
+    an unchanged row costs a dict, a hash and its share of one state query, no task, no call."""
+
+    def __init__(
+        self,
+        schema: TypeSchema,
+        key: str,
+        mapping: dict[str, str] | None,
+        state: WarehouseState,
+        adopted: dict[str, KnownItem] | None = None,
+    ) -> None:
+        self.schema, self.key, self.mapping, self.state = schema, key, mapping, state
+        self.mapper = RowMapper(schema, key, mapping)
+        self.adopted = adopted  # a dry first run: the key index kept in memory
+
+    def plan(self, rows: Iterable[Row]) -> Plan:
+        plan = Plan()
+        planned = self._prepare(rows, plan)
+        known = self._known(planned)
+        for row in planned:
+            item = known.get(row.key)
+            if item is not None and item.hash == row.hash:
+                plan.unchanged.append((row.key, item.item_id))
+                continue  # unchanged rows are not checked again: they were valid when sent
+            issues = self.schema.issues(row.document)
+            if issues:
+                plan.failed.append(
+                    RowResult(key=row.key, outcome="failed", error="; ".join(issues))
+                )
+                continue
+            plan.pending.append(row)
+            if item is not None:
+                plan.known[row.key] = item
+        return plan
+
+    def _prepare(self, rows: Iterable[Row], plan: Plan) -> list[PlannedRow]:
+        """Map, key and hash; a row that cannot be mapped is ``failed`` here, with its reason."""
+        planned: list[PlannedRow] = []
+        seen: set[str] = set()
+
+        def fail(key: str, error: str) -> None:
+            plan.failed.append(RowResult(key=key, outcome="failed", error=error))
+
+        for row in rows:
+            try:
+                document = self.mapper.document(row)
+            except (TypeError, ValueError) as exc:
+                fail(str(row.get(self._key_column()) or ""), f"cannot map the row: {exc}")
+                continue
+            key = self.mapper.key_of(document)
+            if key is None:
+                fail("", f"{self.key}: the key is empty")
+                continue
+            if key in seen:
+                fail(key, "the key appears twice in the source: an earlier row has it")
+                continue
+            seen.add(key)
+            planned.append(PlannedRow(key, document, document_hash(document)))
+        return planned
+
+    def _known(self, rows: list[PlannedRow]) -> dict[str, KnownItem]:
+        known = self.state.known([r.key for r in rows])
+        if self.adopted is not None:
+            found = {r.key: self.adopted[r.key] for r in rows if r.key in self.adopted}
+            known = {**found, **known}
+        return known
+
+    def _key_column(self) -> str:
+        if self.mapping is None:
+            return self.key
+        return next((c for c, f in self.mapping.items() if f == self.key), self.key)
+
+
 class ChunkUpserter:
-    """Runs one chunk against AutoTalk with bounded concurrency and the shared rate limits."""
+    """Runs one job (planned rows) against AutoTalk with bounded concurrency and the shared
+    rate limits."""
 
     def __init__(self, job: ChunkJob, client: AsyncAutoTalkClient) -> None:
         self.job, self.client = job, client
@@ -282,68 +389,13 @@ class ChunkUpserter:
         self.runs = _RunStates()
         self.chunk = _Chunk()
 
-    # ---- the plan --------------------------------------------------------------------------
-
-    def _prepare(self) -> list[_Row]:
-        """Map, key and hash; a row that cannot be mapped is ``failed`` here, with its reason."""
-        rows: list[_Row] = []
-        seen: set[str] = set()
-        for row in self.job.rows:
-            try:
-                document = self.mapper.document(row)
-            except (TypeError, ValueError) as exc:
-                self._fail(str(row.get(self._key_column()) or ""), f"cannot map the row: {exc}")
-                continue
-            key = self.mapper.key_of(document)
-            if key is None:
-                self._fail("", f"{self.job.key}: the key is empty")
-                continue
-            if key in seen:
-                self._fail(key, "the key appears twice in the source: an earlier row has it")
-                continue
-            seen.add(key)
-            rows.append(_Row(key, document, document_hash(document)))
-        return rows
-
-    def _known(self, rows: list[_Row]) -> dict[str, KnownItem]:
-        known = self.state.known([r.key for r in rows])
-        if self.job.adopted is not None:  # a dry first run: the key index kept in memory
-            found = {r.key: self.job.adopted[r.key] for r in rows if r.key in self.job.adopted}
-            known = {**found, **known}
-        return known
-
-    def _valid(self, rows: list[_Row], known: dict[str, KnownItem]) -> list[_Row]:
-        """The rows that pass the schema; a breaking row is ``failed`` with field and reason.
-        Unchanged rows are not checked again: they were valid when sent."""
-        valid: list[_Row] = []
-        for row in rows:
-            item = known.get(row.key)
-            if item is None or item.hash != row.hash:
-                issues = self.schema.issues(row.document)
-                if issues:
-                    self._fail(row.key, "; ".join(issues))
-                    continue
-            valid.append(row)
-        return valid
-
-    def _key_column(self) -> str:
-        if self.job.mapping is None:
-            return self.job.key
-        return next((c for c, f in self.job.mapping.items() if f == self.job.key), self.job.key)
-
-    def _fail(self, key: str, error: str) -> None:
-        self.chunk.failed_rows.append(RowResult(key=key, outcome="failed", error=error))
-
     async def run(self) -> ChunkReport:
-        rows = await asyncio.to_thread(self._prepare)
-        known = await asyncio.to_thread(self._known, rows)
-        rows = await asyncio.to_thread(self._valid, rows, known)
+        rows, known = self.job.rows, self.job.known
         if self.job.dry_run:
             await self._dry(rows, known)
         else:
             await self._write(rows, known)
-        ordered = [self.chunk.results[r.key] for r in rows if r.key in self.chunk.results]
-        results = [*ordered, *self.chunk.failed_rows]
+        results = [self.chunk.results[r.key] for r in rows if r.key in self.chunk.results]
         report = ChunkReport(
             number=self.job.number,
             rows=len(results),
@@ -359,18 +411,26 @@ class ChunkUpserter:
             report.results_file = str(path)
         return report
 
-    async def _write(self, rows: list[_Row], known: dict[str, KnownItem]) -> None:
+    async def _write(self, rows: list[PlannedRow], known: dict[str, KnownItem]) -> None:
         new = [r for r in rows if r.key not in known]
         claims = await asyncio.to_thread(_claim_rows, self.ledger, [r.key for r in new])
-        to_create: list[_Row] = []
-        to_look_up: list[tuple[_Row, _ClaimRow | None]] = []
+        to_create: list[PlannedRow] = []
+        to_look_up: list[tuple[PlannedRow, _ClaimRow | None]] = []
         for row in new:
             claim = claims.get(row.key)
             if claim is None or claim.state is LedgerState.FAILED:
                 to_create.append(row)
             else:  # created before (its state row lost), or in flight / unknown: ask AutoTalk
                 to_look_up.append((row, claim))
-        work = [self._update_or_keep(r, known[r.key]) for r in rows if r.key in known]
+        work: list[Coroutine[Any, Any, None]] = []
+        for row in rows:
+            item = known.get(row.key)
+            if item is None:
+                continue
+            if item.hash == row.hash:  # planned as pending anyway: nothing to send or record
+                self.chunk.done(row, "unchanged", item.item_id, record=False)
+            else:
+                work.append(self._update(row, item.item_id))
         work += [self._reconcile(row, claim) for row, claim in to_look_up]
         won = await asyncio.to_thread(self._claim, to_create)
         for row in to_create:
@@ -383,7 +443,7 @@ class ChunkUpserter:
         finally:
             await asyncio.to_thread(self._commit)
 
-    def _claim(self, rows: list[_Row]) -> dict[str, str]:
+    def _claim(self, rows: list[PlannedRow]) -> dict[str, str]:
         if not rows:
             return {}
         return self.ledger.claim([Claim(r.key) for r in rows], self.job.run_id)
@@ -402,13 +462,7 @@ class ChunkUpserter:
         if self.limit is not None:
             await self.limit.acquire()
 
-    async def _update_or_keep(self, row: _Row, known: KnownItem) -> None:
-        if known.hash == row.hash:  # the state already holds this row: nothing to record
-            self.chunk.done(row, "unchanged", known.item_id, record=False)
-            return
-        await self._update(row, known.item_id)
-
-    async def _update(self, row: _Row, item_id: str) -> None:
+    async def _update(self, row: PlannedRow, item_id: str) -> None:
         async with self.semaphore:
             await self._slot()
             self.chunk.call("update")
@@ -427,7 +481,7 @@ class ChunkUpserter:
                 return
         await self._recreate(row)
 
-    async def _recreate(self, row: _Row) -> None:
+    async def _recreate(self, row: PlannedRow) -> None:
         """The state's item is gone from AutoTalk: release the key's old claim and create."""
         claims = await asyncio.to_thread(_claim_rows, self.ledger, [row.key])
         old = claims.get(row.key)
@@ -446,7 +500,7 @@ class ChunkUpserter:
         else:
             await self._reconcile(row, None)
 
-    async def _create(self, row: _Row, attempt: str) -> None:
+    async def _create(self, row: PlannedRow, attempt: str) -> None:
         async with self.semaphore:
             await self._slot()
             self.chunk.call("create")
@@ -502,7 +556,7 @@ class ChunkUpserter:
                 self._resolve(key, attempt, LedgerState.FAILED, reason=str(exc))
             raise exc
 
-    async def _look_up(self, row: _Row) -> dict[str, Any] | None:
+    async def _look_up(self, row: PlannedRow) -> dict[str, Any] | None:
         """The item whose key field equals the row's key (the first listed, if several).
 
         A server that ignored the filter (it listed items with other keys) cannot answer:
@@ -525,7 +579,7 @@ class ChunkUpserter:
                 break  # one page is enough: the first match is the one
         return None
 
-    async def _reconcile(self, row: _Row, claim: _ClaimRow | None) -> None:
+    async def _reconcile(self, row: PlannedRow, claim: _ClaimRow | None) -> None:
         """A key with a claim but no state: adopt what AutoTalk holds, or create it once."""
         try:
             found = await self._look_up(row)
@@ -579,7 +633,7 @@ class ChunkUpserter:
             return True
         return claim.run_id != self.job.run_id and await self.runs.over(claim.run_id)
 
-    async def _adopt(self, row: _Row, item: dict[str, Any]) -> None:
+    async def _adopt(self, row: PlannedRow, item: dict[str, Any]) -> None:
         """An item found by key: record it, and update it if it differs from the row."""
         changes = _differences(item, row.document)
         if not changes:
@@ -589,9 +643,9 @@ class ChunkUpserter:
 
     # ---- dry run -----------------------------------------------------------------------------
 
-    async def _dry(self, rows: list[_Row], known: dict[str, KnownItem]) -> None:
+    async def _dry(self, rows: list[PlannedRow], known: dict[str, KnownItem]) -> None:
         """What a real run would do, from the state (or the key index), writing nothing."""
-        samples: list[tuple[_Row, str]] = []
+        samples: list[tuple[PlannedRow, str]] = []
         for row in rows:
             item = known.get(row.key)
             if item is None:
@@ -612,7 +666,7 @@ class ChunkUpserter:
                     samples.append((row, item.item_id))
         self.chunk.state_rows.clear()  # a dry run records nothing
 
-        async def sample(row: _Row, item_id: str) -> None:
+        async def sample(row: PlannedRow, item_id: str) -> None:
             async with self.semaphore:
                 self.chunk.call("read")
                 try:

@@ -153,6 +153,7 @@ class RowMapper:
         self.schema, self.key = schema, key.strip()
         self.mapping: dict[str, str] | None = dict(mapping) if mapping is not None else None
         self.checked = False
+        self._kinds: dict[str, str | None] = {}  # field -> its JSON type (read once per field)
 
     def pairs(self, columns: Sequence[str]) -> list[tuple[str, str]]:
         """(column, field) for the source's columns."""
@@ -201,15 +202,24 @@ class RowMapper:
     def document(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The document a row stands for; NULLs are left out (a NULL column sets nothing)."""
         document: dict[str, Any] = {}
-        for column, name in self.pairs(list(row)):
-            value = json_value(row.get(column))
+        pairs: Iterable[tuple[str, Any]] = (
+            row.items()
+            if self.mapping is None
+            else ((name, row.get(column)) for column, name in self.mapping.items())
+        )
+        kinds = self._kinds
+        for name, raw in pairs:
+            value = raw if type(raw) is str else json_value(raw)  # text: most values, as is
             if value is None:
                 continue
-            kind = self.schema.field_kind(name)
-            if isinstance(value, str) and kind in ("array", "object"):
-                value = _json_text(value)
-            elif isinstance(value, float) and kind == "integer" and value.is_integer():
-                value = int(value)
+            if name not in kinds:
+                kinds[name] = self.schema.field_kind(name)
+            kind = kinds[name]
+            if kind is not None:
+                if isinstance(value, str) and kind in ("array", "object"):
+                    value = _json_text(value)
+                elif isinstance(value, float) and kind == "integer" and value.is_integer():
+                    value = int(value)
             document[name] = value
         return document
 

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from autotalk_prefect.flows.warehouse_in.engine import RowResult, read_chunk_results
+from autotalk_prefect.flows.warehouse_in.engine import ResultLine, RowResult, read_chunk_lines
 from autotalk_prefect.flows.warehouse_in.source import duckdb_path, open_engine, shown_url
 
 __all__ = ["COLUMNS", "RESULTS_TABLE", "ResultsFile", "write_back"]
@@ -54,26 +54,22 @@ class ResultsFile:
         self.rows = 0
 
     def add(self, results: Iterable[RowResult]) -> None:
+        self.add_lines((r.key, r.item_id or "", r.outcome, r.error or "") for r in results)
+
+    def add_lines(self, lines: Iterable[ResultLine]) -> None:
+        """Rows as text (key, item id or "", outcome, error or ""): no model per row."""
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        for r in results:
-            error = (r.error or "")[:_MAX_ERROR]
-            self._csv.writerow(
-                (
-                    r.key,
-                    r.item_id or "",
-                    r.outcome,
-                    error,
-                    self.dynadata_type,
-                    self.flow_run_id,
-                    now,
-                )
-            )
+        run = (self.dynadata_type, self.flow_run_id, now)
+        before = self.rows
+        for key, item_id, outcome, error in lines:
+            self._csv.writerow((key, item_id, outcome, error[:_MAX_ERROR], *run))
             self.rows += 1
-        self._file.flush()
+        if self.rows != before:
+            self._file.flush()
 
     def add_chunk(self, path: Path) -> None:
         """Append the results one chunk wrote (``engine.write_chunk_results``), then drop its file."""
-        self.add(read_chunk_results(path))
+        self.add_lines(read_chunk_lines(path))
         path.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -98,18 +94,21 @@ def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-DUCKDB_SLICE_ROWS = 50_000
+DUCKDB_SLICE_ROWS = 20_000
 """Rows per INSERT into DuckDB. One ``read_csv`` INSERT of the whole file made DuckDB hold it
-all (+280 MB peak RSS at 1,000,000 rows: the cause of the flow's growing peak); slices of
-50,000 under DuckDB's memory limit below keep it bounded (+97 MB at 1M, measured)."""
+all (+280 MB peak RSS at 1,000,000 rows: the cause of the flow's growing peak; under a memory
+limit it fails instead). Slices under the limit below keep it bounded: measured alone on a
+1,000,000-row results file, peak RSS 211 -> 244 MB from 100k to 1M rows with 50,000-row
+slices at 64 MB, 180 -> 201 MB with 20,000-row slices at 32 MB (same time, ~10 s). read_csv's
+buffer is 4 MB (default 32 MB, more than the limit: rows with long errors failed to allocate)."""
 _DUCKDB_CONFIG: dict[str, Any] = {
-    "memory_limit": "64MB",
+    "memory_limit": "32MB",
     "threads": 1,
     "preserve_insertion_order": False,
 }
 
 
-def _slices(path: Path, rows: int) -> Iterator[Path]:
+def _slices(path: Path, rows: int) -> Iterator[tuple[Path, int]]:
     """The results file cut into CSV files of ``rows`` rows (each removed once consumed; read
     as CSV, so an error text spanning lines stays one row)."""
     with path.open(newline="", encoding="utf-8") as source:
@@ -126,33 +125,35 @@ def _slices(path: Path, rows: int) -> Iterator[Path]:
                 writer.writerow(header)
                 writer.writerows(batch)
             try:
-                yield part
+                yield part, len(batch)
             finally:
                 part.unlink(missing_ok=True)
             number += 1
 
 
-def _duckdb_write(database: str, path: Path) -> None:
+def _duckdb_write(database: str, path: Path) -> int:
     import duckdb
 
     columns = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
     types = ", ".join(f"'{c}': 'VARCHAR'" for c in COLUMNS)
     insert = (
         f"INSERT INTO {RESULTS_TABLE} SELECT {', '.join(COLUMNS)} FROM read_csv(?, "
-        f"header=true, columns={{{types}}})"
+        f"header=true, buffer_size=4194304, columns={{{types}}})"
     )
     with duckdb.connect(database, config=dict(_DUCKDB_CONFIG)) as conn:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({columns})")
-        for part in _slices(path, DUCKDB_SLICE_ROWS):
+        written = 0
+        for part, rows in _slices(path, DUCKDB_SLICE_ROWS):
             conn.execute(insert, [str(part)])
+            written += rows
+    return written
 
 
 def write_back(url: str, path: Path) -> int:
     """Append the results file to ``autotalk_sync_results`` at ``url``; rows written."""
     database = duckdb_path(url)
     if database is not None:
-        _duckdb_write(database, path)
-        return sum(1 for _ in _read(path))
+        return _duckdb_write(database, path)
     engine = open_engine(url)
     written = 0
     try:

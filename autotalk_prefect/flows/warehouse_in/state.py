@@ -23,7 +23,8 @@ from autotalk_prefect.ledger.location import shown_url as _shown
 
 __all__ = ["KnownItem", "StateRow", "WarehouseState"]
 
-_BATCH = 500  # keys per IN (...) / rows per INSERT (SQLite caps bound parameters)
+_BATCH = 500  # rows per INSERT (six bound parameters a row; SQLite caps them per statement)
+_READ_BATCH = 1000  # keys per IN (...): a default chunk's keys in one query
 
 metadata = sa.MetaData()
 TABLE = sa.Table(
@@ -77,10 +78,10 @@ class WarehouseState:
 
         def read(conn: Connection) -> dict[str, KnownItem]:
             found: dict[str, KnownItem] = {}
-            for start in range(0, len(wanted), _BATCH):
+            for start in range(0, len(wanted), _READ_BATCH):
                 query = sa.select(c.key, c.item_id, c.hash).where(
                     c.dynadata_type == self.dynadata_type,
-                    c.key.in_(wanted[start : start + _BATCH]),
+                    c.key.in_(wanted[start : start + _READ_BATCH]),
                 )
                 for r in conn.execute(query):
                     found[r.key] = KnownItem(r.item_id, r.hash)
