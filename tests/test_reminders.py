@@ -5,6 +5,7 @@ the worker that starts scheduled runs is in tests/test_e2e.py."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -124,6 +125,30 @@ def test_a_move_replaces_the_runs_and_an_older_update_arriving_late_does_not_win
     }
     states = sorted(r.state_type.value for r in _runs(APPOINTMENT, apt) if r.state_type)
     assert states == ["CANCELLED", "CANCELLED", "SCHEDULED", "SCHEDULED"]
+
+
+def test_a_late_re_plan_leaves_a_reminder_that_came_due_to_run(tmp_path: Path) -> None:
+    """An older update handled only after a reminder's time came (a busy machine, a slow
+    webhook) finds it "already past": it must leave that run to the worker, not cancel it."""
+    apt = f"apt-{uuid.uuid4().hex[:8]}"
+    store = str(tmp_path)
+    starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=24, seconds=2)
+    schedule_reminders(_booking(apt, starts, event="b1", occurred=NOW), ledger_storage=store)
+    assert set(_scheduled(APPOINTMENT, apt)) == {"24h", "1h"}
+    while datetime.now(timezone.utc) <= starts - timedelta(hours=24):  # the 24 h run is due
+        time.sleep(0.2)
+    late = schedule_reminders(  # made before the booking, delivered after the 24 h run's time
+        _booking(apt, starts + timedelta(hours=3), event="u0", occurred=NOW - timedelta(minutes=1)),
+        ledger_storage=store,
+    )
+    assert late.applied == "older" and not late.cancelled and not late.scheduled
+    assert sorted(k["label"] for k in late.kept) == ["1h", "24h"]
+    assert any("24h run came due meanwhile" in note for note in late.notes), late.notes
+    assert not any("24h" in line for line in late.skipped), late.skipped
+    assert _scheduled(APPOINTMENT, apt) == {  # both still scheduled: the worker starts the 24 h
+        "24h": starts - timedelta(hours=24),
+        "1h": starts - timedelta(hours=1),
+    }
 
 
 def test_a_redelivered_booking_schedules_nothing_twice(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
     FlowRunFilterTags,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Cancelled, Scheduled
 
 from autotalk_prefect.credentials import AutoTalkCredentials
@@ -71,6 +71,8 @@ DEFAULT_FOLLOW_UP_TEMPLATE = "Hi {{ name }}, we haven't heard back from you: can
 #: statuses of the state table
 SCHEDULED, CANCELLED, WAITING, ANSWERED = "scheduled", "cancelled", "waiting", "answered"
 _OPEN = [StateType.SCHEDULED, StateType.PENDING]
+#: states whose runs are wanted (an appointment booked, a silence waiting for its nudge)
+_WANTS_RUNS = frozenset({SCHEDULED, WAITING})
 
 
 # ---- the Prefect runs ----------------------------------------------------------------------
@@ -106,6 +108,9 @@ def _reconcile(
                 planned = pending.pop(pair)
                 outcome.kept.append(_row(planned, str(run.id)))
                 continue
+            if params.get("subject") == subject and _came_due(run, pair[1], outcome):
+                _keep_due(outcome, pair[0], run)
+                continue
             why = f"{kind} {subject} is now {outcome.status}" + (
                 f" for {outcome.basis}" if outcome.basis else ""
             )
@@ -135,6 +140,30 @@ def _reconcile(
                 outcome.notes.append(
                     f"the {planned.label} run {made.id} for this state exists already ({state})"
                 )
+
+
+def _came_due(run: FlowRun, basis: str, outcome: ScheduleOutcome) -> bool:
+    """A run of the state that stands whose time has come: left to the worker, never cancelled.
+
+    A re-plan that runs late (a redelivery or an older event, on a busy machine) finds that
+    reminder "already past" and does not want it; cancelling it then would lose a reminder the
+    worker is about to start. ``send_reminder`` re-reads the state when it starts, as always.
+    """
+    due = run.expected_start_time
+    return (
+        outcome.status in _WANTS_RUNS
+        and basis == outcome.basis
+        and due is not None
+        and due <= datetime.now(timezone.utc)
+    )
+
+
+def _keep_due(outcome: ScheduleOutcome, label: str, run: FlowRun) -> None:
+    """Record a run kept by ``_came_due`` (and drop the plan's "already past" line for it)."""
+    due = run.expected_start_time.isoformat() if run.expected_start_time else ""
+    outcome.kept.append({"label": label, "due": due, "flow_run_id": str(run.id)})
+    outcome.skipped = [line for line in outcome.skipped if not line.startswith(f"the {label} ")]
+    outcome.notes.append(f"the {label} run came due meanwhile: left to run")
 
 
 def _settle(
