@@ -1,4 +1,4 @@
-"""Session-wide test setup: one Prefect API for the whole run (shared by the xdist workers)."""
+"""Session-wide test setup: one Prefect test harness for the whole run (it costs ~10 s)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # folder per test process, or two pytest-xdist workers syncing "autotalk" at once share a cursor
 os.environ.setdefault("DLT_DATA_DIR", tempfile.mkdtemp(prefix="autotalk-tests-dlt-"))
 
-import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import pytest
-
-from tests import shared_prefect_api
 
 # ``browser`` / ``browser_page``: a real chromium, for any test that asks (tests/browser.py).
 pytest_plugins = ("tests.browser",)
@@ -26,10 +22,7 @@ pytest_plugins = ("tests.browser",)
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
-    """A real (SQLite) Prefect API for the session; tests that run flows use it.
-
-    Under pytest-xdist it is the one server the controller started for every worker
-    (tests/shared_prefect_api.py); otherwise Prefect's test harness, in this process.
+    """A real (ephemeral, SQLite) Prefect API for the session; tests that run flows use it.
 
     Flow-run heartbeats are off in this process, as in Prefect's own test profile
     (PrefectHQ/prefect#21062): on by default (every 180 s, PrefectHQ/prefect#21058), their
@@ -39,22 +32,15 @@ def prefect_harness() -> Iterator[None]:
     import prefect.settings
     from prefect.testing.utilities import prefect_test_harness
 
-    from tests.prefect_processes import PATIENCE_S
-
     # Prefect < 3.6 has no flow-run heartbeats (nor their setting): nothing to switch off there.
     heartbeat = getattr(prefect.settings, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
-    shared = os.environ.get(shared_prefect_api.ENV_URL)
-    with ExitStack() as stack:
-        stack.enter_context(
-            prefect.settings.temporary_settings(
-                updates={heartbeat: None} if heartbeat is not None else {}
-            )
-        )
-        if shared:
-            database = os.environ[shared_prefect_api.ENV_DATABASE]
-            stack.enter_context(shared_prefect_api.use(shared, database, patience=PATIENCE_S))
-        else:
-            stack.enter_context(prefect_test_harness(server_startup_timeout=int(PATIENCE_S)))
+    with (
+        prefect.settings.temporary_settings(
+            updates={heartbeat: None} if heartbeat is not None else {}
+        ),
+        # generous: under pytest-xdist every worker starts its own harness on a busy machine
+        prefect_test_harness(server_startup_timeout=240),
+    ):
         yield
 
 
@@ -76,25 +62,6 @@ SLOW_FILES = (
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: real processes, schedules or a browser (SLOW_FILES)")
-    if _xdist_controller(config):  # before the workers start: they inherit its URL
-        config.stash[_SHARED_SERVER] = shared_prefect_api.start()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    server = config.stash.get(_SHARED_SERVER, None)
-    if server is not None:
-        shared_prefect_api.stop(server)
-
-
-_SHARED_SERVER = pytest.StashKey[subprocess.Popen[bytes]]()
-
-
-def _xdist_controller(config: pytest.Config) -> bool:
-    """True in pytest-xdist's controller process when it will start workers."""
-    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
-        return False
-    workers = config.getoption("numprocesses", None)
-    return bool(workers) and workers != "0"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
