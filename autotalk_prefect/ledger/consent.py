@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from autotalk_prefect.ledger.database import TABLE
-from autotalk_prefect.ledger.optouts import Identity, has_rows, opted_out_keys
+from autotalk_prefect.ledger.optouts import Identity, opted_out_keys
 from autotalk_prefect.ledger.settings import ConsentSettings, FrequencyCap
 
 __all__ = [
@@ -83,9 +83,8 @@ def check(
     if not items:
         return {}
     verdicts: dict[str, Verdict] = {}
-    if has_rows(conn):
-        for key in opted_out_keys(conn, items):
-            verdicts[key] = Verdict.TRANSACTIONAL if consent.transactional else Verdict.OPTED_OUT
+    for key in opted_out_keys(conn, items):  # one query (an empty list answers at once)
+        verdicts[key] = Verdict.TRANSACTIONAL if consent.transactional else Verdict.OPTED_OUT
     if consent.cap is not None:
         candidates = [key for key, _ in items if verdicts.get(key) is not Verdict.OPTED_OUT]
         for key in capped(conn, campaign, candidates, consent.cap, now, lock=lock):
@@ -102,6 +101,21 @@ def check_read_only(
 ) -> dict[str, Verdict]:
     """The same check for a dry run: no locks taken, nothing written."""
     return check(conn, campaign, items, consent, now, lock=False)
+
+
+#: THE cap count, built once (it runs in every claim batch): the keys among ``keys`` with at
+#: least ``messages`` claims of other campaigns, counted since ``since``.
+_CAPPED = (
+    sa.select(TABLE.c.key)
+    .where(
+        TABLE.c.key.in_(sa.bindparam("keys", expanding=True)),
+        TABLE.c.campaign != sa.bindparam("campaign"),
+        TABLE.c.state.in_(_COUNTED),
+        TABLE.c.claimed_at >= sa.bindparam("since"),
+    )
+    .group_by(TABLE.c.key)
+    .having(sa.func.count() >= sa.bindparam("messages"))
+)
 
 
 def capped(
@@ -131,22 +145,15 @@ def capped(
             {"keys": ordered},
         )
     since = now - cap.hours * 3600.0
-    c = TABLE.c
     over: set[str] = set()
     for start in range(0, len(ordered), _BATCH):
-        batch = ordered[start : start + _BATCH]
-        query = (
-            sa.select(c.key)
-            .where(
-                c.key.in_(batch),
-                c.campaign != campaign,
-                c.state.in_(_COUNTED),
-                c.claimed_at >= since,
-            )
-            .group_by(c.key)
-            .having(sa.func.count() >= cap.messages)
-        )
-        found: list[Any] = list(conn.execute(query).scalars())
+        params = {
+            "keys": ordered[start : start + _BATCH],
+            "campaign": campaign,
+            "since": since,
+            "messages": cap.messages,
+        }
+        found: list[Any] = list(conn.execute(_CAPPED, params).scalars())
         over.update(str(k) for k in found)
     return over
 

@@ -123,6 +123,24 @@ def _claim_statement(engine: Engine, reclaim: tuple[LedgerState, ...]) -> Any:
     return stmt
 
 
+#: The outcome write, built once (every group commit runs it, with its rows as parameters).
+_RESOLVE = (
+    sa.update(TABLE)
+    .where(
+        TABLE.c.campaign == sa.bindparam("b_campaign"),
+        TABLE.c.key == sa.bindparam("b_key"),
+        TABLE.c.attempt == sa.bindparam("b_attempt"),
+    )
+    .values(
+        state=sa.bindparam("b_state"),
+        message_id=sa.bindparam("b_message_id"),
+        reason=sa.bindparam("b_reason"),
+        raw=sa.bindparam("b_raw"),
+        updated_at=sa.bindparam("b_at"),
+    )
+)
+
+
 # ---- reading --------------------------------------------------------------------------------
 
 
@@ -399,25 +417,9 @@ class ClaimLedger:
         transaction(self.engine, lambda conn: self.resolve_in(conn, resolutions), write=True)
 
     def resolve_in(self, conn: Connection, resolutions: Sequence[Resolution]) -> None:
-        c = TABLE.c
-        stmt = (
-            sa.update(TABLE)
-            .where(
-                c.campaign == sa.bindparam("b_campaign"),
-                c.key == sa.bindparam("b_key"),
-                c.attempt == sa.bindparam("b_attempt"),
-            )
-            .values(
-                state=sa.bindparam("b_state"),
-                message_id=sa.bindparam("b_message_id"),
-                reason=sa.bindparam("b_reason"),
-                raw=sa.bindparam("b_raw"),
-                updated_at=sa.bindparam("b_at"),
-            )
-        )
         now = time.time()
         conn.execute(
-            stmt,
+            _RESOLVE,
             [
                 {
                     "b_campaign": self.campaign_id,
