@@ -211,8 +211,8 @@ def opted_out_keys(conn: Connection, identities: Sequence[tuple[str, Identity]])
     blocked: set[str] = set()
     for start in range(0, max(len(v) for v in values.values()), _PER_KIND):
         params = {f"{kind}_values": values[kind][start : start + _PER_KIND] for kind in KINDS}
-        for kind, value in conn.execute(_LOOKUP, params):
-            blocked.update(wanted.get((kind, str(value)), ()))
+        for row in conn.execute(_LOOKUP, params):
+            blocked.update(wanted.get((row.kind, str(row.value)), ()))
     return blocked
 
 
