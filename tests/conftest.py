@@ -39,7 +39,7 @@ def prefect_harness() -> Iterator[None]:
             updates={heartbeat: None} if heartbeat is not None else {}
         ),
         # generous: under pytest-xdist every worker starts its own harness on a busy machine
-        prefect_test_harness(server_startup_timeout=240),
+        prefect_test_harness(server_startup_timeout=600),
     ):
         yield
 
