@@ -137,12 +137,17 @@ def _run_sql(sizes: list[int]) -> None:
                 f"{figures['rss_mb']:>12.0f}  {counts}",
                 flush=True,
             )
-        sent = httpx.get(f"{root}/_sandbox/messages", timeout=60).json()
-        count = len(sent["data"] if isinstance(sent, dict) else sent)
-        assert count == 0, f"a dry run sent {count} messages"
+        _assert_nothing_sent(root)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
+
+
+def _assert_nothing_sent(root: str) -> None:
+    """The sandbox's own message log: a dry run must have sent nothing."""
+    sent = httpx.get(f"{root}/_sandbox/messages", timeout=60).json()
+    count = len(sent["data"] if isinstance(sent, dict) else sent)
+    assert count == 0, f"a dry run sent {count} messages"
 
 
 def _prepare_ledger(root: str, home: Path) -> str:
@@ -209,9 +214,7 @@ def main() -> None:
                 check=True,
             )
             figures = json.loads(done.stdout.strip().splitlines()[-1])
-            sent = httpx.get(f"{root}/_sandbox/messages", timeout=60).json()
-            count = len(sent["data"] if isinstance(sent, dict) else sent)
-            assert count == 0, f"a dry run sent {count} messages"
+            _assert_nothing_sent(root)
         finally:
             sandbox.terminate()
             sandbox.wait(timeout=30)

@@ -18,6 +18,7 @@ from autotalk_prefect.flows.outreach.flow import outreach_campaign
 from autotalk_prefect.flows.replies.flow import handle_reply
 from autotalk_prefect.ledger.optouts import Identity, OptOutList
 from autotalk_prefect.sandbox import SandboxHandle
+from tests.test_client_sandbox import REFUSALS as EVERY_REFUSAL
 
 
 @pytest.fixture
@@ -163,10 +164,7 @@ def test_a_frequency_cap_defers_contacts_and_a_later_run_sends_them(
 
 # Two shapes through whole campaigns, one per outcome (a refusal fails the contact, a refusal
 # with an id is unknown); every shape the sandbox speaks is read in tests/test_client_sandbox.py.
-REFUSALS = {
-    "status_rejected": ("failed", "Recipient opted out at the provider"),
-    "error_with_id": ("unknown", "Queued with a warning"),
-}
+REFUSALS = {shape: EVERY_REFUSAL[shape] for shape in ("status_rejected", "error_with_id")}
 
 
 def test_each_refusal_inside_a_200_fails_the_contacts_with_the_servers_message(

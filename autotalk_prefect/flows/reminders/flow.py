@@ -108,8 +108,9 @@ def _reconcile(
                 planned = pending.pop(pair)
                 outcome.kept.append(_row(planned, str(run.id)))
                 continue
-            if params.get("subject") == subject and _came_due(run, pair[1], outcome):
-                _keep_due(outcome, pair[0], run)
+            due = _came_due(run, pair[1], outcome)
+            if params.get("subject") == subject and due is not None:
+                _keep_due(outcome, PlannedRun(pair[0], due, pair[1]), str(run.id))
                 continue
             why = f"{kind} {subject} is now {outcome.status}" + (
                 f" for {outcome.basis}" if outcome.basis else ""
@@ -142,28 +143,25 @@ def _reconcile(
                 )
 
 
-def _came_due(run: FlowRun, basis: str, outcome: ScheduleOutcome) -> bool:
-    """A run of the state that stands whose time has come: left to the worker, never cancelled.
+def _came_due(run: FlowRun, basis: str, outcome: ScheduleOutcome) -> datetime | None:
+    """When a run of the state that stands came due, if it has: it is left to the worker, never
+    cancelled.
 
     A re-plan that runs late (a redelivery or an older event, on a busy machine) finds that
     reminder "already past" and does not want it; cancelling it then would lose a reminder the
     worker is about to start. ``send_reminder`` re-reads the state when it starts, as always.
     """
     due = run.expected_start_time
-    return (
-        outcome.status in _WANTS_RUNS
-        and basis == outcome.basis
-        and due is not None
-        and due <= datetime.now(timezone.utc)
-    )
+    if outcome.status not in _WANTS_RUNS or basis != outcome.basis or due is None:
+        return None
+    return due if due <= datetime.now(timezone.utc) else None
 
 
-def _keep_due(outcome: ScheduleOutcome, label: str, run: FlowRun) -> None:
+def _keep_due(outcome: ScheduleOutcome, run: PlannedRun, run_id: str) -> None:
     """Record a run kept by ``_came_due`` (and drop the plan's "already past" line for it)."""
-    due = run.expected_start_time.isoformat() if run.expected_start_time else ""
-    outcome.kept.append({"label": label, "due": due, "flow_run_id": str(run.id)})
-    outcome.skipped = [line for line in outcome.skipped if not line.startswith(f"the {label} ")]
-    outcome.notes.append(f"the {label} run came due meanwhile: left to run")
+    outcome.kept.append(_row(run, run_id))
+    outcome.skipped = [line for line in outcome.skipped if not line.startswith(f"the {run.label} ")]
+    outcome.notes.append(f"the {run.label} run came due meanwhile: left to run")
 
 
 def _settle(
