@@ -550,7 +550,14 @@ def test_a_moved_booking_gets_only_the_new_times_reminder(e2e: E2E) -> None:
 
 def test_a_booking_delivered_three_times_gets_one_reminder(e2e: E2E) -> None:
     tag = subject_tag("appointment", e2e.cases["thrice"]["apt"])
-    assert len(e2e.stack.runs(SCHEDULE, tag)) == 3  # three deliveries without an id: three runs
+    # three deliveries without an id: three runs (each carries the tag once it has started)
+    wait_until(
+        lambda: len([r for r in e2e.stack.runs(SCHEDULE, tag) if r["state_type"] in TERMINAL]) >= 3,
+        PATIENCE_S,
+        "the three scheduling runs",
+        diagnostics=e2e.stack.diagnostics,
+    )
+    assert len(e2e.stack.runs(SCHEDULE, tag)) == 3
     _check_one_reminder_for(e2e, "thrice")
     assert len(e2e.stack.runs(SEND, tag)) == 2  # one per offset, not one per delivery
 
